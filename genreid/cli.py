@@ -1,0 +1,84 @@
+"""The ``genreid`` command: doctor, evaluate, recipe, config."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from genreid.errors import GenreidError
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from genreid.doctor import run_doctor
+
+    return run_doctor(args.params)
+
+
+def _cmd_config_validate(args: argparse.Namespace) -> int:
+    from genreid.config import load_config
+
+    load_config(args.params)
+    print(f"{args.params}: valid")
+    return 0
+
+
+def _cmd_recipe_apply(args: argparse.Namespace) -> int:
+    from genreid.config.loader import dump_yaml, resolve_recipe
+    from genreid.utils.atomic import write_text
+
+    tree = resolve_recipe(args.recipe)
+    header = f"# Resolved from {args.recipe} by `genreid recipe apply`; edit the recipe or use dvc exp run -S.\n"
+    write_text(args.out, header + dump_yaml(tree))
+    print(f"wrote {args.out} from {args.recipe}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from genreid.evaluation.cli import run_evaluate_cli
+
+    return run_evaluate_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genreid", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("doctor", help="check the environment, datasets and model files")
+    d.add_argument("--params", default="params.yaml")
+    d.set_defaults(func=_cmd_doctor)
+
+    c = sub.add_parser("config", help="params utilities")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    cv = csub.add_parser("validate", help="validate a params file")
+    cv.add_argument("params", nargs="?", default="params.yaml")
+    cv.set_defaults(func=_cmd_config_validate)
+
+    r = sub.add_parser("recipe", help="recipes under params/")
+    rsub = r.add_subparsers(dest="recipe_command", required=True)
+    ra = rsub.add_parser("apply", help="resolve a recipe into params.yaml")
+    ra.add_argument("recipe")
+    ra.add_argument("--out", default="params.yaml")
+    ra.set_defaults(func=_cmd_recipe_apply)
+
+    e = sub.add_parser("evaluate", help="metrics from features or a distance matrix")
+    try:
+        from genreid.evaluation.cli import add_evaluate_arguments
+
+        add_evaluate_arguments(e)
+    except ImportError:  # evaluation package not installed yet in a partial checkout
+        pass
+    e.set_defaults(func=_cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GenreidError as exc:
+        print(f"genreid: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

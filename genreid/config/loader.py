@@ -1,0 +1,133 @@
+"""Load, merge and validate params.
+
+Recipes under ``params/`` may start with ``_base_: other.yaml`` (a path relative to the
+recipe) and override only what differs, as FastReID's config files do. ``params.yaml`` is
+the fully resolved tree (written by ``genreid recipe apply``) so DVC tracks every value.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from genreid.config.schema import GenreidConfig
+from genreid.errors import ConfigError
+from genreid.utils.atomic import write_text
+
+BASE_KEY = "_base_"
+
+
+def load_raw(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML mapping, resolving ``_base_`` chains (cycles are an error)."""
+    return _load_chain(Path(path), seen=())
+
+
+def _load_chain(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path))
+        raise ConfigError(f"recipe include cycle: {chain}", "remove one of the _base_ lines")
+    if not path.is_file():
+        raise ConfigError(f"params file not found: {path}", "check the path (recipes live under params/)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of params, found {type(data).__name__}")
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    bases = [base] if isinstance(base, str) else list(base)
+    merged: dict[str, Any] = {}
+    for b in bases:
+        merged = deep_merge(merged, _load_chain(path.parent / b, (*seen, path)))
+    return deep_merge(merged, data)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; lists and scalars in ``override`` replace those in ``base``."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def format_validation_error(exc: ValidationError, source: str, raw: dict[str, Any]) -> str:
+    lines = [f"invalid params in {source}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            parent = err["loc"][:-1]
+            allowed = _allowed_keys(parent)
+            hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+            lines.append(f"  {loc}: unknown key{hint}")
+            continue
+        value = err.get("input")
+        msg = err["msg"]
+        if kind == "literal_error":
+            msg = msg.replace("Input should be", "must be one of")
+        lines.append(f"  {loc}: {msg} (got {value!r})")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: Any = GenreidConfig
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part) if isinstance(part, str) else None
+        if field is None:
+            return []
+        model = field.annotation
+    return sorted(getattr(model, "model_fields", {}).keys())
+
+
+def validate(raw: dict[str, Any], source: str = "<params>") -> GenreidConfig:
+    try:
+        return GenreidConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source, raw),
+                          "edit the key named above (see params/README.md for every key)") from None
+
+
+def load_config(path: str | os.PathLike = "params.yaml",
+                overrides: dict[str, Any] | None = None) -> GenreidConfig:
+    """Load and validate ``path``; ``overrides`` (dotted keys) are applied on top, for tests/CLI."""
+    raw = load_raw(path)
+    for dotted, value in (overrides or {}).items():
+        set_dotted(raw, dotted, value)
+    return validate(raw, str(path))
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def resolve_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """The full params tree of a recipe: schema defaults, then the recipe chain, validated."""
+    cfg = validate(load_raw(path), str(path))
+    return cfg.model_dump(mode="json")
+
+
+def dump_yaml(tree: dict[str, Any]) -> str:
+    return yaml.safe_dump(tree, sort_keys=False, default_flow_style=False, width=100)
+
+
+def write_resolved_config(cfg: GenreidConfig, out_dir: str | os.PathLike,
+                          name: str = "config.resolved.yaml") -> Path:
+    """Write the exact config a stage used next to its outputs."""
+    path = Path(out_dir) / name
+    write_text(path, dump_yaml(cfg.model_dump(mode="json")))
+    return path

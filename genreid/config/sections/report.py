@@ -1,0 +1,12 @@
+"""``report``: result tables vs paper targets."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from genreid.config.base import StrictModel
+
+
+class ReportConfig(StrictModel):
+    targets: str = Field("genreid/report/targets.yaml", description="paper targets registry")
+    tolerance: float = Field(1.0, ge=0.0, description="mAP/R1 points allowed below a checked target")

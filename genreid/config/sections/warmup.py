@@ -1,0 +1,32 @@
+"""``warmup``: stage 1, Cluster-Contrast baseline (METHOD.md section 7)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from genreid.config.base import StrictModel
+
+
+class ClusterConfig(StrictModel):
+    k1: int = Field(30, ge=1)
+    k2: int = Field(6, ge=1)
+    eps: float | None = Field(0.6, gt=0.0, lt=1.0, description="fixed DBSCAN eps; null = rho rule")
+    rho: float = Field(0.002, gt=0.0, lt=1.0, description="used when eps is null")
+    min_samples: int = Field(4, ge=1)
+
+
+class WarmupConfig(StrictModel):
+    epochs: int = Field(50, ge=1)
+    iters_per_epoch: int = Field(200, ge=1)
+    batch_size: int = Field(256, ge=2)
+    num_instances: int = Field(16, ge=1, description="images per pseudo-identity in a PK batch")
+    lr: float = Field(3.5e-4, gt=0.0)
+    weight_decay: float = Field(5e-4, ge=0.0)
+    step_size: int = Field(20, ge=1)
+    temperature: float = Field(0.05, gt=0.0)
+    momentum: float = Field(0.1, ge=0.0, le=1.0, description="cluster memory update momentum")
+    bn_group_size: int = Field(64, ge=0, description="images per BN statistics group; 0 = whole batch")
+    pooling: str | None = Field("gem", description="overrides model.pooling for the warm-up")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    eval_every: int = Field(5, ge=1, description="validation every N epochs")
+    checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
