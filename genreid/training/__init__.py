@@ -1,0 +1,1 @@
+"""Trainers for the three training stages, and what they share (checkpoints)."""
