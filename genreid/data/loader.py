@@ -1,0 +1,82 @@
+"""Image dataset over a manifest: bicubic resize to the network size, ImageNet normalisation.
+
+No other augmentation on purpose: in GCL the generated views are the augmentation (METHOD.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision import transforms
+from torchvision.transforms import InterpolationMode
+
+from genreid.errors import DataError
+from genreid.utils.seeding import torch_generator, worker_init_fn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# DataLoader ``worker_init_fn``: numpy/random in each worker seeded from torch's per-worker seed.
+seed_worker = worker_init_fn
+
+
+def image_transform(height: int, width: int) -> transforms.Compose:
+    return transforms.Compose([
+        transforms.Resize((height, width), interpolation=InterpolationMode.BICUBIC),
+        transforms.ToTensor(),
+        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+def denormalize(images: torch.Tensor) -> torch.Tensor:
+    """Back from ImageNet-normalised to [0, 1] (for pictures), any leading batch dims."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=images.dtype, device=images.device).view(3, 1, 1)
+    return (images * std + mean).clamp(0.0, 1.0)
+
+
+class ImageDataset(Dataset):
+    """Items ``{'image': 3xHxW float, 'pid': int, 'camid': int, 'index': int}`` from a manifest frame.
+
+    ``index`` is the row position in ``df``, which other stores (memory bank, mesh renders) key on.
+    """
+
+    def __init__(self, df: pd.DataFrame, height: int, width: int):
+        missing = [c for c in ("path", "pid", "camid") if c not in df.columns]
+        if missing:
+            raise ValueError(f"ImageDataset needs columns path, pid, camid; missing {missing}")
+        self.paths = [str(p) for p in df["path"]]
+        self.pids = [int(p) for p in df["pid"]]
+        self.camids = [int(c) for c in df["camid"]]
+        self.height, self.width = height, width
+        self.transform = image_transform(height, width)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load_image(self, index: int) -> Image.Image:
+        path = self.paths[index]
+        try:
+            with Image.open(path) as im:
+                return im.convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read image {path} ({exc})",
+                            "the prepared dataset is damaged: rerun `dvc repro prepare` (dvc checkout restores it)"
+                            ) from None
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"image": self.transform(self.load_image(index)), "pid": self.pids[index],
+                "camid": self.camids[index], "index": index}
+
+
+def make_loader(dataset: Dataset, *, batch_size: int, seed: int, sampler: Sampler | None = None,
+                shuffle: bool = False, num_workers: int = 0, drop_last: bool = False) -> DataLoader:
+    """A DataLoader whose shuffling and worker RNGs derive from ``seed`` (repeatable runs)."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
+                      num_workers=num_workers, drop_last=drop_last, worker_init_fn=seed_worker,
+                      generator=torch_generator(seed), persistent_workers=False,
+                      pin_memory=torch.cuda.is_available())
