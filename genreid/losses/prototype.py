@@ -1,0 +1,52 @@
+"""GCL+ prototype losses (METHOD.md section 4).
+
+Prototypes are the mean memory feature of each cluster, computed once per epoch. The loss is
+CE(f C^T / T, y) + soft-CE(f_mix C^T / T, soft target). The authors' code uses raw (un-normalised)
+f and C and no temperature, and never defines the criterion or its weight (the released GCL+ code
+does not run); here f and C are L2-normalised with temperature 0.05 by default
+(``normalise=False`` and ``temperature=1`` reproduce the raw variant).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+@torch.no_grad()
+def cluster_prototypes(features: torch.Tensor, labels: torch.Tensor, num_clusters: int | None = None,
+                       normalise: bool = True) -> torch.Tensor:
+    """(num_clusters, D) mean feature per label >= 0; outliers (-1) are ignored."""
+    labels = labels.to(features.device).long()
+    keep = labels >= 0
+    n = int(labels[keep].max().item()) + 1 if num_clusters is None else num_clusters
+    if n <= 0:
+        raise ValueError("no clusters: every label is -1")
+    sums = features.new_zeros(n, features.shape[1]).index_add_(0, labels[keep], features[keep].float())
+    counts = torch.bincount(labels[keep], minlength=n).clamp(min=1).to(sums.dtype)
+    protos = sums / counts[:, None]
+    return F.normalize(protos, dim=1) if normalise else protos
+
+
+def prototype_logits(f: torch.Tensor, prototypes: torch.Tensor, temperature: float, normalise: bool) -> torch.Tensor:
+    f = F.normalize(f.float(), dim=1) if normalise else f.float()
+    c = F.normalize(prototypes.float(), dim=1) if normalise else prototypes.float()
+    return f @ c.t() / temperature
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """mean_b -sum_c target[b,c] log softmax(logits)[b,c]; equals CE when the target is one-hot."""
+    return -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def prototype_loss(f: torch.Tensor, labels: torch.Tensor, prototypes: torch.Tensor, temperature: float = 0.05,
+                   normalise: bool = True, f_mix: torch.Tensor | None = None,
+                   soft_target: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Hard CE on the original views plus, when given, soft CE on the mixed views."""
+    hard = F.cross_entropy(prototype_logits(f, prototypes, temperature, normalise), labels.to(f.device))
+    parts = {"proto_hard": float(hard.detach())}
+    if f_mix is None:
+        return hard, parts
+    soft = soft_cross_entropy(prototype_logits(f_mix, prototypes, temperature, normalise), soft_target)
+    parts["proto_soft"] = float(soft.detach())
+    return hard + soft, parts

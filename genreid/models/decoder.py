@@ -1,0 +1,110 @@
+"""G: AdaIN decoder that paints an appearance code onto a structure code (METHOD.md section 2).
+
+Paper: 4 residual blocks at 128 channels with 2 AdaIN layers each (8 AdaIN layers); 2x [nearest
+upsample x2, conv5 (128->64, then 64->32), layer norm, LeakyReLU]; conv3 32->32 twice; conv1 32->3
+with no tanh (the output lives in ImageNet-normalised space). The AdaIN scales and biases come
+from per-stripe MLPs (2048->512->512->256 at paper scale): stripe k of the appearance code drives
+scale-MLP k and bias-MLP k, whose outputs cover the AdaIN layers of residual block k. The MLP input
+width follows the identity encoder (one stripe = its backbone channels).
+
+With fewer residual blocks than stripes x 2 / 2 (small profiles) the AdaIN layers are split over
+the stripes as evenly as possible; every stripe must drive at least one layer. Scales are used
+raw, as in the authors' code (``scale_offset=0``); ``scale_offset=1`` centres them on identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genreid.errors import ConfigError
+from genreid.models.gan_blocks import ConvBlock, SafePad, init_kaiming
+
+
+def mlp(c_in: int, hidden: int, c_out: int) -> nn.Sequential:
+    """Linear-LeakyReLU-Linear-LeakyReLU-Linear: one AdaIN parameter head."""
+    return nn.Sequential(nn.Linear(c_in, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
+                         nn.LeakyReLU(0.2), nn.Linear(hidden, c_out))
+
+
+class AdaINConv(nn.Module):
+    """pad -> conv3 -> instance norm -> per-sample scale/bias (set by the MLPs) -> optional LeakyReLU."""
+
+    def __init__(self, channels: int, activation: bool):
+        super().__init__()
+        self.pad = SafePad(1)
+        self.conv = nn.Conv2d(channels, channels, 3)
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        y = F.instance_norm(self.conv(self.pad(x)))
+        y = y * scale[:, :, None, None] + bias[:, :, None, None]
+        return F.leaky_relu(y, 0.2) if self.activation else y
+
+
+class AdaINResBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = AdaINConv(channels, activation=True)
+        self.conv2 = AdaINConv(channels, activation=False)
+
+    def forward(self, x: torch.Tensor, params: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        (s1, b1), (s2, b2) = params
+        return x + self.conv2(self.conv1(x, s1, b1), s2, b2)
+
+
+class Decoder(nn.Module):
+    """(structure (B,C,h,w), appearance (B, stripes*stripe_dim)) -> image (B,3,4h,4w)."""
+
+    def __init__(self, stripe_dim: int = 2048, stripes: int = 4, in_channels: int = 128,
+                 channels: Sequence[int] = (64, 32), res_blocks: int = 4, mlp_dim: int = 512,
+                 scale_offset: float = 0.0):
+        super().__init__()
+        n_layers = 2 * res_blocks
+        if stripes > n_layers:
+            raise ConfigError(
+                f"the decoder has {n_layers} AdaIN layers (model.generator.res_blocks={res_blocks}) but "
+                f"model.stripes={stripes}; each stripe must drive at least one layer",
+                f"set model.generator.res_blocks >= {(stripes + 1) // 2} or lower model.stripes")
+        self.arch = {"stripe_dim": stripe_dim, "stripes": stripes, "in_channels": in_channels,
+                     "channels": list(channels), "res_blocks": res_blocks, "mlp_dim": mlp_dim,
+                     "scale_offset": scale_offset}
+        self.stripes, self.stripe_dim, self.in_channels = stripes, stripe_dim, in_channels
+        self.scale_offset = scale_offset
+        self.layers_per_stripe = [len(s) for s in np.array_split(np.arange(n_layers), stripes)]
+        self.mlp_scale = nn.ModuleList(mlp(stripe_dim, mlp_dim, k * in_channels) for k in self.layers_per_stripe)
+        self.mlp_bias = nn.ModuleList(mlp(stripe_dim, mlp_dim, k * in_channels) for k in self.layers_per_stripe)
+        self.blocks = nn.ModuleList(AdaINResBlock(in_channels) for _ in range(res_blocks))
+        c1, c2 = channels
+        self.up = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"), ConvBlock(in_channels, c1, 5, norm="ln"),
+            nn.Upsample(scale_factor=2, mode="nearest"), ConvBlock(c1, c2, 5, norm="ln"),
+            ConvBlock(c2, c2, 3), ConvBlock(c2, c2, 3),
+            ConvBlock(c2, 3, 1, activation=False),
+        )
+        init_kaiming(self)
+
+    def adain_params(self, appearance: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One (scale, bias) pair per AdaIN layer, in layer order."""
+        b = appearance.shape[0]
+        if appearance.shape[1] != self.stripes * self.stripe_dim:
+            raise ValueError(f"appearance code has {appearance.shape[1]} values, the decoder expects "
+                             f"{self.stripes} stripes x {self.stripe_dim}")
+        parts = appearance.reshape(b, self.stripes, self.stripe_dim)
+        params: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for k, n in enumerate(self.layers_per_stripe):
+            scales = self.mlp_scale[k](parts[:, k]).reshape(b, n, self.in_channels) + self.scale_offset
+            biases = self.mlp_bias[k](parts[:, k]).reshape(b, n, self.in_channels)
+            params.extend((scales[:, j], biases[:, j]) for j in range(n))
+        return params
+
+    def forward(self, structure: torch.Tensor, appearance: torch.Tensor) -> torch.Tensor:
+        params = self.adain_params(appearance)
+        x = structure
+        for i, block in enumerate(self.blocks):
+            x = block(x, params[2 * i:2 * i + 2])
+        return self.up(x)

@@ -1,0 +1,82 @@
+"""Building blocks shared by the structure encoder, decoder and discriminator (METHOD.md section 2).
+
+The authors' networks (DG-Net lineage) pad with reflection. On the small CPU profile a dilated
+ASPP branch can ask for more padding than a 16x8 map has pixels, which reflection cannot do;
+:class:`SafePad` then falls back to replicate padding for that call only (documented, never silent
+at paper scale because 64x32 maps always fit the dilation-9 padding).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SafePad(nn.Module):
+    """Reflection padding that falls back to replicate padding when the map is too small."""
+
+    def __init__(self, pad: int):
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad == 0:
+            return x
+        mode = "reflect" if min(x.shape[-2:]) > self.pad else "replicate"
+        return F.pad(x, (self.pad,) * 4, mode=mode)
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "in":
+        return nn.InstanceNorm2d(channels, affine=False)
+    if kind == "ln":  # MUNIT/DG-Net "LayerNorm": per sample over C,H,W with a per-channel affine
+        return nn.GroupNorm(1, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}")
+
+
+class ConvBlock(nn.Module):
+    """pad -> conv -> norm -> activation, the one unit every network here is made of."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, dilation: int = 1,
+                 norm: str = "none", activation: bool = True):
+        super().__init__()
+        self.pad = SafePad(dilation * (kernel - 1) // 2)
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride, padding=0, dilation=dilation)
+        self.norm = _norm(norm, c_out)
+        self.act = nn.LeakyReLU(0.2, inplace=False) if activation else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(self.pad(x))))
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 conv blocks with an identity shortcut (second block without activation)."""
+
+    def __init__(self, channels: int, norm: str = "none"):
+        super().__init__()
+        self.body = nn.Sequential(ConvBlock(channels, channels, 3, norm=norm),
+                                  ConvBlock(channels, channels, 3, norm=norm, activation=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def init_normal(module: nn.Module, std: float = 0.02) -> None:
+    """N(0, std) weights and zero biases for every conv/linear layer (the authors' 'gaussian' init)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def init_kaiming(module: nn.Module) -> None:
+    """Kaiming-normal conv/linear weights (the authors' 'kaiming' init for E_str and G)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            nn.init.kaiming_normal_(m.weight, a=0.0, mode="fan_in")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

@@ -1,0 +1,75 @@
+"""Generator networks: shapes at paper and small widths, code paths that must matter, padding fallback."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from genreid.errors import ConfigError
+from genreid.models.decoder import Decoder
+from genreid.models.discriminator import MultiScaleDiscriminator
+from genreid.models.gan_blocks import SafePad
+from genreid.models.structure_encoder import StructureEncoder
+
+
+def test_structure_encoder_paper_widths_give_quarter_resolution_code():
+    enc = StructureEncoder()  # paper: 1->16->32->32->64, ASPP to 128
+    s = enc(torch.randn(2, 1, 64, 32))
+    assert s.shape == (2, 128, 16, 8)
+    # ASPP concat = 4 branches x 32 = 128 channels into the 1x1 fuse
+    assert enc.aspp.fuse.conv.in_channels == 128 and enc.aspp.fuse.conv.out_channels == 128
+
+
+def test_decoder_paper_mlps_are_2048_512_512_256_and_eight_heads():
+    dec = Decoder(stripe_dim=2048, stripes=4, in_channels=128)
+    assert len(dec.mlp_scale) == 4 and len(dec.mlp_bias) == 4
+    dims = [(m.in_features, m.out_features) for m in dec.mlp_scale[0] if isinstance(m, torch.nn.Linear)]
+    assert dims == [(2048, 512), (512, 512), (512, 256)]
+    assert dec.layers_per_stripe == [2, 2, 2, 2]  # 8 AdaIN layers, 2 per stripe
+
+
+def test_decoder_mlp_input_follows_encoder_stripe_width():
+    dec = Decoder(stripe_dim=512, stripes=4, in_channels=16, channels=(8, 8), res_blocks=2, mlp_dim=32)
+    assert dec.mlp_bias[3][0].in_features == 512
+    assert dec.layers_per_stripe == [1, 1, 1, 1]
+    out = dec(torch.randn(3, 16, 8, 4), torch.randn(3, 4 * 512))
+    assert out.shape == (3, 3, 32, 16)
+    with pytest.raises(ValueError, match="stripes"):
+        dec(torch.randn(3, 16, 8, 4), torch.randn(3, 2048 + 1))
+
+
+def test_decoder_output_depends_on_both_codes():
+    torch.manual_seed(0)
+    dec = Decoder(stripe_dim=32, stripes=4, in_channels=16, channels=(8, 8), res_blocks=2, mlp_dim=16)
+    s, a = torch.randn(2, 16, 8, 4), torch.randn(2, 128)
+    base = dec(s, a)
+    assert not torch.allclose(base, dec(s, a + torch.randn_like(a)))
+    assert not torch.allclose(base, dec(s + torch.randn_like(s), a))
+    # each stripe drives its own AdaIN layers: changing only the last stripe still changes the image
+    a2 = a.clone()
+    a2[:, 96:] += 1.0
+    assert not torch.allclose(base, dec(s, a2))
+
+
+def test_decoder_rejects_more_stripes_than_adain_layers():
+    with pytest.raises(ConfigError, match="res_blocks"):
+        Decoder(stripe_dim=8, stripes=4, in_channels=8, res_blocks=1)
+
+
+def test_discriminator_scales_no_norm_and_gaussian_init():
+    torch.manual_seed(0)
+    d = MultiScaleDiscriminator(channels=(32, 64), scales=3, res_blocks=4)
+    outs = d(torch.randn(2, 3, 64, 32))
+    assert [tuple(o.shape) for o in outs] == [(2, 1, 16, 8), (2, 1, 8, 4), (2, 1, 4, 2)]
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._NormBase | torch.nn.GroupNorm) for m in d.modules())
+    w = torch.cat([m.weight.detach().flatten() for m in d.modules() if isinstance(m, torch.nn.Conv2d)])
+    assert abs(float(w.std()) - 0.02) < 0.002 and abs(float(w.mean())) < 0.002
+
+
+def test_safe_pad_reflects_when_it_fits_and_replicates_when_not():
+    x = torch.arange(2 * 16 * 8, dtype=torch.float32).reshape(1, 2, 16, 8)
+    assert torch.equal(SafePad(3)(x), F.pad(x, (3,) * 4, mode="reflect"))
+    big = SafePad(9)(x)  # 9 >= width 8: reflection impossible
+    assert big.shape == (1, 2, 34, 26)
+    assert torch.equal(big, F.pad(x, (9,) * 4, mode="replicate"))
