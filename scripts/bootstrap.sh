@@ -15,6 +15,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 echo "bootstrap: installing pinned packages from $LOCK (first time: several GB, some minutes)"
+# build tools first: the editable install below builds with the pinned setuptools
+.venv/bin/python -m pip install --quiet --disable-pip-version-check $(grep -E "^(pip|setuptools|wheel)==" "$LOCK")
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$LOCK"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 echo "$want" > "$stamp"
