@@ -1,0 +1,80 @@
+"""Several seeds of one setting, gathered with plain ``dvc repro`` / ``dvc exp run``.
+
+Each report run files the current metrics of every (dataset, method) under
+``results/seeds/<dataset>/<method>/seed_<seed>.json`` (a DVC ``persist`` output, committed to
+git), stamped with a fingerprint of every param except the seed. The table then averages the
+archived runs whose fingerprint equals the current one, so running seeds 1, 2, 3 one after
+another gives mean and std, and a run with other settings is never mixed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genreid.errors import GenreidError
+from genreid.utils.atomic import write_json
+
+# Params that do not change what a run measures: the seed itself, which datasets/methods are
+# listed, where the report goes, and runtime knobs (device, threads, workers).
+FINGERPRINT_EXCLUDED: tuple[str, ...] = ("seed", "datasets", "runtime", "report", "eval.methods",
+                                         "train.methods")
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    seed: int
+    metrics: dict[str, float]
+    path: Path
+
+
+def config_fingerprint(params: dict[str, Any], excluded: tuple[str, ...] = FINGERPRINT_EXCLUDED) -> str:
+    """Short hash of the params tree without ``excluded`` dotted keys; equal settings give equal hashes."""
+    tree = json.loads(json.dumps(params))
+    for dotted in excluded:
+        node = tree
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    blob = json.dumps(tree, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def seed_file(archive_root: str | os.PathLike, dataset: str, method: str, seed: int) -> Path:
+    return Path(archive_root) / dataset / method / f"seed_{seed}.json"
+
+
+def archive_run(archive_root: str | os.PathLike, dataset: str, method: str, seed: int,
+                metrics: dict[str, float], fingerprint: str) -> Path:
+    """File one run; the same seed and dataset/method overwrites its earlier entry."""
+    path = seed_file(archive_root, dataset, method, seed)
+    write_json(path, {"dataset": dataset, "method": method, "seed": seed, "fingerprint": fingerprint,
+                      "metrics": metrics})
+    return path
+
+
+def collect_runs(archive_root: str | os.PathLike, dataset: str, method: str,
+                 fingerprint: str) -> tuple[list[SeedRun], list[Path]]:
+    """Archived runs with this fingerprint (sorted by seed), and the files left out as other settings."""
+    folder = Path(archive_root) / dataset / method
+    runs: list[SeedRun] = []
+    other: list[Path] = []
+    for path in sorted(folder.glob("seed_*.json")):
+        try:
+            entry = json.loads(path.read_text())
+            seed, fp, metrics = int(entry["seed"]), str(entry["fingerprint"]), entry["metrics"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise GenreidError(f"seed archive file {path} is unreadable ({exc})",
+                               "delete it; the next `dvc repro` files the current seed again") from exc
+        if fp == fingerprint:
+            runs.append(SeedRun(seed=seed, metrics={k: float(v) for k, v in metrics.items()}, path=path))
+        else:
+            other.append(path)
+    runs.sort(key=lambda r: r.seed)
+    return runs, other

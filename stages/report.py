@@ -1,0 +1,41 @@
+"""DVC stage ``report``: results/README.md, results/summary.csv and results/plots/ from every evaluation.
+
+Usage: python stages/report.py --params params.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from genreid.config import GenreidConfig
+from genreid.report.report import build_report
+from genreid.report.seeds import config_fingerprint
+from genreid.report.targets import load_targets, setting_name
+from genreid.stage import run_stage, stage_parser
+
+RESULTS = Path("results")
+
+
+def main(cfg: GenreidConfig, args: argparse.Namespace) -> None:
+    source = getattr(cfg.warmup, "source_dataset", None)
+    out = build_report(
+        results_dir=RESULTS,
+        datasets=list(cfg.datasets),
+        methods=list(cfg.eval.methods),
+        settings={ds: setting_name(source) for ds in cfg.datasets},
+        seed=cfg.seed,
+        fingerprint=config_fingerprint(cfg.model_dump(mode="json")),
+        registry=load_targets(cfg.report.targets),
+        tolerance=cfg.report.tolerance,
+        targets_path=cfg.report.targets,
+    )
+    for row in out.rows:
+        stats = ", ".join(f"{m} {s.format()}" for m, s in row.stats.items())
+        print(f"{row.dataset:>10} {row.method:>9} seeds={len(row.seeds)} {stats} [{row.status}]")
+    print(f"wrote {out.readme} and {out.summary_csv}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, stage_parser(__doc__.splitlines()[0], per_dataset=False)))

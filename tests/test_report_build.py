@@ -1,0 +1,111 @@
+"""The report stage end to end on hand-made evaluation outputs: table, CSV, figures, seeds, links."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from genreid.errors import GenreidError
+from genreid.report.report import build_report, read_metrics
+from genreid.report.targets import load_targets
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ["untrained", "baseline", "gcl", "gcl_plus"]
+
+
+def _fake_results(results: Path, ds: str, scores: dict[str, float], seed: int = 1) -> None:
+    for method, m in scores.items():
+        folder = results / ds / method
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "metrics.json").write_text(json.dumps(
+            {"mAP": m, "R1": m + 20, "R5": m + 25, "R10": m + 28, "mINP": m / 2, "provenance": {"seed": seed}}))
+        (folder / "cmc.csv").write_text("rank,cmc\n" + "".join(f"{r},{min(100, m + 20 + 3 * r)}\n"
+                                                                 for r in range(1, 21)))
+        (folder / "ranked_lists.png").write_bytes(b"\x89PNG fake")
+    for run in ("baseline", "gcl"):
+        tsv = results / ds / run / "train" / "plots" / "metrics"
+        (tsv / "loss").mkdir(parents=True, exist_ok=True)
+        (tsv / "loss" / "total.tsv").write_text("timestamp\tstep\ttotal\n1\t0\t3.0\n2\t1\t2.5\n3\t2\t2.0\n")
+        (tsv / "val_mAP.tsv").write_text("timestamp\tstep\tval_mAP\n1\t0\t10\n2\t1\t20\n")
+        (tsv / "nmi.tsv").write_text("timestamp\tstep\tnmi\n1\t0\t0.5\n2\t1\t0.7\n")
+
+
+def _build(results: Path, ds: str = "market1501", fingerprint: str = "fp1", seed: int = 1):
+    return build_report(results, [ds], METHODS, {ds: "unsupervised"}, seed, fingerprint,
+                        load_targets(), tolerance=1.0)
+
+
+def test_report_table_figures_and_links(tmp_path):
+    results = tmp_path / "results"
+    _fake_results(results, "market1501", {"untrained": 2.0, "baseline": 40.0, "gcl": 45.0, "gcl_plus": 47.5})
+    out = _build(results)
+    readme = out.readme.read_text()
+    rows = {r.method: r for r in out.rows}
+    assert rows["gcl"].stats["mAP"].mean == 45.0 and rows["gcl"].delta("mAP") == pytest.approx(45.0 - 66.8)
+    assert "| market1501 | unsupervised | gcl | 1 | 45.0 | 65.0 | 70.0 | 73.0 | 22.5 | 66.8 / 87.3 | -21.8 / -22.3 |" \
+        in readme
+    assert "| market1501 | unsupervised | untrained | 1 | 2.0 |" in readme and "no published target" in readme
+    assert "| market1501 | gcl_plus | +7.5 | +7.5 |" in readme  # gain over the baseline
+    for fig in ("cmc", "losses", "validation", "pseudo_labels"):
+        assert (results / "plots" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"](plots/{fig}.png)" in readme
+    assert "[ranked lists, gcl (best and worst queries)](market1501/gcl/ranked_lists.png)" in readme
+    assert "market1501 / unsupervised / gcl / mAP = 66.8 (unverified): benchmark aggregator" in readme
+    summary = list(csv.DictReader(out.summary_csv.open()))
+    assert [r["method"] for r in summary] == METHODS and summary[2]["target_mAP"] == "66.8"
+    cmc = list(csv.DictReader((results / "plots" / "cmc.csv").open()))
+    assert len(cmc) == 4 * 20 and cmc[0] == {"dataset": "market1501", "method": "untrained", "rank": "1",
+                                             "cmc": "25.0000"}
+    pseudo = list(csv.DictReader((results / "plots" / "pseudo_labels.csv").open()))
+    assert {r["metric"] for r in pseudo} == {"nmi"} and {r["run"] for r in pseudo} == {"baseline", "gcl"}
+    training = {r["metric"] for r in csv.DictReader((results / "plots" / "training.csv").open())}
+    assert training == {"loss/total", "val_mAP"}
+
+
+def test_seeds_accumulate_and_other_settings_stay_apart(tmp_path):
+    results = tmp_path / "results"
+    _fake_results(results, "market1501", {m: 40.0 for m in METHODS}, seed=1)
+    _build(results)
+    _fake_results(results, "market1501", {m: 44.0 for m in METHODS}, seed=2)
+    out = _build(results)
+    gcl = next(r for r in out.rows if r.method == "gcl")
+    assert gcl.seeds == [1, 2] and gcl.stats["mAP"].mean == 42.0
+    assert "| market1501 | unsupervised | gcl | 2 | 42.0 ± 2.8 |" in out.readme.read_text()
+    assert (results / "seeds" / "market1501" / "gcl" / "seed_2.json").is_file()
+    other = _build(results, fingerprint="fp-other", seed=2)
+    gcl = next(r for r in other.rows if r.method == "gcl")
+    assert gcl.seeds == [2] and len(other.other_settings) == 4
+    assert "Archived seeds with other settings" in other.readme.read_text()
+
+
+def test_missing_or_bad_metrics_are_user_errors(tmp_path):
+    with pytest.raises(GenreidError, match="metrics.json is missing"):
+        read_metrics(tmp_path / "metrics.json")
+    (tmp_path / "metrics.json").write_text(json.dumps({"accuracy": 3}))
+    with pytest.raises(GenreidError, match="no mAP / R1"):
+        read_metrics(tmp_path / "metrics.json")
+    (tmp_path / "metrics.json").write_text(json.dumps({"test": {"rank1": 50.0, "mAP": 30.0}, "seed": 4}))
+    assert read_metrics(tmp_path / "metrics.json") == ({"mAP": 30.0, "R1": 50.0}, 4)
+
+
+def test_report_stage_cli(tmp_path):
+    """The DVC entry point runs from the repo layout with params.yaml and writes the README."""
+    _fake_results(tmp_path / "results", "synthetic", {"untrained": 3.0, "baseline": 30.0, "gcl": 33.0,
+                                                        "gcl_plus": 35.0})
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["report"]["targets"] = str(ROOT / "genreid" / "report" / "targets.yaml")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "report.py"), "--params", "params.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    readme = (tmp_path / "results" / "README.md").read_text()
+    assert "| synthetic | unsupervised | gcl_plus | 1 | 35.0 |" in readme
+    assert "None: no published number exists" in readme
+    (tmp_path / "results" / "synthetic" / "gcl" / "metrics.json").unlink()
+    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "report.py")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "synthetic/gcl/metrics.json is missing" in proc.stderr

@@ -1,0 +1,101 @@
+"""Seeds aggregation, PASS/FAIL only against checked targets, the seed archive and its fingerprint."""
+
+import csv
+import io
+import statistics
+from pathlib import Path
+
+import pytest
+
+from genreid.report.seeds import SeedRun, archive_run, collect_runs, config_fingerprint
+from genreid.report.tables import (
+    FAIL,
+    NO_TARGET,
+    PASS,
+    UNVERIFIED,
+    aggregate,
+    build_row,
+    csv_text,
+    gains_over,
+    judge,
+    markdown_table,
+)
+from genreid.report.targets import Target
+
+
+def _run(seed, **m):
+    return SeedRun(seed=seed, metrics=m, path=Path(f"seed_{seed}.json"))
+
+
+def test_mean_and_sample_std_over_seeds():
+    stats = aggregate([_run(1, mAP=60.0, R1=80.0), _run(2, mAP=62.0, R1=81.0), _run(3, mAP=67.0, R1=85.0)])
+    assert stats["mAP"].mean == pytest.approx(63.0)
+    assert stats["mAP"].std == pytest.approx(statistics.stdev([60.0, 62.0, 67.0]))
+    assert stats["R1"].n == 3 and "R5" not in stats
+    assert stats["mAP"].format() == "63.0 ± 3.6"
+    single = aggregate([_run(1, mAP=60.04)])
+    assert single["mAP"].std is None and single["mAP"].format() == "60.0"
+
+
+def test_only_checked_targets_decide_the_status():
+    stats = aggregate([_run(1, mAP=60.0, R1=80.0)])
+    unchecked = {"mAP": Target(value=66.8, checked=False, provenance="aggregator")}
+    assert judge(stats, unchecked, 1.0) == (UNVERIFIED, [])
+    assert judge(stats, {}, 1.0) == (NO_TARGET, [])
+    assert judge(stats, {"mAP": Target(value=None, provenance="to read from the paper")}, 1.0) == (NO_TARGET, [])
+    near = {"mAP": Target(value=60.9, checked=True, provenance="Table 2")}
+    assert judge(stats, near, 1.0) == (PASS, [])
+    far = {"mAP": Target(value=61.5, checked=True, provenance="Table 2"),
+           "R1": Target(value=70.0, checked=True, provenance="Table 2")}
+    status, failures = judge(stats, far, 1.0)
+    assert status == FAIL and failures == ["mAP 60.0 < 61.5 - 1"]
+    status, failures = judge(stats, {"R5": Target(value=10.0, checked=True, provenance="Table 3")}, 1.0)
+    assert status == FAIL and failures == ["R5 not measured"]
+
+
+def test_row_delta_markdown_and_csv():
+    runs = [_run(1, mAP=60.0, R1=80.0, R5=90.0, R10=93.0, mINP=20.0), _run(2, mAP=62.0, R1=82.0)]
+    targets = {"mAP": Target(value=66.8, checked=False, provenance="aggregator entry"),
+               "R1": Target(value=87.3, checked=False, provenance="aggregator entry")}
+    row = build_row("market1501", "gcl", "unsupervised", runs, targets, 1.0)
+    assert row.seeds == [1, 2] and row.delta("mAP") == pytest.approx(61.0 - 66.8) and row.delta("R5") is None
+    md = markdown_table([row])
+    line = md.splitlines()[2]
+    assert line.startswith("| market1501 | unsupervised | gcl | 2 | 61.0 ± 1.4 | 81.0 ± 1.4 | 90.0 | 93.0 |")
+    assert "66.8 / 87.3" in line and "-5.8 / -6.3" in line and UNVERIFIED in line
+    rec = next(csv.DictReader(io.StringIO(csv_text([row]))))
+    assert rec["n_seeds"] == "2" and rec["seeds"] == "1 2" and float(rec["mAP_mean"]) == pytest.approx(61.0)
+    assert float(rec["delta_R1"]) == pytest.approx(-6.3) and rec["target_R5"] == "" and rec["status"] == UNVERIFIED
+    assert rec["target_provenance"] == "aggregator entry"
+
+
+def test_gains_over_baseline():
+    rows = [build_row("synthetic", m, "unsupervised", [_run(1, mAP=v, R1=v + 10)], {}, 1.0)
+            for m, v in (("untrained", 5.0), ("baseline", 30.0), ("gcl", 34.5))]
+    gains = {(d, m): g for d, m, g in gains_over(rows)}
+    assert gains[("synthetic", "gcl")] == {"mAP": pytest.approx(4.5), "R1": pytest.approx(4.5)}
+    assert gains[("synthetic", "untrained")]["mAP"] == pytest.approx(-25.0)
+    assert ("synthetic", "baseline") not in gains
+
+
+def test_fingerprint_ignores_seed_and_runtime_only():
+    base = {"seed": 1, "runtime": {"num_threads": 2}, "train": {"epochs": 4, "methods": ["gcl"]},
+            "eval": {"flip": False, "methods": ["gcl"]}, "report": {"tolerance": 1.0}}
+    fp = config_fingerprint(base)
+    same = {**base, "seed": 7, "runtime": {"num_threads": 16}, "report": {"tolerance": 3.0},
+            "train": {"epochs": 4, "methods": ["gcl", "gcl_plus"]}}
+    assert config_fingerprint(same) == fp
+    assert config_fingerprint({**base, "train": {"epochs": 5, "methods": ["gcl"]}}) != fp
+    assert config_fingerprint({**base, "eval": {"flip": True, "methods": ["gcl"]}}) != fp
+    assert base["seed"] == 1 and "methods" in base["train"]  # input left untouched
+
+
+def test_archive_groups_seeds_of_the_same_settings(tmp_path):
+    for seed, value in ((1, 60.0), (2, 64.0)):
+        archive_run(tmp_path, "synthetic", "gcl", seed, {"mAP": value, "R1": 80.0}, "fpA")
+    archive_run(tmp_path, "synthetic", "gcl", 3, {"mAP": 10.0, "R1": 10.0}, "fpB")
+    archive_run(tmp_path, "synthetic", "gcl", 2, {"mAP": 62.0, "R1": 80.0}, "fpA")  # rerun of seed 2 replaces it
+    runs, other = collect_runs(tmp_path, "synthetic", "gcl", "fpA")
+    assert [r.seed for r in runs] == [1, 2] and [r.metrics["mAP"] for r in runs] == [60.0, 62.0]
+    assert [p.name for p in other] == ["seed_3.json"]
+    assert collect_runs(tmp_path, "synthetic", "baseline", "fpA") == ([], [])
