@@ -1,0 +1,139 @@
+"""The meshes stage with plain arguments: estimate, render every angle, store, check.
+
+Renders are stored at the network input size (``data.height x data.width``): the GAN reads
+them as they are (no resize per sample, small files, fast stage); a change of the input size
+re-runs the stage through its params. The 0-degree render at that size overlays the photo
+resized to the same size, because cameras are expressed in the normalised image frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genreid.meshes.estimators import Estimator
+from genreid.meshes.overlay import overlay_sheet, save_png, silhouette_iou
+from genreid.meshes.store import RenderStore, RenderWriter
+from genreid.meshes.views import render_views
+
+log = logging.getLogger(__name__)
+
+MaskSource = Callable[[Sequence[str]], np.ndarray]
+
+
+def relative_paths(paths: Sequence[str], prepared_dir: str | os.PathLike) -> list[str]:
+    """Manifest paths relative to the prepared folder (POSIX), the index key of the render store."""
+    root = Path(prepared_dir).resolve()
+    out = []
+    for p in paths:
+        p = Path(p)
+        try:
+            out.append(p.resolve().relative_to(root).as_posix() if p.is_absolute() else p.as_posix())
+        except ValueError:
+            out.append(p.as_posix())
+    return out
+
+
+def manifest_digest(rel_paths: Sequence[str], hashes: Sequence[str] | None = None) -> str:
+    h = hashlib.sha1()
+    for i, p in enumerate(rel_paths):
+        h.update(p.encode())
+        if hashes is not None:
+            h.update(str(hashes[i]).encode())
+    return h.hexdigest()
+
+
+def render_split(table: pd.DataFrame, prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, split: str,
+                 estimator: Estimator, body_model: Any, body_model_spec: str, angles: Sequence[int],
+                 height: int, width: int, batch_size: int, device: torch.device | str = "cpu",
+                 progress: bool = True, stop_after_chunks: int | None = None) -> dict[str, Any]:
+    """Render one split resumably; returns counts and timing. ``stop_after_chunks`` simulates a kill."""
+    from tqdm import tqdm
+
+    abs_paths = [Path(p) for p in table["path"]]
+    rel = relative_paths([str(p) for p in abs_paths], prepared_dir)
+    hashes = table["sha1"].tolist() if "sha1" in table.columns else None
+    signature = {**estimator.signature(), "body_model": body_model_spec,
+                 "manifest": manifest_digest(rel, hashes)}
+    writer = RenderWriter(out_dir, split, len(table), angles, height, width, batch_size, signature)
+    if writer.is_complete():
+        log.info("meshes %s: %d images already rendered and verified, nothing to do", split, len(table))
+        return {"images": len(table), "rendered_chunks": 0, "seconds": 0.0, "renders_per_s": None}
+    pending = writer.open()
+    total = (len(table) + batch_size - 1) // batch_size
+    log.info("meshes %s: %d images, %d of %d chunks to render", split, len(table), len(pending), total)
+    start, done = time.perf_counter(), 0
+    for k in tqdm(pending, desc=f"meshes {split}", unit="chunk", disable=not progress):
+        if stop_after_chunks is not None and done >= stop_after_chunks:
+            raise KeyboardInterrupt(f"stopped after {done} chunks (simulated interruption)")
+        rows = writer.chunk_rows(k)
+        params = estimator.estimate(abs_paths[rows], rel[rows])
+        views = render_views(body_model, params, angles, height, width, device)
+        writer.write_chunk(k, views, params.as_dict())
+        done += 1
+    seconds = time.perf_counter() - start
+    index = pd.DataFrame({"row": np.arange(len(table)), "path": rel,
+                          **{c: table[c].to_numpy() for c in ("pid", "camid") if c in table.columns}})
+    writer.finalize(index)
+    rendered = sum(writer.chunk_rows(k).stop - writer.chunk_rows(k).start for k in pending) * len(angles)
+    return {"images": len(table), "rendered_chunks": len(pending), "seconds": round(seconds, 3),
+            "renders_per_s": round(rendered / seconds, 1) if seconds > 0 else None}
+
+
+def load_photos(paths: Sequence[str | os.PathLike], height: int, width: int) -> list[np.ndarray]:
+    from PIL import Image
+
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            out.append(np.asarray(im.convert("RGB").resize((width, height), Image.BICUBIC)))
+    return out
+
+
+def write_overlay(store: RenderStore, prepared_dir: str | os.PathLike, path: str | os.PathLike,
+                  samples: int, seed: int) -> list[int]:
+    """Overlay sheet of ``samples`` seeded rows of a split; returns the rows shown."""
+    if samples <= 0 or len(store) == 0:
+        return []
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(store), size=min(samples, len(store)), replace=False))
+    tile_h = max(128, store.height)
+    photos = load_photos([Path(prepared_dir) / p for p in store.index["path"].iloc[rows]], tile_h, tile_h // 2)
+    renders = {a: store.batch(rows, a) for a in store.angles}
+    save_png(overlay_sheet(photos, renders, store.angles), path)
+    return rows.tolist()
+
+
+def alignment_report(store: RenderStore, masks: MaskSource) -> dict[str, Any]:
+    """Silhouette IoU between the stored 0-degree renders and the generator's person masks."""
+    iou = silhouette_iou(store.batch(np.arange(len(store)), 0), masks(store.index["path"].tolist()))
+    return {"images": len(iou), "iou_mean": float(iou.mean()), "iou_median": float(np.median(iou)),
+            "iou_p05": float(np.quantile(iou, 0.05)), "iou_min": float(iou.min())}
+
+
+def run_meshes(tables: dict[str, pd.DataFrame], prepared_dir: str | os.PathLike, out_dir: str | os.PathLike,
+               results_dir: str | os.PathLike, estimator: Estimator, body_model: Any, body_model_spec: str,
+               angles: Sequence[int], height: int, width: int, batch_size: int, splits: Sequence[str],
+               overlay_samples: int, seed: int, device: torch.device | str = "cpu",
+               masks: MaskSource | None = None, progress: bool = True) -> dict[str, Any]:
+    """Every requested split, then the overlay sheet and (with ``masks``) the alignment check."""
+    report: dict[str, Any] = {"splits": {}}
+    for split in splits:
+        report["splits"][split] = render_split(tables[split], prepared_dir, out_dir, split, estimator, body_model,
+                                               body_model_spec, angles, height, width, batch_size, device,
+                                               progress)
+    first = RenderStore(out_dir, splits[0])
+    report["overlay_rows"] = write_overlay(first, prepared_dir, Path(results_dir) / "overlay.png",
+                                           overlay_samples, seed)
+    if masks is not None:
+        report["alignment"] = {split: alignment_report(RenderStore(out_dir, split), masks) for split in splits}
+    return report
