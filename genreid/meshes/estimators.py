@@ -143,3 +143,21 @@ class HmrEstimator(Estimator):
 
 
 ESTIMATORS: dict[str, type[Estimator]] = {"oracle": OracleEstimator, "hmr": HmrEstimator}
+
+
+def make_estimator(name: str, dataset: str, ground_truth: str | os.PathLike, hmr_checkpoint: str | os.PathLike,
+                   smpl_mean_params: str | os.PathLike, device: torch.device | str = "cpu",
+                   hmr_rescale: float = 1.2) -> Estimator:
+    """The estimator named in params (``auto``: the oracle where ground truth exists, else HMR)."""
+    if name == "auto":
+        name = "oracle" if Path(ground_truth).is_file() else "hmr"
+    if name == "oracle":
+        if not Path(ground_truth).is_file():
+            raise DataError(f"mesh.estimator is 'oracle' but {dataset!r} has no ground truth ({ground_truth} missing)",
+                            "ground-truth SMPL exists only for 'synthetic'; set mesh.estimator: hmr (or auto)")
+        return OracleEstimator(ground_truth)
+    if name == "hmr":
+        est = HmrEstimator.from_files(hmr_checkpoint, smpl_mean_params, device)
+        est.rescale = hmr_rescale
+        return est
+    raise DataError(f"unknown mesh.estimator {name!r}", f"use one of {sorted(ESTIMATORS)} or 'auto'")

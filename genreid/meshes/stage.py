@@ -32,12 +32,12 @@ MaskSource = Callable[[Sequence[str]], np.ndarray]
 
 def relative_paths(paths: Sequence[str], prepared_dir: str | os.PathLike) -> list[str]:
     """Manifest paths relative to the prepared folder (POSIX), the index key of the render store."""
-    root = Path(prepared_dir).resolve()
+    root = Path(prepared_dir).absolute()  # not resolve(): DVC may link files into its cache
     out = []
     for p in paths:
         p = Path(p)
         try:
-            out.append(p.resolve().relative_to(root).as_posix() if p.is_absolute() else p.as_posix())
+            out.append(p.relative_to(root).as_posix() if p.is_absolute() else p.as_posix())
         except ValueError:
             out.append(p.as_posix())
     return out

@@ -10,14 +10,20 @@ from genreid.config.base import StrictModel
 
 
 class MeshConfig(StrictModel):
-    estimator: Literal["oracle", "hmr"] = Field("hmr", description="oracle = SynthReID ground truth")
-    angles: list[int] = Field(default_factory=lambda: [0, 45, 90, 135, 180, 225, 270, 315])
+    estimator: Literal["oracle", "hmr", "auto"] = Field(
+        "hmr", description="hmr = SPIN-format regressor (paper); oracle = SynthReID ground truth; "
+                           "auto = oracle where ground truth exists (synthetic), hmr elsewhere")
+    angles: list[int] = Field(default_factory=lambda: [0, 45, 90, 135, 180, 225, 270, 315],
+                              description="yaw angles rendered; 0 first (the pixel-aligned render)")
     body_model: str = Field("procedural", description="'procedural' or path to SMPL_NEUTRAL.pkl/.npz")
-    hmr_checkpoint: str = "data/models/hmr/model_checkpoint.pt"
-    smpl_mean_params: str = "data/models/hmr/smpl_mean_params.npz"
-    batch_size: int = Field(32, ge=1)
+    hmr_checkpoint: str = Field("data/models/hmr/model_checkpoint.pt", description="SPIN's model_checkpoint.pt")
+    smpl_mean_params: str = Field("data/models/hmr/smpl_mean_params.npz", description="SPIN's mean parameters")
+    hmr_rescale: float = Field(1.2, gt=0.5, le=3.0, description="crop side / image height (SPIN's 1.2 margin)")
+    batch_size: int = Field(32, ge=1, description="images per chunk: one estimator call, one resume unit")
     splits: list[Literal["train", "val", "query", "gallery"]] = Field(default_factory=lambda: ["train", "val"])
-    overlay_samples: int = Field(8, ge=0)
+    overlay_samples: int = Field(8, ge=0, description="rows of results/<ds>/meshes/overlay.png")
+    export_dir: str | None = Field(None, description="also write the authors' layout (render/, render_45/, ...) "
+                                                     "here; null = no export")
 
     @field_validator("angles")
     @classmethod
