@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from genreid.config.base import StrictModel
@@ -30,3 +32,6 @@ class WarmupConfig(StrictModel):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     eval_every: int = Field(5, ge=1, description="validation every N epochs")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    source_dataset: Literal["market1501", "dukemtmc", "msmt17"] | None = Field(
+        None, description="UDA: labelled source dataset pre-trained on before the warm-up; null = fully "
+                          "unsupervised (source pre-training is not implemented yet: a value stops the stage)")

@@ -1,0 +1,83 @@
+"""Recipes: params.yaml is the resolved default, every recipe validates and differs only where it says,
+and params/README.md is exactly what the schema generates."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from genreid.config import load_config, resolve_recipe
+from genreid.config.docs import iter_fields, recipe_summary, render
+from genreid.config.loader import load_raw
+from genreid.config.schema import GenreidConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "params"
+RECIPES = sorted(PARAMS.rglob("*.yaml"))
+
+
+def test_params_yaml_is_synthetic_cpu_resolved():
+    assert yaml.safe_load((ROOT / "params.yaml").read_text()) == resolve_recipe(PARAMS / "synthetic_cpu.yaml"), \
+        "params.yaml drifted: run `.venv/bin/genreid recipe apply params/synthetic_cpu.yaml`"
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.relative_to(PARAMS).as_posix())
+def test_every_recipe_validates_and_says_what_it_is(recipe):
+    cfg = load_config(recipe)
+    base, description = recipe_summary(recipe)
+    assert len(description) > 20, f"{recipe} needs a header comment saying what it sets"
+    if recipe.name != "base.yaml":
+        assert base, f"{recipe} must start from a _base_ recipe"
+    assert cfg.data.height == 2 * cfg.data.width
+
+
+def test_paper_recipes_keep_paper_values():
+    market = load_config(PARAMS / "market1501.yaml")
+    assert market.datasets == ["market1501"] and market.data.height == 256 and market.model.backbone == "resnet50"
+    assert market.train.methods == ["gcl", "gcl_plus"] and market.warmup.source_dataset is None
+    assert load_config(PARAMS / "msmt17.yaml").train.gcl_rho == 0.0012
+    assert load_config(PARAMS / "gcl" / "dukemtmc.yaml").train.methods == ["gcl"]
+    uda = load_config(PARAMS / "uda" / "market1501_to_dukemtmc.yaml")
+    assert uda.datasets == ["dukemtmc"] and uda.warmup.source_dataset == "market1501"
+
+
+@pytest.mark.parametrize("name, dotted, value", [
+    ("mixup_pixel", "train.gcl_plus.mixup", "mixup"),
+    ("mixup_feature", "train.gcl_plus.mixup", "f_mixup"),
+    ("no_dmixup", "train.gcl_plus.mixup", "none"),
+    ("no_prototype", "train.gcl_plus.id_w", 0.0),
+    ("angles_quarter", "train.angles", [90, 180, 270]),
+    ("authors_code_quirks", "train.term3_negatives", "f_nv"),
+])
+def test_ablations_change_one_thing_against_market(name, dotted, value):
+    """Each ablation differs from the Market-1501 recipe only in its own keys and the method list."""
+    market = _flat(resolve_recipe(PARAMS / "market1501.yaml"))
+    ablation = _flat(resolve_recipe(PARAMS / "ablations" / f"{name}.yaml"))
+    assert ablation[dotted] == value
+    changed = {k for k in market if market[k] != ablation[k]}
+    own = set(_flat(load_raw(PARAMS / "ablations" / f"{name}.yaml")))
+    assert dotted in changed and changed <= own | {"train.methods"}
+
+
+def test_tiny_profile_is_small():
+    tiny = load_config(PARAMS / "tiny.yaml")
+    assert (tiny.data.height, tiny.data.width) == (32, 16)
+    assert tiny.warmup.epochs == tiny.pretrain.epochs == tiny.train.epochs == 1
+    assert tiny.data.synthetic.num_train_ids <= 16
+
+
+def test_params_readme_is_generated():
+    committed = (PARAMS / "README.md").read_text()
+    assert committed == render(), "params/README.md is out of date: run `.venv/bin/python -m genreid.config.docs`"
+    for key, _field, _model in iter_fields(GenreidConfig):
+        assert f"| `{key}` |" in committed or f"## `{key}`" in committed, f"{key} missing from params/README.md"
+
+
+def _flat(tree, prefix=""):
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
