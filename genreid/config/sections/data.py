@@ -10,22 +10,25 @@ from genreid.config.base import StrictModel
 
 
 class ArchiveSource(StrictModel):
-    archive: str = Field(..., description="path of the dataset archive (zip/tar) or unpacked folder")
+    archive: str = Field(..., description="the dataset archive (zip/tar, DVC-tracked input) or an unpacked folder")
     url: str | None = Field(None, description="download URL, tried only when the archive is absent")
     sha256: str | None = Field(None, description="expected archive checksum; null skips the check")
 
 
 class Market1501Source(ArchiveSource):
-    archive: str = "data/archives/Market-1501-v15.09.15.zip"
+    archive: str = Field("data/archives/Market-1501-v15.09.15.zip", description="archive or unpacked folder")
 
 
 class DukeSource(ArchiveSource):
-    archive: str = "data/archives/DukeMTMC-reID.zip"
+    archive: str = Field("data/archives/DukeMTMC-reID.zip",
+                         description="your copy (withdrawn by its owners: no download); archive or folder")
 
 
 class MSMT17Source(ArchiveSource):
-    archive: str = "data/archives/MSMT17_V1.tar.gz"
-    version: Literal["auto", "v1", "v2"] = "auto"
+    archive: str = Field("data/archives/MSMT17_V1.tar.gz",
+                         description="your copy (by request from its authors: no download); archive or folder")
+    version: Literal["auto", "v1", "v2"] = Field(
+        "auto", description="folder layout: v1 train/ test/, v2 mask_train_v2/ mask_test_v2/; auto detects")
 
 
 class SynthConfig(StrictModel):
@@ -50,12 +53,15 @@ class DataConfig(StrictModel):
     root: str = Field("data", description="working folder for archives, prepared splits and renders")
     height: int = Field(256, ge=16, description="network input height (paper: 256)")
     width: int = Field(128, ge=8, description="network input width (paper: 128)")
-    val_fraction: float = Field(0.05, ge=0.0, lt=0.5, description="training ids carved off for model selection")
-    val_seed: int = Field(0, ge=0)
-    verify: Literal["header", "full"] = "header"
+    val_fraction: float = Field(0.05, ge=0.0, lt=0.5, description="training ids (seen by >= 2 cameras) carved "
+                                "off for model selection; val keeps raw pids, train is relabelled 0..N-1")
+    val_seed: int = Field(0, ge=0, description="seed of the validation-id draw")
+    verify: Literal["header", "full"] = Field(
+        "header", description="image check at prepare: header parse (fast) or full decode (catches truncation)")
     max_bad_images: int = Field(0, ge=0, description="unreadable images tolerated (skipped and counted)")
     expected_counts: Literal["canonical", "off"] = Field(
-        "canonical", description="check canonical image/id counts after preparation")
+        "canonical", description="check the published image/id/camera counts per split after preparation "
+        "(synthetic: its generator's own counts); off skips the check")
     market1501: Market1501Source = Field(default_factory=Market1501Source)
     dukemtmc: DukeSource = Field(default_factory=DukeSource)
     msmt17: MSMT17Source = Field(default_factory=MSMT17Source)
