@@ -34,6 +34,10 @@ def test_image_dataset_resizes_bicubic_and_normalises(tmp_path):
     white = ds[1]["image"]  # upsampled from 4x2: still pure white -> (1 - mean) / std per channel
     assert torch.allclose(white[:, 0, 0], torch.tensor((1 - mean) / std, dtype=torch.float32), atol=1e-5)
     assert torch.allclose(denormalize(white), torch.ones_like(white), atol=1e-5)
+    cached = ImageDataset(df, height=8, width=4, cache=True)
+    first = cached[0]["image"]
+    (tmp_path / "a.png").unlink()  # served from memory from now on
+    assert torch.equal(cached[0]["image"], first) and torch.equal(first, item["image"])
 
 
 def _pk_data():

@@ -41,6 +41,8 @@ def make_market_tree(parent: str | Path, *, train_ids: int = 6, test_ids: int = 
     root = Path(parent) / dataset_dir
     dirs = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
     rows: dict[str, list[tuple[int, int]]] = {s: [] for s in dirs}
+    for d in dirs.values():
+        (root / d).mkdir(parents=True, exist_ok=True)
     frame = iter(range(1, 10**6))
 
     def put(split: str, pid: int, cam: int, counted: bool = True) -> None:
