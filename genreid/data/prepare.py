@@ -75,7 +75,7 @@ def prepare_dataset(name: str, source: Mapping[str, Any] | str | os.PathLike, ou
             "splits": {r["split"]: {k: r[k] for k in ("ids", "images", "cameras")} for r in summary_rows(splits)},
             "source": source_info,
             "val": {"fraction": val_fraction, "seed": val_seed, "raw_pids": sorted(int(p) for p in val["pid"].unique()),
-                    "pids": "raw dataset pids (train pids are relabelled 0..N-1)"},
+                    "labels": "val keeps raw dataset pids; train pids are relabelled 0..N-1 in ascending raw order"},
             "verify": verify,
             "expected_counts": expected_counts if isinstance(expected_counts, str) else "custom",
             "skipped_images": skipped,
