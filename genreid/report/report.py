@@ -1,39 +1,20 @@
-"""The ``report`` stage's work: every evaluated (dataset, method) -> results/README.md, summary.csv, plots.
+"""Stage ``report``: every collected dataset -> results/README.md, results/summary.csv, results/plots/.
 
-Inputs are the evaluate stages' ``results/<ds>/<method>/metrics.json`` and ``cmc.csv`` and the
-training stages' dvclive folders; nothing is recomputed here. Seeds are gathered through the
-archive in :mod:`genreid.report.seeds`.
+Inputs are the ``collect@<ds>`` outputs (``results/collected/<ds>.json``); nothing is recomputed
+here, so a change of report.tolerance or of the targets registry only rewrites the tables.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from genreid.errors import GenreidError
 from genreid.report import plots
-from genreid.report.seeds import archive_run, collect_runs
+from genreid.report.collect import CollectedDataset, load_collected
 from genreid.report.tables import ResultRow, build_row, csv_text, gains_over, markdown_table
 from genreid.report.targets import TargetRegistry
 from genreid.utils.atomic import write_text
-
-# Accepted spellings of each metric in a metrics.json (first found wins); values are percent.
-METRIC_KEYS: dict[str, tuple[str, ...]] = {
-    "mAP": ("mAP", "map"),
-    "R1": ("R1", "rank1", "rank-1", "top1"),
-    "R5": ("R5", "rank5", "rank-5", "top5"),
-    "R10": ("R10", "rank10", "rank-10", "top10"),
-    "mINP": ("mINP", "minp"),
-}
-TRAINING_RUNS: tuple[str, ...] = ("baseline", "pretrain", "gcl", "gcl_plus")
-PICTURES: tuple[tuple[str, str], ...] = (
-    ("meshes/overlay.png", "mesh renders over their images"),
-    ("dataset/contact_sheet.png", "SynthReID contact sheet"),
-    ("pretrain/views.png", "generator sheet after pre-training (novel views)"),
-)
 
 
 @dataclass
@@ -42,96 +23,57 @@ class ReportOutputs:
     readme: Path
     summary_csv: Path
     figures: dict[str, Path] = field(default_factory=dict)
-    other_settings: list[Path] = field(default_factory=list)
 
 
-def read_metrics(path: str | os.PathLike) -> tuple[dict[str, float], int | None]:
-    """Canonical metrics (percent) and the recorded seed from an evaluate stage's metrics.json."""
-    path = Path(path)
-    if not path.is_file():
-        raise GenreidError(f"metrics file {path} is missing",
-                           "run its evaluate stage first (`dvc repro`), or drop the method from eval.methods")
-    try:
-        raw: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise GenreidError(f"metrics file {path} is not valid JSON ({exc})", "rerun its evaluate stage") from exc
-    block = raw.get("test", raw) if isinstance(raw.get("test"), dict) else raw
-    metrics: dict[str, float] = {}
-    for name, keys in METRIC_KEYS.items():
-        for key in keys:
-            if isinstance(block.get(key), (int, float)):
-                metrics[name] = float(block[key])
-                break
-    if "mAP" not in metrics or "R1" not in metrics:
-        raise GenreidError(f"metrics file {path} has no mAP / R1 (keys: {sorted(block)})",
-                           "rerun its evaluate stage with the current code")
-    seed = raw.get("seed", (raw.get("provenance") or {}).get("seed"))
-    return metrics, (int(seed) if seed is not None else None)
-
-
-def build_report(results_dir: str | os.PathLike, datasets: list[str], methods: list[str],
-                 settings: dict[str, str], seed: int, fingerprint: str, registry: TargetRegistry,
-                 tolerance: float, targets_path: str = "genreid/report/targets.yaml") -> ReportOutputs:
-    """Archive this run's seed, aggregate all seeds of the same settings, write table, CSV and figures."""
+def build_report(results_dir: str | os.PathLike, datasets: list[str], registry: TargetRegistry, tolerance: float,
+                 targets_path: str = "genreid/report/targets.yaml") -> ReportOutputs:
+    """Aggregate seeds per (dataset, method), compare with the registry, write table, CSV and figures."""
     results = Path(results_dir)
-    archive = results / "seeds"
-    rows: list[ResultRow] = []
-    other_settings: list[Path] = []
-    curves: dict[str, dict[str, tuple[list[int], list[float]]]] = {}
-    for ds in datasets:
-        setting = settings.get(ds, "unsupervised")
-        for method in methods:
-            metrics, recorded_seed = read_metrics(results / ds / method / "metrics.json")
-            archive_run(archive, ds, method, recorded_seed if recorded_seed is not None else seed,
-                        metrics, fingerprint)
-            runs, other = collect_runs(archive, ds, method, fingerprint)
-            other_settings += other
-            rows.append(build_row(ds, method, setting, runs, registry.lookup(method, ds, setting), tolerance))
-            cmc = results / ds / method / "cmc.csv"
-            if cmc.is_file():
-                curves.setdefault(ds, {})[method] = plots.read_cmc(cmc)
-    figures = _write_figures(results, datasets, curves)
+    collected = [load_collected(results, ds) for ds in datasets]
+    rows = [build_row(c.dataset, m.method, c.setting, m.runs, registry.lookup(m.method, c.dataset, c.setting),
+                      tolerance)
+            for c in collected for m in c.methods]
+    figures = write_figures(results / "plots", collected)
     summary = write_text(results / "summary.csv", csv_text(rows))
-    readme = write_text(results / "README.md",
-                        render_readme(rows, results, datasets, figures, fingerprint, tolerance,
-                                      other_settings, targets_path))
-    return ReportOutputs(rows=rows, readme=readme, summary_csv=summary, figures=figures,
-                         other_settings=other_settings)
+    readme = write_text(results / "README.md", render_readme(rows, results, collected, figures, tolerance,
+                                                             targets_path))
+    return ReportOutputs(rows=rows, readme=readme, summary_csv=summary, figures=figures)
 
 
-def _write_figures(results: Path, datasets: list[str],
-                   curves: dict[str, dict[str, tuple[list[int], list[float]]]]) -> dict[str, Path]:
-    out_dir = results / "plots"
-    figures: dict[str, Path] = {}
-    plots.write_cmc_csv(curves, out_dir / "cmc.csv")
-    if curves:
-        figures["cmc"] = plots.plot_cmc(curves, out_dir / "cmc.png")
-    series: list[plots.Series] = []
-    for ds in datasets:
-        for run in TRAINING_RUNS:
-            series += plots.read_dvclive(results / ds / run / "train", ds, run)
+def write_figures(out_dir: Path, collected: list[CollectedDataset]) -> dict[str, Path]:
+    """PNGs for the README and long-format CSVs for `dvc plots show`; empty figures are skipped."""
+    curves = {c.dataset: c.cmc for c in collected if c.cmc}
+    series = [s for c in collected for s in c.series]
     losses, validation, pseudo = plots.split_series(series)
+    plots.write_cmc_csv(curves, out_dir / "cmc.csv")
     plots.write_series_csv(losses + validation, out_dir / "training.csv")
     plots.write_series_csv(pseudo, out_dir / "pseudo_labels.csv")
+    figures: dict[str, Path] = {}
+    if curves:
+        figures["cmc"] = plots.plot_cmc(curves, out_dir / "cmc.png")
     for name, chosen, title, by_metric in (("losses", losses, "training losses", False),
                                            ("validation", validation, "validation during training", False),
                                            ("pseudo_labels", pseudo, "pseudo-label quality per epoch", True)):
         png = plots.plot_series_grid(chosen, out_dir / f"{name}.png", title, panel_by_metric=by_metric)
         if png is not None:
             figures[name] = png
+        else:
+            (out_dir / f"{name}.png").unlink(missing_ok=True)
     return figures
 
 
-def render_readme(rows: list[ResultRow], results: Path, datasets: list[str], figures: dict[str, Path],
-                  fingerprint: str, tolerance: float, other_settings: list[Path], targets_path: str) -> str:
+def render_readme(rows: list[ResultRow], results: Path, collected: list[CollectedDataset],
+                  figures: dict[str, Path], tolerance: float, targets_path: str) -> str:
     seeds = sorted({s for r in rows for s in r.seeds})
+    prints = sorted({c.fingerprint for c in collected})
     lines = [
         "# Results",
         "",
         "Written by the `report` stage of `dvc repro`; do not edit by hand. Metrics in percent on the",
-        "test split (query/gallery), mean ± sample std over seeds when several ran with the same settings.",
-        f"Settings fingerprint `{fingerprint}` (every param except seed, runtime and report); "
-        f"seeds: {', '.join(map(str, seeds))}.",
+        "test split (query/gallery), mean ± sample std over seeds when several ran with the same settings",
+        "(README.md at the repository root, \"Experiments\", says how to add seeds).",
+        f"Settings fingerprint {', '.join(f'`{p}`' for p in prints)} (every param except seed, runtime and "
+        f"report); seeds: {', '.join(map(str, seeds))}.",
         "",
         markdown_table(rows),
         f"Status is PASS/FAIL only against targets marked `checked` in `{targets_path}` "
@@ -152,24 +94,14 @@ def render_readme(rows: list[ResultRow], results: Path, datasets: list[str], fig
         lines += ["## Figures", ""]
         lines += [f"![{name}]({path.relative_to(results).as_posix()})" for name, path in figures.items()]
         lines += ["", "The same curves, comparable across experiments: `dvc plots show` (or `dvc plots diff`).", ""]
-    lines += _pictures(results, datasets, rows)
+    for c in collected:
+        if c.pictures:
+            lines += [f"## Pictures: {c.dataset}", ""] + [f"- [{what}]({rel})" for rel, what in c.pictures] + [""]
     lines += _provenance(rows)
-    if other_settings:
-        lines += ["## Archived seeds with other settings (not averaged)", ""]
-        lines += [f"- `{p.relative_to(results).as_posix()}`" for p in sorted(other_settings)]
-        lines.append("")
+    others = sorted({p for c in collected for m in c.methods for p in m.other_settings})
+    if others:
+        lines += ["## Archived seeds with other settings (not averaged)", ""] + [f"- `{p}`" for p in others] + [""]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def _pictures(results: Path, datasets: list[str], rows: list[ResultRow]) -> list[str]:
-    lines: list[str] = []
-    for ds in datasets:
-        found = [(f"{ds}/{rel}", what) for rel, what in PICTURES if (results / ds / rel).is_file()]
-        found += [(f"{ds}/{r.method}/ranked_lists.png", f"ranked lists, {r.method} (best and worst queries)")
-                  for r in rows if r.dataset == ds and (results / ds / r.method / "ranked_lists.png").is_file()]
-        if found:
-            lines += [f"## Pictures: {ds}", ""] + [f"- [{what}]({rel})" for rel, what in found] + [""]
-    return lines
 
 
 def _provenance(rows: list[ResultRow]) -> list[str]:

@@ -1,0 +1,136 @@
+"""Stage ``collect@<ds>``: one dataset's evaluations, seeds, curves and pictures -> results/collected/<ds>.json.
+
+Why a stage per dataset: DVC can depend on a folder holding other stages' outputs, so
+``collect@<ds>`` depends on ``results/<ds>/`` (whatever its evaluate and training stages wrote)
+and the single ``report`` stage depends on ``results/collected/``; the number of datasets stays a
+param. This is also where the current seed is filed into the seed archive (see ``seeds.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from genreid.errors import GenreidError
+from genreid.report import plots
+from genreid.report.seeds import SeedRun, archive_run, collect_runs
+from genreid.utils.atomic import write_json
+
+# Accepted spellings of each metric in a metrics.json (first found wins); values are percent.
+METRIC_KEYS: dict[str, tuple[str, ...]] = {
+    "mAP": ("mAP", "map"),
+    "R1": ("R1", "rank1", "rank-1", "top1"),
+    "R5": ("R5", "rank5", "rank-5", "top5"),
+    "R10": ("R10", "rank10", "rank-10", "top10"),
+    "mINP": ("mINP", "minp"),
+}
+TRAINING_RUNS: tuple[str, ...] = ("baseline", "pretrain", "gcl", "gcl_plus")
+PICTURES: tuple[tuple[str, str], ...] = (
+    ("dataset/contact_sheet.png", "SynthReID contact sheet"),
+    ("meshes/overlay.png", "mesh renders over their images"),
+    ("pretrain/views.png", "generator sheet after pre-training (novel views)"),
+)
+
+
+@dataclass
+class MethodRuns:
+    method: str
+    runs: list[SeedRun]
+    other_settings: list[str]
+
+
+@dataclass
+class CollectedDataset:
+    dataset: str
+    setting: str
+    fingerprint: str
+    methods: list[MethodRuns]
+    cmc: dict[str, tuple[list[int], list[float]]]
+    series: list[plots.Series]
+    pictures: list[tuple[str, str]]  # (path relative to results/, caption)
+
+
+def read_metrics(path: str | os.PathLike) -> tuple[dict[str, float], int | None]:
+    """Canonical metrics (percent) and the recorded seed from an evaluate stage's metrics.json."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenreidError(f"metrics file {path} is missing",
+                           "run its evaluate stage first (`dvc repro`), or drop the method from eval.methods")
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise GenreidError(f"metrics file {path} is not valid JSON ({exc})", "rerun its evaluate stage") from exc
+    block = raw["test"] if isinstance(raw.get("test"), dict) else raw
+    metrics: dict[str, float] = {}
+    for name, keys in METRIC_KEYS.items():
+        for key in keys:
+            if isinstance(block.get(key), (int, float)):
+                metrics[name] = float(block[key])
+                break
+    if "mAP" not in metrics or "R1" not in metrics:
+        raise GenreidError(f"metrics file {path} has no mAP / R1 (keys: {sorted(block)})",
+                           "rerun its evaluate stage with the current code")
+    seed = raw.get("seed", (raw.get("provenance") or {}).get("seed"))
+    return metrics, (int(seed) if seed is not None else None)
+
+
+def collected_path(results_dir: str | os.PathLike, dataset: str) -> Path:
+    return Path(results_dir) / "collected" / f"{dataset}.json"
+
+
+def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[str], setting: str, seed: int,
+                    fingerprint: str) -> CollectedDataset:
+    """File this run's seed for every method, gather all seeds of the same settings, curves and pictures."""
+    results = Path(results_dir)
+    archive = results / "seeds"
+    per_method: list[MethodRuns] = []
+    cmc: dict[str, tuple[list[int], list[float]]] = {}
+    for method in methods:
+        folder = results / dataset / method
+        metrics, recorded_seed = read_metrics(folder / "metrics.json")
+        archive_run(archive, dataset, method, seed if recorded_seed is None else recorded_seed, metrics, fingerprint)
+        runs, other = collect_runs(archive, dataset, method, fingerprint)
+        per_method.append(MethodRuns(method, runs, [p.relative_to(results).as_posix() for p in other]))
+        if (folder / "cmc.csv").is_file():
+            cmc[method] = plots.read_cmc(folder / "cmc.csv")
+    series: list[plots.Series] = []
+    for run in TRAINING_RUNS:
+        series += plots.read_dvclive(results / dataset / run / "train", dataset, run)
+    pictures = [(f"{dataset}/{rel}", what) for rel, what in PICTURES if (results / dataset / rel).is_file()]
+    pictures += [(f"{dataset}/{m}/ranked_lists.png", f"ranked lists, {m} (best and worst queries)")
+                 for m in methods if (results / dataset / m / "ranked_lists.png").is_file()]
+    collected = CollectedDataset(dataset, setting, fingerprint, per_method, cmc, series, pictures)
+    write_json(collected_path(results, dataset), _to_json(collected))
+    return collected
+
+
+def _to_json(c: CollectedDataset) -> dict[str, Any]:
+    return {
+        "dataset": c.dataset, "setting": c.setting, "fingerprint": c.fingerprint,
+        "methods": [{"method": m.method, "other_settings": m.other_settings,
+                     "runs": [{"seed": r.seed, "metrics": r.metrics, "path": r.path.as_posix()} for r in m.runs]}
+                    for m in c.methods],
+        "cmc": [{"method": m, "rank": r, "cmc": v} for m, (r, v) in c.cmc.items()],  # a list keeps the order
+        "series": [asdict(s) for s in c.series],
+        "pictures": [list(p) for p in c.pictures],
+    }
+
+
+def load_collected(results_dir: str | os.PathLike, dataset: str) -> CollectedDataset:
+    path = collected_path(results_dir, dataset)
+    try:
+        raw = json.loads(path.read_text())
+        return CollectedDataset(
+            dataset=raw["dataset"], setting=raw["setting"], fingerprint=raw["fingerprint"],
+            methods=[MethodRuns(m["method"], [SeedRun(r["seed"], r["metrics"], Path(r["path"])) for r in m["runs"]],
+                                m["other_settings"]) for m in raw["methods"]],
+            cmc={v["method"]: (v["rank"], v["cmc"]) for v in raw["cmc"]},
+            series=[plots.Series(**s) for s in raw["series"]],
+            pictures=[(p[0], p[1]) for p in raw["pictures"]],
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GenreidError(f"collected results {path} are missing or unreadable ({exc!r})",
+                           f"run `dvc repro collect@{dataset}` before the report") from exc
