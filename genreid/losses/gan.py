@@ -26,22 +26,25 @@ def lsgan_generator(d_fake: Sequence[torch.Tensor]) -> torch.Tensor:
     return sum(2 * (o.float() - 1).pow(2).mean() for o in d_fake)
 
 
-def r1_penalty(d_real: Sequence[torch.Tensor], real: torch.Tensor) -> torch.Tensor:
+def r1_penalty(d_real: Sequence[torch.Tensor], real: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
     """Sum over scales of the mean squared input-gradient norm of D on real images.
 
     ``real`` must have ``requires_grad=True`` before D was applied; the graph is kept so the
-    penalty itself can be back-propagated (a second-order term).
+    penalty itself can be back-propagated (a second-order term). ``grad_scale`` is the fp16
+    gradient scaler's factor: the outputs are scaled before differentiation (no underflow) and
+    the gradient unscaled after, as PyTorch's AMP gradient-penalty recipe does.
     """
     total = real.new_zeros((), dtype=torch.float32)
     for out in d_real:
-        (grad,) = torch.autograd.grad(out.float().sum(), real, create_graph=True)
-        total = total + grad.float().pow(2).reshape(grad.shape[0], -1).sum(1).mean()
+        (grad,) = torch.autograd.grad(out.float().sum() * grad_scale, real, create_graph=True)
+        grad = grad.float() / grad_scale
+        total = total + grad.pow(2).reshape(grad.shape[0], -1).sum(1).mean()
     return total
 
 
 def discriminator_loss(discriminator: Callable[[torch.Tensor], list[torch.Tensor]],
                        fakes: Sequence[torch.Tensor], real: torch.Tensor,
-                       r1_weight: float = 0.01) -> tuple[torch.Tensor, dict[str, float]]:
+                       r1_weight: float = 0.01, grad_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
     """Full D loss over ``fakes`` (already detached) against ``real``; returns (loss, parts)."""
     n = len(fakes)
     real = real.detach().requires_grad_(r1_weight > 0)
@@ -50,7 +53,7 @@ def discriminator_loss(discriminator: Callable[[torch.Tensor], list[torch.Tensor
     # sum_sets mean(D(set)^2) equal to n * mean(D(all)^2)
     fake_term = n * lsgan_real_fake(discriminator(torch.cat([f.detach() for f in fakes])))
     real_term = n * sum((o.float() - 1).pow(2).mean() for o in d_real)
-    r1 = r1_penalty(d_real, real) if r1_weight > 0 else real.new_zeros(())
+    r1 = r1_penalty(d_real, real, grad_scale) if r1_weight > 0 else real.new_zeros(())
     loss = fake_term + real_term + n * r1_weight * r1
     return loss, {"d_fake": float(fake_term.detach()), "d_real": float(real_term.detach()),
                   "d_r1": float(r1.detach())}

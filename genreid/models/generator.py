@@ -1,0 +1,83 @@
+"""The generator triple (E_str, G, D): construction from widths, strict save and load.
+
+``generator.pt`` stores each network's build arguments next to its weights, so a later stage
+rebuilds exactly what was trained and a width mismatch fails loudly (never a partial load).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genreid.errors import CheckpointError
+from genreid.models.decoder import Decoder
+from genreid.models.discriminator import MultiScaleDiscriminator
+from genreid.models.structure_encoder import StructureEncoder
+from genreid.training.checkpoint import load_state_strict
+from genreid.utils.atomic import torch_save
+
+FORMAT = "genreid.generator/1"
+
+
+@dataclass(frozen=True)
+class GeneratorWidths:
+    """Channel widths (paper values by default; ``model.generator`` in params)."""
+
+    str_channels: tuple[int, ...] = (16, 32, 32, 64)
+    str_out: int = 128
+    dec_channels: tuple[int, ...] = (64, 32)
+    mlp_dim: int = 512
+    dis_channels: tuple[int, ...] = (32, 64)
+    dis_scales: int = 3
+    res_blocks: int = 4
+
+
+def build_generator(widths: GeneratorWidths, stripe_dim: int, stripes: int) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """(E_str, G, D); the decoder's MLP input is one appearance stripe of the identity encoder."""
+    e_str = StructureEncoder(widths.str_channels, widths.str_out, widths.res_blocks)
+    dec = Decoder(stripe_dim=stripe_dim, stripes=stripes, in_channels=widths.str_out,
+                  channels=widths.dec_channels, res_blocks=widths.res_blocks, mlp_dim=widths.mlp_dim)
+    dis = MultiScaleDiscriminator(widths.dis_channels, widths.dis_scales, widths.res_blocks)
+    return e_str, dec, dis
+
+
+def _inner(m: nn.Module) -> nn.Module:
+    return getattr(m, "module", m)
+
+
+def save_generator(path: str | os.PathLike, str_encoder: nn.Module, decoder: nn.Module, discriminator: nn.Module,
+                   extra: dict[str, Any] | None = None) -> Path:
+    nets = {"str_encoder": _inner(str_encoder), "decoder": _inner(decoder), "discriminator": _inner(discriminator)}
+    blob = {"format": FORMAT, "arch": {k: dict(m.arch) for k, m in nets.items()},
+            "state": {k: {n: t.detach().cpu() for n, t in m.state_dict().items()} for k, m in nets.items()},
+            "extra": dict(extra or {})}
+    return torch_save(blob, path)
+
+
+def load_generator(path: str | os.PathLike, map_location: str | torch.device = "cpu"
+                   ) -> tuple[nn.Module, nn.Module, nn.Module, dict[str, Any]]:
+    """Rebuild (E_str, G, D) from their stored build arguments and load the weights strictly."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"generator checkpoint not found: {path}",
+                              "run the pretrain stage first (`dvc repro pretrain@<dataset>`)")
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - truncated/corrupt/not a torch file
+        raise CheckpointError(f"cannot read generator checkpoint {path}: {exc}",
+                              "delete it and rerun the pretrain stage") from exc
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a genreid generator checkpoint (format {FORMAT} expected)",
+                              "write it with genreid.models.generator.save_generator")
+    arch = blob["arch"]
+    e_str = StructureEncoder(**arch["str_encoder"])
+    dec = Decoder(**arch["decoder"])
+    dis = MultiScaleDiscriminator(**arch["discriminator"])
+    for name, module in (("str_encoder", e_str), ("decoder", dec), ("discriminator", dis)):
+        load_state_strict(module, blob["state"][name], f"{path} [{name}]")
+    return e_str.to(map_location), dec.to(map_location), dis.to(map_location), dict(blob.get("extra", {}))

@@ -1,0 +1,182 @@
+"""Stage 2: generator warm-up with the identity encoder frozen (METHOD.md sections 1 and 3).
+
+E_id stays in eval mode and is never stepped (its parameters do not even take gradients), but
+gradients flow through it into G via the code-reconstruction terms. E_str + G and D train with
+Adam (betas 0, 0.999), constant LR. Checkpoints every ``checkpoint_every_iters`` iterations and at
+each epoch end (atomic, exact resume: same batches, angles and weights as an uninterrupted run);
+a non-finite loss stops with :class:`TrainingDiverged` and keeps the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genreid.data.loader import ImageDataset
+from genreid.models.generator import GeneratorWidths, build_generator, save_generator
+from genreid.models.id_encoder import load_encoder
+from genreid.training.checkpoint import CheckpointManager, assert_finite, load_state_strict
+from genreid.training.gan_batch import AmpContext, GanNets, discriminator_step, fake_sets, forward_views, generator_loss
+from genreid.training.live import open_live
+from genreid.training.mesh_views import batch_loader, draw_angles, epoch_batches, open_renders, renders_to_tensor
+from genreid.training.views_sheet import generate_sheet_tiles, save_png, tiles_to_image
+from genreid.utils.atomic import write_json
+from genreid.utils.provenance import run_record
+from genreid.utils.seeding import seed_everything
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainSettings:
+    epochs: int = 40
+    batch_size: int = 16
+    iters_per_epoch: int | None = None
+    angles: Sequence[int] = (45, 90, 135, 180, 225, 270, 315)
+    weights: dict[str, float] = field(default_factory=lambda: {
+        "rec": 5.0, "cyc": 5.0, "code": 5.0, "cyc_code": 5.0, "adv": 1.0, "r1": 0.01})
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    weight_decay: float = 5e-4
+    betas: tuple[float, float] = (0.0, 0.999)
+    checkpoint_every_iters: int = 500
+    sheet_every: int = 1
+    sheet_rows: int = 4
+    log_every: int = 10
+    seed: int = 1
+    deterministic: bool = True
+    amp: str = "off"
+    num_workers: int = 0
+
+
+def sheet_rows(pids: Sequence[int], n: int) -> list[int]:
+    """Manifest rows of ``n`` different identities, spread over the id range (a fixed choice)."""
+    first: dict[int, int] = {}
+    for row, pid in enumerate(pids):
+        first.setdefault(int(pid), row)
+    ids = sorted(first)
+    pick = np.linspace(0, len(ids) - 1, num=min(n, len(ids))).round().astype(int)
+    return [first[ids[i]] for i in pick]
+
+
+def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_path: str | Path,
+                       widths: GeneratorWidths, height: int, width: int, model_dir: str | Path,
+                       results_dir: str | Path, settings: PretrainSettings,
+                       device: torch.device | str = "cpu", stop_after_iters: int | None = None) -> dict[str, Any]:
+    """Train E_str, G, D; write ``model_dir/generator.pt`` and ``results_dir/views.png``.
+
+    ``stop_after_iters`` ends the run early after that many iterations this call (tests use it to
+    simulate a kill; the checkpoint written at that point is what a rerun resumes from).
+    """
+    s = settings
+    device = torch.device(device)
+    model_dir, results_dir = Path(model_dir), Path(results_dir)
+    seed_everything(s.seed, s.deterministic)
+    id_enc, _ = load_encoder(encoder_path, map_location=device)
+    id_enc.eval().requires_grad_(False)
+    store = open_renders(str(render_dir), "train", train_df, s.angles)
+    e_str, dec, dis = build_generator(widths, id_enc.channels, id_enc.stripes)
+    nets = GanNets(id_enc, e_str.to(device), dec.to(device), dis.to(device))
+    opt_g = torch.optim.Adam(nets.generator_parameters(), lr=s.lr_g, betas=s.betas, weight_decay=s.weight_decay)
+    opt_d = torch.optim.Adam(dis.parameters(), lr=s.lr_d, betas=s.betas, weight_decay=s.weight_decay)
+    amp = AmpContext(device, s.amp)
+    modules = {"str_encoder": e_str, "decoder": dec, "discriminator": dis}
+
+    ckpt = CheckpointManager(model_dir / "ckpt")
+    state = ckpt.latest(map_location=device)
+    epoch, batch_in_epoch, it, history, busy, sums = 0, 0, 0, [], 0.0, {}
+    resumed = state is not None
+    if resumed:
+        for k, m in modules.items():
+            load_state_strict(m, state["modules"][k], f"{ckpt.folder} [{k}]")
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        amp.load_state_dict(state.get("scaler", {}))
+        epoch, batch_in_epoch, it = state["epoch"], state["batch_in_epoch"], state["step"]
+        history, busy, sums = state["history"], state["busy_s"], state["sums"]
+        ckpt.restore_rng(state)
+        log.info("resuming pretrain from %s: epoch %d, batch %d, iteration %d", ckpt.folder, epoch, batch_in_epoch, it)
+
+    def save(ep: int, b: int) -> None:
+        ckpt.save(it, {"modules": {k: m.state_dict() for k, m in modules.items()},
+                       "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": amp.state_dict(),
+                       "epoch": ep, "batch_in_epoch": b, "history": history, "busy_s": busy, "sums": sums})
+
+    dataset = ImageDataset(train_df, height, width)
+    rows = sheet_rows(dataset.pids, s.sheet_rows)
+    sheet_images = torch.stack([dataset[r]["image"] for r in rows]).to(device)
+    live = open_live(results_dir / "train", resume=resumed)
+    done_this_call = 0
+    while epoch < s.epochs:
+        batches = epoch_batches(range(len(dataset)), s.batch_size, s.seed, epoch)
+        if s.iters_per_epoch:
+            batches = batches[:s.iters_per_epoch]
+        for bi, batch in enumerate(batch_loader(dataset, batches[batch_in_epoch:], s.seed + epoch, s.num_workers),
+                                   start=batch_in_epoch):
+            t0 = time.perf_counter()
+            x = batch["image"].to(device, non_blocking=True)
+            idx = batch["index"].numpy()
+            m0 = renders_to_tensor(store, idx, 0, height, width, device)
+            mt = renders_to_tensor(store, idx, draw_angles(len(idx), s.angles), height, width, device)
+            with amp.autocast():
+                views = forward_views(nets, x, m0, mt)
+            fakes = fake_sets(views)
+            parts = discriminator_step(nets, opt_d, fakes, x, s.weights, amp)
+            opt_g.zero_grad(set_to_none=True)
+            with amp.autocast():
+                loss, g_parts = generator_loss(nets, views, x, s.weights, fakes)
+            parts.update(g_parts, g_total=float(loss.detach()))
+            assert_finite(parts, f"pretrain epoch {epoch} iteration {it}")
+            amp.backward(loss)
+            amp.step(opt_g)
+            amp.update()
+            busy += time.perf_counter() - t0
+            it += 1
+            done_this_call += 1
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if it % s.log_every == 0:
+                log.info("pretrain ep %d it %d  " + "  ".join(f"{k} {v:.3f}" for k, v in parts.items()), epoch, it)
+            if it % s.checkpoint_every_iters == 0:
+                save(epoch, bi + 1)
+            if stop_after_iters is not None and done_this_call >= stop_after_iters:
+                save(epoch, bi + 1)
+                return {"stopped_early": True, "iterations": it}
+        means = {k: v / max(1, len(batches)) for k, v in sums.items()}
+        history.append({"epoch": epoch, "iterations": it, **means})
+        for k, v in means.items():
+            live.log_metric(f"pretrain/{k}", v)
+        if (epoch + 1) % s.sheet_every == 0 or epoch + 1 == s.epochs:
+            top, bottom = generate_sheet_tiles(nets, sheet_images, store, rows, s.angles)
+            live.log_image(f"views_epoch_{epoch + 1:03d}.png", tiles_to_image(top, bottom))
+        live.next_step()
+        epoch, batch_in_epoch, sums = epoch + 1, 0, {}
+        save(epoch, 0)
+
+    top, bottom = generate_sheet_tiles(nets, sheet_images, store, rows, s.angles)
+    save_png(tiles_to_image(top, bottom, scale=3), results_dir / "views.png")
+    images = it * s.batch_size
+    summary = {
+        "epochs": s.epochs, "iterations": it, "resumed": resumed, "busy_seconds": round(busy, 3),
+        "iterations_per_s": round(it / busy, 4) if busy else None,
+        "images_per_s": round(images / busy, 3) if busy else None,
+        "final": history[-1] if history else {}, "history": history, "settings": _jsonable(asdict(s)),
+        "sheet_rows": rows, "provenance": run_record(s.seed, device),
+    }
+    save_generator(model_dir / "generator.pt", e_str, dec, dis,
+                   extra={k: summary[k] for k in ("epochs", "iterations", "resumed", "final", "sheet_rows")})
+    write_json(results_dir / "metrics.json", summary)
+    live.end()
+    return summary
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
