@@ -26,13 +26,13 @@ def test_decoder_paper_mlps_are_2048_512_512_256_and_eight_heads():
     assert len(dec.mlp_scale) == 4 and len(dec.mlp_bias) == 4
     dims = [(m.in_features, m.out_features) for m in dec.mlp_scale[0] if isinstance(m, torch.nn.Linear)]
     assert dims == [(2048, 512), (512, 512), (512, 256)]
-    assert dec.layers_per_stripe == [2, 2, 2, 2]  # 8 AdaIN layers, 2 per stripe
+    assert dec.values_per_stripe == [256] * 4  # 8 AdaIN layers x 128 channels: 2 layers per stripe
 
 
 def test_decoder_mlp_input_follows_encoder_stripe_width():
     dec = Decoder(stripe_dim=512, stripes=4, in_channels=16, channels=(8, 8), res_blocks=2, mlp_dim=32)
     assert dec.mlp_bias[3][0].in_features == 512
-    assert dec.layers_per_stripe == [1, 1, 1, 1]
+    assert dec.values_per_stripe == [16, 16, 16, 16]  # 4 AdaIN layers x 16 channels
     out = dec(torch.randn(3, 16, 8, 4), torch.randn(3, 4 * 512))
     assert out.shape == (3, 3, 32, 16)
     with pytest.raises(ValueError, match="stripes"):
@@ -52,9 +52,18 @@ def test_decoder_output_depends_on_both_codes():
     assert not torch.allclose(base, dec(s, a2))
 
 
-def test_decoder_rejects_more_stripes_than_adain_layers():
-    with pytest.raises(ConfigError, match="res_blocks"):
-        Decoder(stripe_dim=8, stripes=4, in_channels=8, res_blocks=1)
+def test_decoder_with_fewer_adain_layers_than_stripes_lets_every_stripe_act():
+    torch.manual_seed(0)
+    dec = Decoder(stripe_dim=8, stripes=4, in_channels=8, channels=(4, 4), res_blocks=1, mlp_dim=8)
+    assert dec.values_per_stripe == [4, 4, 4, 4]  # 2 layers x 8 channels cut in 4
+    s, a = torch.randn(2, 8, 4, 2), torch.randn(2, 32)
+    base = dec(s, a)
+    for k in range(4):
+        a2 = a.clone()
+        a2[:, 8 * k:8 * (k + 1)] += 1.0
+        assert not torch.allclose(base, dec(s, a2)), k
+    with pytest.raises(ConfigError, match="stripes"):
+        Decoder(stripe_dim=8, stripes=17, in_channels=8, res_blocks=1)
 
 
 def test_discriminator_scales_no_norm_and_gaussian_init():

@@ -7,9 +7,11 @@ from per-stripe MLPs (2048->512->512->256 at paper scale): stripe k of the appea
 scale-MLP k and bias-MLP k, whose outputs cover the AdaIN layers of residual block k. The MLP input
 width follows the identity encoder (one stripe = its backbone channels).
 
-With fewer residual blocks than stripes x 2 / 2 (small profiles) the AdaIN layers are split over
-the stripes as evenly as possible; every stripe must drive at least one layer. Scales are used
-raw, as in the authors' code (``scale_offset=0``); ``scale_offset=1`` centres them on identity.
+In general the (layers x channels) AdaIN values, in layer order, are cut into ``stripes``
+contiguous chunks and stripe k's MLPs produce chunk k: at paper sizes chunk k is exactly the two
+layers of block k; small profiles with fewer blocks than stripes still let every stripe drive a
+part of the image. Scales are used raw, as in the authors' code (``scale_offset=0``);
+``scale_offset=1`` centres them on identity.
 """
 
 from __future__ import annotations
@@ -65,19 +67,18 @@ class Decoder(nn.Module):
                  scale_offset: float = 0.0):
         super().__init__()
         n_layers = 2 * res_blocks
-        if stripes > n_layers:
-            raise ConfigError(
-                f"the decoder has {n_layers} AdaIN layers (model.generator.res_blocks={res_blocks}) but "
-                f"model.stripes={stripes}; each stripe must drive at least one layer",
-                f"set model.generator.res_blocks >= {(stripes + 1) // 2} or lower model.stripes")
+        if stripes > n_layers * in_channels:
+            raise ConfigError(f"model.stripes={stripes} exceeds the {n_layers * in_channels} AdaIN values",
+                              "lower model.stripes or widen model.generator.str_out")
         self.arch = {"stripe_dim": stripe_dim, "stripes": stripes, "in_channels": in_channels,
                      "channels": list(channels), "res_blocks": res_blocks, "mlp_dim": mlp_dim,
                      "scale_offset": scale_offset}
         self.stripes, self.stripe_dim, self.in_channels = stripes, stripe_dim, in_channels
         self.scale_offset = scale_offset
-        self.layers_per_stripe = [len(s) for s in np.array_split(np.arange(n_layers), stripes)]
-        self.mlp_scale = nn.ModuleList(mlp(stripe_dim, mlp_dim, k * in_channels) for k in self.layers_per_stripe)
-        self.mlp_bias = nn.ModuleList(mlp(stripe_dim, mlp_dim, k * in_channels) for k in self.layers_per_stripe)
+        self.n_layers = n_layers
+        self.values_per_stripe = [len(c) for c in np.array_split(np.arange(n_layers * in_channels), stripes)]
+        self.mlp_scale = nn.ModuleList(mlp(stripe_dim, mlp_dim, k) for k in self.values_per_stripe)
+        self.mlp_bias = nn.ModuleList(mlp(stripe_dim, mlp_dim, k) for k in self.values_per_stripe)
         self.blocks = nn.ModuleList(AdaINResBlock(in_channels) for _ in range(res_blocks))
         c1, c2 = channels
         self.up = nn.Sequential(
@@ -95,12 +96,11 @@ class Decoder(nn.Module):
             raise ValueError(f"appearance code has {appearance.shape[1]} values, the decoder expects "
                              f"{self.stripes} stripes x {self.stripe_dim}")
         parts = appearance.reshape(b, self.stripes, self.stripe_dim)
-        params: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for k, n in enumerate(self.layers_per_stripe):
-            scales = self.mlp_scale[k](parts[:, k]).reshape(b, n, self.in_channels) + self.scale_offset
-            biases = self.mlp_bias[k](parts[:, k]).reshape(b, n, self.in_channels)
-            params.extend((scales[:, j], biases[:, j]) for j in range(n))
-        return params
+        shape = (b, self.n_layers, self.in_channels)
+        scales = torch.cat([m(parts[:, k]) for k, m in enumerate(self.mlp_scale)], 1).reshape(shape)
+        biases = torch.cat([m(parts[:, k]) for k, m in enumerate(self.mlp_bias)], 1).reshape(shape)
+        scales = scales + self.scale_offset
+        return [(scales[:, j], biases[:, j]) for j in range(self.n_layers)]
 
     def forward(self, structure: torch.Tensor, appearance: torch.Tensor) -> torch.Tensor:
         params = self.adain_params(appearance)

@@ -153,7 +153,7 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
         means = {k: v / max(1, len(batches)) for k, v in sums.items()}
         history.append({"epoch": epoch, "iterations": it, **means})
         for k, v in means.items():
-            live.log_metric(f"pretrain/{k}", v)
+            live.log_metric(f"loss/{k}", v)
         if (epoch + 1) % s.sheet_every == 0 or epoch + 1 == s.epochs:
             top, bottom = generate_sheet_tiles(nets, sheet_images, store, rows, s.angles)
             live.log_image(f"views_epoch_{epoch + 1:03d}.png", tiles_to_image(top, bottom))

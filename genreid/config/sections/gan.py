@@ -1,49 +1,82 @@
-"""``pretrain`` (stage 2) and ``train`` (stage 3): METHOD.md sections 3, 4, 6."""
+"""``pretrain`` (stage 2) and ``train`` (stage 3): METHOD.md sections 3, 4, 5, 6.
+
+Defaults are the paper / authors'-code values; every quirk of the authors' code is a named key
+whose description says what the code did (params/ablations/authors_code_quirks.yaml sets them).
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from genreid.config.base import StrictModel
 
 Method = Literal["gcl", "gcl_plus"]
+ALL_ANGLES = [45, 90, 135, 180, 225, 270, 315]
+
+
+def _check_angles(v: list[int]) -> list[int]:
+    if not v or any(a <= 0 or a >= 360 for a in v) or len(set(v)) != len(v):
+        raise ValueError(f"angles must be distinct novel-view degrees in (0, 360), got {v}")
+    return v
 
 
 class LossWeights(StrictModel):
-    rec: float = Field(5.0, ge=0.0)
-    cyc: float = Field(5.0, ge=0.0)
-    code: float = Field(5.0, ge=0.0)
-    cyc_code: float = Field(5.0, ge=0.0)
-    adv: float = Field(1.0, ge=0.0)
-    r1: float = Field(0.01, ge=0.0)
+    rec: float = Field(5.0, ge=0.0, description="L1(x_rec, x)")
+    cyc: float = Field(5.0, ge=0.0, description="L1(x_cyc, x)")
+    code: float = Field(5.0, ge=0.0, description="L1(a_rec, sg(a))")
+    cyc_code: float = Field(5.0, ge=0.0, description="L1(a_cyc, sg(a))")
+    adv: float = Field(1.0, ge=0.0, description="LSGAN weight of each fake set, G and D sides")
+    r1: float = Field(0.01, ge=0.0, description="R1 penalty on real images in the D loss")
 
 
 class Optim(StrictModel):
+    """Stage-2 optimisers: Adam for E_str+G and for D, constant LR (authors' code)."""
+
     lr_g: float = Field(1e-4, gt=0.0)
     lr_d: float = Field(1e-4, gt=0.0)
-    lr_id: float = Field(3.5e-4, gt=0.0)
     weight_decay: float = Field(5e-4, ge=0.0)
+    beta1: float = Field(0.0, ge=0.0, lt=1.0)
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+
+
+class TrainOptim(StrictModel):
+    """Stage-3 optimisers: E_id SGD (nesterov); E_str+G and D Adam at ``train.stage3_lr_g``."""
+
+    lr_id: float = Field(3.5e-4, gt=0.0, description="E_id SGD LR")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="E_id SGD momentum (nesterov)")
+    weight_decay: float = Field(5e-4, ge=0.0, description="all three optimisers")
+    beta1: float = Field(0.0, ge=0.0, lt=1.0, description="Adam of E_str+G and D")
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
 
 
 class PretrainConfig(StrictModel):
     epochs: int = Field(40, ge=1)
     batch_size: int = Field(16, ge=2)
-    angles: list[int] = Field(default_factory=lambda: [45, 90, 135, 180, 225, 270, 315],
+    iters_per_epoch: int | None = Field(None, ge=1, description="null = one pass over the training images")
+    angles: list[int] = Field(default_factory=lambda: list(ALL_ANGLES),
                               description="novel-view angles drawn; authors' code never draws 315")
     weights: LossWeights = Field(default_factory=LossWeights)
     optim: Optim = Field(default_factory=Optim)
-    checkpoint_every_iters: int = Field(500, ge=1)
-    sheet_every: int = Field(1, ge=1, description="epochs between generator sheets")
+    checkpoint_every_iters: int = Field(500, ge=1, description="authors' code: every 5000 (the tail is lost)")
+    sheet_every: int = Field(1, ge=1, description="epochs between generator sheets logged with dvclive")
+    sheet_rows: int = Field(4, ge=1, description="persons on the generator sheet")
+
+    @field_validator("angles")
+    @classmethod
+    def _angles(cls, v: list[int]) -> list[int]:
+        return _check_angles(v)
 
 
 class GclPlusConfig(StrictModel):
-    mixup: Literal["d_mixup", "mixup", "f_mixup", "none"] = "d_mixup"
-    beta_alpha: float = Field(0.6, gt=0.0)
-    proto_temperature: float = Field(0.05, gt=0.0)
-    proto_normalise: bool = Field(True, description="authors' code: raw f, no temperature (False)")
-    id_w: float = Field(1.0, ge=0.0)
+    mixup: Literal["d_mixup", "mixup", "f_mixup", "none"] = Field(
+        "d_mixup", description="identity mixing: codes through G (paper), pixels, features, or off")
+    beta_alpha: float = Field(0.6, gt=0.0, description="lambda ~ Beta(a, a), folded to >= 0.5")
+    proto_temperature: float = Field(0.05, gt=0.0, description="(open) authors' code: none (1.0)")
+    proto_normalise: bool = Field(True, description="authors' code: raw f and prototypes (false)")
+    id_w: float = Field(1.0, ge=0.0, description="prototype-loss weight (never defined in the authors' code)")
+    mix_adv: bool = Field(True, description="adversarial term on x_mix, G and D sides (D-Mixup only)")
 
 
 class TrainConfig(StrictModel):
@@ -51,16 +84,22 @@ class TrainConfig(StrictModel):
     epochs: int = Field(20, ge=1)
     iters_per_epoch: int | None = Field(None, ge=1, description="null = one pass over clustered images")
     batch_size: int = Field(16, ge=2)
-    step_epoch: int = Field(10, ge=1)
-    angles: list[int] = Field(default_factory=lambda: [45, 90, 135, 180, 225, 270, 315])
+    step_epoch: int = Field(10, ge=1, description="LR x lr_gamma from this epoch on (all three optimisers)")
+    lr_gamma: float = Field(0.1, gt=0.0, le=1.0)
+    angles: list[int] = Field(default_factory=lambda: list(ALL_ANGLES),
+                              description="novel-view angles drawn; authors' code never draws 315")
     weights: LossWeights = Field(default_factory=LossWeights)
-    optim: Optim = Field(default_factory=Optim)
-    stage3_lr_g: float = Field(1e-4, gt=0.0, description="authors' resume silently used 1e-5 or 1e-4")
+    stage3_lr_g: float = Field(1e-4, gt=0.0, description=(
+        "stage-3 LR of E_str+G and D (Adam); the authors' resume silently gave 1e-5 or 1e-4 by PyTorch version"))
+    optim: TrainOptim = Field(default_factory=TrainOptim)
     memory_temperature: float = Field(0.04, gt=0.0)
     memory_momentum: float = Field(0.2, ge=0.0, le=1.0, description="M <- norm(m*M + (1-m)*f)")
-    num_negatives: int = Field(8192, ge=1)
-    term3_negatives: Literal["f", "f_nv"] = Field("f", description="authors' code quirk: f_nv")
-    vi_weight: float = Field(1.0, ge=0.0)
+    memory_init: Literal["encoder", "zeros"] = Field(
+        "encoder", description="memory filled with E_id's features before epoch 0 (authors' code)")
+    num_negatives: int = Field(8192, ge=1, description="K; drawn with replacement when a cluster leaves fewer")
+    term3_negatives: Literal["f", "f_nv"] = Field("f", description="authors' code scores term 3's negatives with f_nv")
+    positive_includes_self: bool = Field(False, description="authors' code may draw the anchor as its own positive")
+    vi_weight: float = Field(1.0, ge=0.0, description="view-invariant memory loss weight")
     k1: int = Field(30, ge=1)
     k2: int = Field(6, ge=1)
     min_samples: int = Field(4, ge=1)
@@ -68,4 +107,11 @@ class TrainConfig(StrictModel):
     gcl_plus_eps: float = Field(0.55, gt=0.0, lt=1.0)
     gcl_plus: GclPlusConfig = Field(default_factory=GclPlusConfig)
     checkpoint_every_iters: int = Field(500, ge=1)
-    eval_every: int = Field(1, ge=1)
+    eval_every: int = Field(1, ge=1, description="validation (model selection) every N epochs; last always")
+    selection: Literal["val_map", "last"] = Field("val_map", description="encoder kept: best val mAP or last")
+    sheet_rows: int = Field(4, ge=1)
+
+    @field_validator("angles")
+    @classmethod
+    def _angles(cls, v: list[int]) -> list[int]:
+        return _check_angles(v)
