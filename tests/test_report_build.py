@@ -100,8 +100,8 @@ def test_report_stage_cli(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["report"]["targets"] = str(ROOT / "genreid" / "report" / "targets.yaml")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    for extra in (["--dataset", "synthetic"], []):
-        proc = subprocess.run([sys.executable, str(ROOT / "stages" / "report.py"), "--params", "params.yaml", *extra],
+    for script, extra in (("collect.py", ["--dataset", "synthetic"]), ("report.py", [])):
+        proc = subprocess.run([sys.executable, str(ROOT / "stages" / script), "--params", "params.yaml", *extra],
                               cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "results" / "collected" / "synthetic.json").is_file()
@@ -109,6 +109,6 @@ def test_report_stage_cli(tmp_path):
     assert "| synthetic | unsupervised | gcl_plus | 1 | 35.0 |" in readme
     assert "None: no published number exists" in readme
     (tmp_path / "results" / "synthetic" / "gcl" / "metrics.json").unlink()
-    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "report.py"), "--dataset", "synthetic"], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "collect.py"), "--dataset", "synthetic"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "synthetic/gcl/metrics.json is missing" in proc.stderr

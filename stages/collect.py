@@ -1,0 +1,34 @@
+"""DVC stage ``collect@<ds>``: one dataset's evaluations -> results/collected/<ds>.json and its seed archive.
+
+Usage: python stages/collect.py --dataset <ds> [--params params.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from genreid.config import GenreidConfig
+from genreid.report.collect import collect_dataset
+from genreid.report.seeds import config_fingerprint
+from genreid.report.targets import setting_name
+from genreid.stage import run_stage, stage_parser
+
+RESULTS = Path("results")
+
+
+def reported_methods(cfg: GenreidConfig) -> list[str]:
+    """eval.methods that the pipeline produces: untrained, baseline, and the trained train.methods."""
+    return [m for m in cfg.eval.methods if m in ("untrained", "baseline") or m in cfg.train.methods]
+
+
+def main(cfg: GenreidConfig, args: argparse.Namespace) -> None:
+    collected = collect_dataset(RESULTS, args.dataset, reported_methods(cfg), setting_name(cfg.warmup.source_dataset),
+                                cfg.seed, config_fingerprint(cfg.model_dump(mode="json")))
+    for m in collected.methods:
+        print(f"{args.dataset}: {m.method}: seeds {[r.seed for r in m.runs]}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, stage_parser(__doc__.splitlines()[0])))

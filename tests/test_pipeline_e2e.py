@@ -1,0 +1,249 @@
+"""The DVC pipeline: dvc.yaml matches the code it runs, the resume guard, and the whole pipeline
+through `dvc repro` on params/tiny.yaml in a temporary git repository."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from genreid.pipeline.resume_guard import SIGNATURE_FILE, guard
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+STAGES = DVC_YAML["stages"]
+# Reads of the whole config that are not param dependencies: the resolved-config dump next to
+# outputs, and the report's settings fingerprint (its inputs already change when a param does).
+UNTRACKED_CFG_USES = {"model_dump"}
+
+
+def _body(stage: dict) -> dict:
+    return stage.get("do", stage)
+
+
+def _scripts(stage: dict) -> list[Path]:
+    """Python files a stage's commands run (stages/x.py, python -m genreid.y)."""
+    cmds = _body(stage)["cmd"]
+    out = []
+    for cmd in [cmds] if isinstance(cmds, str) else cmds:
+        if m := re.search(r"python (stages/\w+\.py)", cmd):
+            out.append(ROOT / m.group(1))
+        if m := re.search(r"python -m ([\w.]+)", cmd):
+            out.append(ROOT / (m.group(1).replace(".", "/") + ".py"))
+    return out
+
+
+def _module_file(name: str) -> Path | None:
+    base = ROOT / name.replace(".", "/")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return base.with_suffix(".py") if base.with_suffix(".py").is_file() else None
+
+
+def _genreid_imports(path: Path) -> set[str]:
+    pkg = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1]) if "genreid" in path.parts else ""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level:
+                parent = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                mod = ".".join(parent + ([mod] if mod else []))
+            found.add(mod)
+            found |= {f"{mod}.{a.name}" for a in node.names}
+    return {m for m in found if m.split(".")[0] == "genreid"}
+
+
+def code_units(script: Path) -> set[str]:
+    """genreid/<subpackage> folders and genreid/<module>.py files a script imports, transitively."""
+    files: set[Path] = set()
+    todo = [script]
+    while todo:
+        for mod in _genreid_imports(todo.pop()):
+            parts = mod.split(".")
+            for i in range(1, len(parts) + 1):
+                f = _module_file(".".join(parts[:i]))
+                if f is not None and f not in files:
+                    files.add(f)
+                    todo.append(f)
+    units = set()
+    for f in files:
+        rel = f.relative_to(ROOT).parts
+        units.add("/".join(rel) if len(rel) == 2 else "/".join(rel[:2]))
+    return units
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_depends_on_the_code_it_imports(name):
+    body = _body(STAGES[name])
+    deps = set(body["deps"])
+    scripts = _scripts(STAGES[name])
+    assert scripts, f"{name}: no python command found"
+    for script in scripts:
+        assert script.is_file(), f"dvc.yaml stage {name} runs {script.relative_to(ROOT)}, which does not exist"
+        if script.is_relative_to(ROOT / "stages"):
+            assert script.relative_to(ROOT).as_posix() in deps, f"{name} must depend on {script.name}"
+        missing = code_units(script) - deps
+        assert not missing, f"dvc.yaml stage {name} imports {sorted(missing)} without depending on them"
+    assert "genreid" not in deps and "genreid/" not in deps, f"{name} depends on all of genreid/"
+
+
+def cfg_reads(script: Path) -> set[str]:
+    """Dotted param keys a stage file reads from ``cfg`` (aliases like ``m = cfg.mesh`` count whole)."""
+    tree = ast.parse(script.read_text())
+    reads: set[str] = set()
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Name) and node.id == "cfg"):
+            continue
+        chain, cur = [], node
+        while isinstance(parents.get(cur), ast.Attribute):
+            cur = parents[cur]
+            chain.append(cur.attr)
+        if not chain or chain[-1] in UNTRACKED_CFG_USES:
+            continue
+        call = parents.get(cur)
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "getattr":
+            chain.append("${item}")  # getattr(cfg.data, dataset): the dataset's own section
+        reads.add(".".join(chain))
+    return reads
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_lists_the_params_it_reads(name):
+    params = [p for p in _body(STAGES[name]).get("params", []) if isinstance(p, str)]
+    for script in _scripts(STAGES[name]):
+        if not script.is_relative_to(ROOT / "stages") or not script.is_file():
+            continue
+        for key in cfg_reads(script):
+            key = key.replace("${item}", "${item}" if "foreach" in STAGES[name] else "${item.dataset}")
+            covered = any(key == p or key.startswith(p + ".") for p in params)
+            assert covered, f"dvc.yaml stage {name}: {script.name} reads {key} but params lists {params}"
+
+
+def test_evaluation_params_never_reach_training_or_meshes():
+    for name in ("prepare", "meshes", "warmup", "pretrain", "train"):
+        params = _body(STAGES[name]).get("params", [])
+        assert not any(str(p).startswith(("eval", "report")) for p in params), name
+    assert not any(str(p).startswith(("pretrain", "train", "model")) for p in _body(STAGES["meshes"])["params"])
+
+
+def test_resume_guard_keeps_a_killed_run_and_restarts_a_changed_one(tmp_path):
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "a.py").write_text("x = 1\n")
+    params, inp = tmp_path / "params.yaml", tmp_path / "manifest.csv"
+    params.write_text("seed: 1\ntrain: {epochs: 2}\nruntime: {num_threads: 2}\n")
+    inp.write_text("path,pid\na.jpg,1\n")
+    ckpt, live = tmp_path / "ckpt", tmp_path / "live"
+    run = lambda: guard([ckpt, live], [inp], params, [tmp_path / "code"])
+    assert run() is False and (ckpt / SIGNATURE_FILE).is_file()
+    for folder in (ckpt, live):
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "ckpt_000000001.pt").write_text("state")
+    assert run() is True and (ckpt / "sub" / "ckpt_000000001.pt").is_file()  # a kill + rerun resumes
+    params.write_text("seed: 1\ntrain: {epochs: 2}\nruntime: {num_threads: 8}\n")
+    assert run() is True  # runtime knobs do not restart training
+    for change in (lambda: params.write_text("seed: 2\ntrain: {epochs: 2}\n"),
+                   lambda: inp.write_text("path,pid\na.jpg,2\n"),
+                   lambda: (tmp_path / "code" / "a.py").write_text("x = 2\n")):
+        (ckpt / "ckpt_000000002.pt").write_text("state")
+        (live / "metrics.json").write_text("{}")
+        change()
+        assert run() is False
+        assert sorted(p.name for p in ckpt.iterdir()) == [SIGNATURE_FILE] and not any(live.iterdir())
+
+
+# ----------------------------------------------------------------------------------------------
+# End to end: the whole pipeline through DVC on the tiny profile.
+
+def _env(repo: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", PYTHONPATH=str(repo),
+               DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="e2e", GIT_AUTHOR_EMAIL="e2e@example.com",
+               GIT_COMMITTER_NAME="e2e", GIT_COMMITTER_EMAIL="e2e@example.com", GENREID_LOG="WARNING")
+    return env
+
+
+def _run(args: list[str], repo: Path, timeout: int = 600) -> str:
+    proc = subprocess.run(args, cwd=repo, env=_env(repo), capture_output=True, text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{' '.join(args)} failed ({proc.returncode}):\n{out[-6000:]}"
+    return out
+
+
+def _ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def _copy_repo(dest: Path) -> None:
+    """The repository's files (tracked, and untracked but not ignored) without earlier results."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if rel == "dvc.lock" or rel.startswith("results/") or not src.is_file():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / rel)
+
+
+@pytest.mark.slow
+def test_dvc_repro_on_the_tiny_profile(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _copy_repo(repo)
+    python, dvc = sys.executable, str(Path(sys.executable).parent / "dvc")
+    _run([python, "-m", "genreid.cli", "recipe", "apply", "params/tiny.yaml"], repo)
+    _run(["git", "init", "-q"], repo)
+    _run([dvc, "config", "--local", "core.analytics", "false"], repo)
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-q", "-m", "tiny"], repo)
+
+    start = time.monotonic()
+    first = _run([dvc, "repro"], repo, timeout=900)
+    took = time.monotonic() - start
+    ran = _ran_stages(first)
+    assert {"prepare@synthetic", "warmup@synthetic", "train@synthetic-gcl_plus", "report"} <= ran, first[-3000:]
+
+    readme = (repo / "results" / "README.md").read_text()
+    rows = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 13 and cells[0] == "synthetic":
+            rows[cells[2]] = cells
+    assert list(rows) == ["untrained", "baseline", "gcl", "gcl_plus"], readme
+    for method, cells in rows.items():
+        assert cells[3] == "1", method  # one seed
+        for value in cells[4:8]:  # mAP, R1, R5, R10 in percent
+            assert 0.0 <= float(value) <= 100.0, (method, value)
+        assert float(cells[5]) <= float(cells[6]) <= float(cells[7]), (method, cells)  # R1 <= R5 <= R10
+        assert cells[12] == "no published target"
+    assert "![cmc](plots/cmc.png)" in readme
+    assert (repo / "results" / "plots" / "cmc.png").read_bytes()[:4] == b"\x89PNG"
+    assert (repo / "results" / "seeds" / "synthetic" / "gcl" / "seed_1.json").is_file()
+    summary = (repo / "results" / "summary.csv").read_text().splitlines()
+    assert len(summary) == 5 and summary[0].startswith("dataset,setting,method,n_seeds")
+
+    second = _run([dvc, "repro"], repo)
+    assert _ran_stages(second) == set(), second
+    assert "up to date" in second.lower() or "didn't change" in second.lower(), second
+
+    queries = yaml.safe_load((repo / "params.yaml").read_text())["eval"]["ranked_list_queries"]
+    exp = _run([dvc, "exp", "run", "-S", f"eval.ranked_list_queries={queries + 1}"], repo)
+    reran = _ran_stages(exp)
+    evaluations = {s for s in ran if s.startswith("evaluate")}
+    assert evaluations and evaluations <= reran, exp
+    assert reran <= evaluations | {"collect@synthetic", "report"}, f"an eval param reran {sorted(reran)}"
+    json.loads((repo / "results" / "synthetic" / "gcl" / "metrics.json").read_text())
+    print(f"tiny pipeline: first dvc repro {took:.0f} s")
