@@ -93,10 +93,11 @@ class HmrEstimator(Estimator):
 
     def __init__(self, model: torch.nn.Module, device: torch.device | str = "cpu",
                  work_size: tuple[int, int] = (256, 128), rescale: float = 1.2,
-                 checkpoint_id: str = "random"):
+                 checkpoint_id: str = "random", crop_size: int = CROP_SIZE):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.work_size, self.rescale, self.checkpoint_id = work_size, rescale, checkpoint_id
+        self.crop_size = crop_size  # SPIN's 224; smaller only for fast tests (the trunk pools adaptively)
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
 
@@ -109,7 +110,7 @@ class HmrEstimator(Estimator):
 
     def signature(self) -> dict[str, Any]:
         return {"estimator": self.name, "checkpoint": self.checkpoint_id, "work_size": list(self.work_size),
-                "rescale": self.rescale}
+                "rescale": self.rescale, "crop_size": self.crop_size}
 
     def load_images(self, paths: Sequence[Path]) -> torch.Tensor:
         """(B,3,H,W) float images in [0,1] at the work size (bicubic, as the network loaders)."""
@@ -130,7 +131,7 @@ class HmrEstimator(Estimator):
         """Batched estimation from (B,3,H,W) images in [0,1]; the camera refers to that H x W frame."""
         b, _, h, w = images.shape
         boxes = full_image_boxes(b, h, w, self.rescale, device=images.device)
-        crops = (crop_square(images, boxes, CROP_SIZE) - self._mean) / self._std
+        crops = (crop_square(images, boxes, self.crop_size) - self._mean) / self._std
         rotmat, betas, cam = self.model(crops)
         rotmat, cam = spin_to_y_up(rotmat, cam)
         cam = crop_cam_to_image_cam(cam, boxes, h, w)

@@ -29,7 +29,8 @@ def posed_vertices(body_model, params: SmplParams, device: torch.device | str = 
 def render_views(body_model, params: SmplParams, angles: Sequence[int], height: int, width: int,
                  device: torch.device | str = "cpu") -> dict[int, np.ndarray]:
     """angle -> uint8 (B, H, W) grey renders on black, pixel-aligned with the image at angle 0."""
-    from genreid.render import render_structure, rotate_about_vertical
+    from genreid.render.camera import rotate_about_vertical
+    from genreid.render.structure import render_structure
 
     vertices, centre = posed_vertices(body_model, params, device)
     b = vertices.shape[0]
