@@ -1,0 +1,55 @@
+"""DVC stage ``evaluate@<ds>-<method>``: a method's identity encoder on the query/gallery split.
+
+Reads data/prepared/<ds>/ (query and gallery manifests) and, except for ``untrained`` (a fresh
+encoder built from ``model`` with ``seed``), models/<ds>/<method>/encoder.pt (``baseline`` is
+the warm-up output); writes results/<ds>/<method>/metrics.json, cmc.csv, ranked_lists.png and
+config.resolved.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from genreid.config import GenreidConfig
+from genreid.config.loader import write_resolved_config
+from genreid.errors import ConfigError
+from genreid.stage import run_stage, stage_parser
+
+
+def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
+    from genreid.data.manifest import load_prepared
+    from genreid.evaluation.evaluator import RerankParams
+    from genreid.evaluation.stage import METHODS, EvaluateSettings, evaluate_method, load_method_encoder
+    from genreid.utils.device import resolve_device
+    from genreid.utils.seeding import seed_everything
+
+    ds, method, e = args.dataset, args.method, cfg.eval
+    if method not in METHODS:
+        raise ConfigError(f"--method {method!r} is not an evaluated method", f"use one of {', '.join(METHODS)}")
+    seed_everything(cfg.seed, cfg.runtime.deterministic)
+    device = resolve_device(cfg.runtime.device)
+    m = cfg.model
+    encoder_args = {"backbone": m.backbone, "pretrained": m.pretrained, "pooling": m.pooling,
+                    "embedding_dim": m.embedding_dim, "last_stride": m.last_stride, "stripes": m.stripes}
+    model, training = load_method_encoder(method, Path("models") / ds / method / "encoder.pt", encoder_args,
+                                          cfg.seed, device)
+    settings = EvaluateSettings(
+        height=cfg.data.height, width=cfg.data.width, batch_size=e.batch_size, flip=e.flip, metric=e.metric,
+        protocol=e.protocol, max_rank=e.max_rank, camera_filter=e.camera_filter,
+        rerank=RerankParams(e.rerank.k1, e.rerank.k2, e.rerank.lambda_value) if e.rerank.enabled else None,
+        ranked_list_queries=e.ranked_list_queries, num_workers=cfg.runtime.num_workers, seed=cfg.seed)
+    frames = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("query", "gallery"))
+    out_dir = Path("results") / ds / method
+    evaluate_method(frames, model, out_dir, dataset=ds, method=method, settings=settings, device=device,
+                    training=training)
+    write_resolved_config(cfg, out_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(body, stage_parser(__doc__.splitlines()[0], per_method=True), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
