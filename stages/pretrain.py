@@ -2,8 +2,9 @@
 
 Reads data/prepared/<ds>/ (train manifest), data/meshes/<ds>/ (train renders) and
 models/<ds>/baseline/encoder.pt; writes models/<ds>/pretrain/generator.pt (checkpoints under
-models/<ds>/pretrain/ckpt, persist), results/<ds>/pretrain/views.png, metrics.json and the
-dvclive log (per-epoch losses and generator sheets) under results/<ds>/pretrain/train/.
+models/<ds>/pretrain/ckpt, persist), results/<ds>/pretrain/views.png and, under
+results/<ds>/pretrain/train/, the dvclive log (per-epoch losses and generator sheets),
+summary.json (history, throughput) and config.resolved.yaml.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     pretrain_generator(train_df, Path(cfg.data.root) / "meshes" / ds, Path("models") / ds / "baseline" / "encoder.pt",
                        generator_widths(cfg), cfg.data.height, cfg.data.width, model_dir,
                        Path("results") / ds / "pretrain", settings, device=resolve_device(cfg.runtime.device))
-    write_resolved_config(cfg, model_dir)
+    write_resolved_config(cfg, Path("results") / ds / "pretrain" / "train")
 
 
 def main(argv: list[str] | None = None) -> int:

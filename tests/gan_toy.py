@@ -32,19 +32,24 @@ def _silhouette(angle: int, h: int, w: int, shift: int) -> np.ndarray:
     return np.where(body, np.clip(shade, 30, 230), 0).astype(np.uint8)
 
 
-def make_toy(root: Path, ids: int = 6, per_id: int = 4, h: int = 32, w: int = 16, seed: int = 0,
-             embedding_dim: int = 16) -> dict:
-    rng = np.random.default_rng(seed)
-    img_dir = root / "images"
-    img_dir.mkdir(parents=True, exist_ok=True)
+def _people(img_dir: Path, rng: np.random.Generator, pids: range, per_id: int, h: int, w: int) -> pd.DataFrame:
     rows = []
-    for pid in range(ids):
+    for pid in pids:
         top, bottom = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
         for k in range(per_id):
             path = img_dir / f"{pid:03d}_{k}.png"
             Image.fromarray(_person(rng, top, bottom, h, w)).save(path)
             rows.append({"path": str(path), "pid": pid, "camid": k % 3})
-    df = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def make_toy(root: Path, ids: int = 6, per_id: int = 4, h: int = 32, w: int = 16, seed: int = 0,
+             embedding_dim: int = 16, val_ids: int = 3) -> dict:
+    rng = np.random.default_rng(seed)
+    img_dir = root / "images"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    df = _people(img_dir, rng, range(ids), per_id, h, w)
+    val_df = _people(img_dir, rng, range(100, 100 + val_ids), per_id, h, w)
     render_dir = root / "meshes"
     n = len(df)
     writer = RenderWriter(render_dir, "train", n, ANGLES, h, w, chunk_size=n, signature={"toy": seed})
@@ -57,4 +62,4 @@ def make_toy(root: Path, ids: int = 6, per_id: int = 4, h: int = 32, w: int = 16
     writer.finalize(pd.DataFrame({"row": range(n), "path": df["path"], "pid": df["pid"], "camid": df["camid"]}))
     enc_path = root / "encoder.pt"
     save_encoder(build_encoder("resnet18", "none", "avg", embedding_dim, 1, 4), enc_path, {"epoch": 0})
-    return {"df": df, "render_dir": render_dir, "encoder": enc_path, "height": h, "width": w}
+    return {"df": df, "val_df": val_df, "render_dir": render_dir, "encoder": enc_path, "height": h, "width": w}

@@ -43,7 +43,7 @@ def test_pretrain_writes_generator_sheet_and_metrics_and_keeps_encoder_frozen(to
     from PIL import Image
     with Image.open(sheet) as im:  # 2 persons x 2 rows, 11 columns (input, mesh, rec, 7 views, cycle)
         assert im.size == (3 * (11 * 18 + 2), 3 * (4 * 34 + 2))
-    metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "results" / "train" / "summary.json").read_text())
     assert len(metrics["history"]) == 2 and all(v == v for v in metrics["final"].values())
     assert list((tmp_path / "results" / "train" / "plots" / "images").glob("views_epoch_*.png"))
     after = load_encoder(toy["encoder"])[0].state_dict()

@@ -71,7 +71,8 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
                        widths: GeneratorWidths, height: int, width: int, model_dir: str | Path,
                        results_dir: str | Path, settings: PretrainSettings,
                        device: torch.device | str = "cpu", stop_after_iters: int | None = None) -> dict[str, Any]:
-    """Train E_str, G, D; write ``model_dir/generator.pt`` and ``results_dir/views.png``.
+    """Train E_str, G, D; write ``model_dir/generator.pt``, ``results_dir/views.png`` and, next to the
+    dvclive log, ``results_dir/train/summary.json`` (history, throughput, provenance).
 
     ``stop_after_iters`` ends the run early after that many iterations this call (tests use it to
     simulate a kill; the checkpoint written at that point is what a rerun resumes from).
@@ -173,8 +174,8 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
     }
     save_generator(model_dir / "generator.pt", e_str, dec, dis,
                    extra={k: summary[k] for k in ("epochs", "iterations", "resumed", "final", "sheet_rows")})
-    write_json(results_dir / "metrics.json", summary)
     live.end()
+    write_json(results_dir / "train" / "summary.json", summary)
     return summary
 
 
