@@ -55,12 +55,21 @@ class RankResult:
         """CMC at rank k (1-based), the last value when k exceeds the computed length."""
         return float(self.cmc[min(k, len(self.cmc)) - 1])
 
-    def summary(self) -> dict[str, Any]:
-        """The numbers a metrics file records (fractions, not percent)."""
-        return {"mAP": self.mAP, "Rank-1": self.rank(1), "Rank-5": self.rank(5), "Rank-10": self.rank(10),
-                "mINP": self.mINP, "protocol": self.protocol, "camera_filter": self.camera_filter,
-                "num_valid_queries": self.num_valid_queries, "num_skipped_queries": self.num_skipped_queries,
-                "num_ties": self.num_ties, "max_rank": len(self.cmc)}
+    def summary(self, percent: bool = True) -> dict[str, Any]:
+        """The numbers a metrics file records (percent by default, as papers report them)."""
+        scale = 100.0 if percent else 1.0
+        val = lambda x: round(scale * float(x), 6)
+        return {"units": "percent" if percent else "fraction", "mAP": val(self.mAP), "R1": val(self.rank(1)),
+                "R5": val(self.rank(5)), "R10": val(self.rank(10)), "mINP": val(self.mINP),
+                "protocol": self.protocol, "camera_filter": self.camera_filter, "max_rank": len(self.cmc),
+                "counts": {"num_valid_queries": self.num_valid_queries,
+                           "num_skipped_queries": self.num_skipped_queries, "num_ties": self.num_ties}}
+
+
+def cmc_csv(result: RankResult, percent: bool = True) -> str:
+    """The CMC curve as CSV text with columns rank, cmc (a DVC plot)."""
+    scale = 100.0 if percent else 1.0
+    return "rank,cmc\n" + "".join(f"{k},{scale * v:.6f}\n" for k, v in enumerate(result.cmc, start=1))
 
 
 def _as_tensor(x: Any, name: str, device: torch.device | None = None) -> torch.Tensor:

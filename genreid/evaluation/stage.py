@@ -11,8 +11,6 @@ after a kill; every file is written atomically.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ import torch
 from genreid.errors import GenreidError
 from genreid.evaluation.evaluator import RerankParams, evaluate_features
 from genreid.evaluation.extract import extract_features
-from genreid.evaluation.rank import RankResult
+from genreid.evaluation.rank import RankResult, cmc_csv
 from genreid.evaluation.ranked_lists import draw_ranked_lists, pick_queries, ranked_gallery
 from genreid.utils.atomic import write_json, write_text
 from genreid.utils.provenance import run_record, timestamp
@@ -64,33 +62,20 @@ def load_method_encoder(method: str, encoder_path: str | os.PathLike | None, enc
     return load_encoder(encoder_path, device)
 
 
-def cmc_csv(result: RankResult) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["rank", "cmc"])
-    for k, value in enumerate(result.cmc, start=1):
-        writer.writerow([k, f"{100.0 * value:.6f}"])
-    return buf.getvalue()
-
-
 def metrics_record(result: RankResult, *, dataset: str, method: str, settings: EvaluateSettings, num_query: int,
                    num_gallery: int, training: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """The metrics file: headline numbers in percent first, then everything needed to trust them."""
-    pct = lambda x: round(100.0 * x, 6)
-    return {
-        "dataset": dataset, "method": method, "units": "percent",
-        "mAP": pct(result.mAP), "R1": pct(result.rank(1)), "R5": pct(result.rank(5)), "R10": pct(result.rank(10)),
-        "mINP": pct(result.mINP),
-        "protocol": result.protocol, "metric": settings.metric, "camera_filter": result.camera_filter,
-        "flip": settings.flip, "max_rank": len(result.cmc),
-        "rerank": None if settings.rerank is None else vars(settings.rerank),
-        "counts": {"num_query": num_query, "num_gallery": num_gallery,
-                   "num_valid_queries": result.num_valid_queries,
-                   "num_skipped_queries": result.num_skipped_queries, "num_ties": result.num_ties},
+    record: dict[str, Any] = {"dataset": dataset, "method": method}
+    record.update(result.summary(percent=True))
+    record.update({"metric": settings.metric, "flip": settings.flip,
+                   "rerank": None if settings.rerank is None else vars(settings.rerank)})
+    record["counts"].update({"num_query": num_query, "num_gallery": num_gallery})
+    record.update({
         "seed": settings.seed,
         "training": training,
         "provenance": run_record(settings.seed, device, finished_at=timestamp()),
-    }
+    })
+    return record
 
 
 def evaluate_method(frames: dict[str, pd.DataFrame], model: torch.nn.Module, out_dir: str | os.PathLike, *,
