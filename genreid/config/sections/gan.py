@@ -109,6 +109,8 @@ class TrainConfig(StrictModel):
     checkpoint_every_iters: int = Field(500, ge=1)
     eval_every: int = Field(1, ge=1, description="validation (model selection) every N epochs; last always")
     selection: Literal["val_map", "last"] = Field("val_map", description="encoder kept: best val mAP or last")
+    extract_batch_size: int = Field(128, ge=1, description="batch size of feature extraction for validation "
+                                                           "(kept apart from eval.batch_size so eval never retrains)")
     sheet_rows: int = Field(4, ge=1)
 
     @field_validator("angles")
