@@ -88,7 +88,7 @@ def _as_tensor(x: Any, name: str, device: torch.device | None = None) -> torch.T
 
 
 def _ids(x: Any, name: str, length: int, device: torch.device) -> torch.Tensor:
-    t = _as_tensor(x, name, device).reshape(-1)
+    t = _as_tensor(x, name, device).reshape(-1).contiguous()
     if t.numel() != length:
         raise GenreidError(f"{name} has {t.numel()} entries but the distance matrix needs {length}",
                            "pass one id per distance-matrix row (query) or column (gallery)")
