@@ -164,8 +164,9 @@ def test_load_prepared_names_the_missing_manifest(tmp_path):
 def test_synthetic_path_calls_the_generator(tmp_path, monkeypatch):
     calls = {}
 
-    def fake_generate(out_dir, **kwargs):
+    def fake_generate(out_dir, *, work_dir, progress, **kwargs):
         calls.update(kwargs)
+        assert Path(work_dir).parent == tmp_path and not Path(work_dir).exists()  # survives a failed prepare
         tree = make_market_tree(Path(out_dir).parent, train_ids=4, test_ids=3, dataset_dir=Path(out_dir).name)
         (Path(out_dir) / "summary.json").write_text(json.dumps({"counts": tree.counts}))
         (Path(out_dir) / "ground_truth.npz").write_bytes(b"npz")

@@ -47,7 +47,7 @@ def prepare_dataset(name: str, source: Mapping[str, Any] | str | os.PathLike, ou
     with atomic_dir(out_dir) as tmp:
         images = tmp / "images"
         images.mkdir()
-        source_info = _materialise(name, cls, src, images)
+        source_info = _materialise(name, cls, src, images, out_dir, progress)
         shown_root = _shown_root(source_info, images)
         try:
             dataset: ReidDataset = cls(images, **({"version": src["version"]} if "version" in src else {}))
@@ -91,12 +91,16 @@ def prepare_dataset(name: str, source: Mapping[str, Any] | str | os.PathLike, ou
     return summary
 
 
-def _materialise(name: str, cls: type, src: dict[str, Any], images: Path) -> dict[str, Any]:
+def _materialise(name: str, cls: type, src: dict[str, Any], images: Path, out_dir: Path,
+                 progress: bool) -> dict[str, Any]:
     """Put the dataset tree under ``images`` (generate, unpack or copy); returns where it came from."""
     if name == "synthetic":
         from genreid.synth import generate_synthreid  # heavy (renderer); only this path needs it
 
-        generate_synthreid(images, **src)
+        # The generator keeps finished batches in work_dir, outside our temporary folder, so a
+        # killed generation resumes; it moves the finished tree into ``images`` itself.
+        work_dir = out_dir.with_name(f".{out_dir.name}.generating")
+        generate_synthreid(images, **src, work_dir=work_dir, progress=progress)
         gt = images / "ground_truth.npz"
         if gt.is_file():
             shutil.copy2(gt, images.parent / "ground_truth.npz")
