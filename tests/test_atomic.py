@@ -55,3 +55,15 @@ def test_unwritable_or_full_disk_gives_clear_error_and_keeps_old_file(tmp_path, 
     monkeypatch.undo()
     assert json.loads(target.read_text()) == {"old": True}
     assert os.listdir(tmp_path) == ["m.json"]
+
+
+def test_written_files_and_folders_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        f = write_json(tmp_path / "m.json", {})
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "x").write_text("1")
+    finally:
+        os.umask(old)
+    assert (f.stat().st_mode & 0o777) == 0o644
+    assert ((tmp_path / "d").stat().st_mode & 0o777) == 0o755

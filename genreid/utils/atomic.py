@@ -19,6 +19,12 @@ from typing import Any
 from genreid.errors import GenreidError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _explain_os_error(path: Path, exc: OSError) -> GenreidError:
     if exc.errno == errno.ENOSPC:
         return GenreidError(f"no space left on device while writing {path}",
@@ -36,6 +42,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; final files get the usual mode
         os.close(fd)
     except OSError as exc:
         raise _explain_os_error(path, exc) from exc
@@ -99,6 +106,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700
     except OSError as exc:
         raise _explain_os_error(path, exc) from exc
     try:
