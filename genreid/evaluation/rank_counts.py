@@ -59,7 +59,12 @@ def _cells(work: torch.Tensor, ws: Workspace, row_offset: int) -> tuple[torch.Te
     num_rows, num_cols = work.shape
     num_cells = max(16, num_cols // 4)
     width = num_cells + 1  # (d - lo) * scale can round up to exactly num_cells at the row maximum
-    lo, hi = torch.amin(work, dim=1), torch.amax(work, dim=1)
+    cpu = work.device.type == "cpu"
+    if cpu:  # numpy's elementwise kernels are faster than torch's here; same IEEE results
+        w = work.numpy()
+        lo, hi = torch.from_numpy(w.min(1)), torch.from_numpy(w.max(1))
+    else:
+        lo, hi = torch.amin(work, dim=1), torch.amax(work, dim=1)
     span = (hi - lo).double()
     bad = ~torch.isfinite(span)  # NaN/inf anywhere in a row makes its min, max or span non-finite
     if bool(bad.any()):
@@ -69,12 +74,26 @@ def _cells(work: torch.Tensor, ws: Workspace, row_offset: int) -> tuple[torch.Te
     scale = torch.where(span > 0, num_cells / span.clamp_min(1e-300), torch.zeros_like(span)).to(work.dtype)
     scale = torch.where(torch.isfinite(scale), scale, torch.zeros_like(scale))
     scaled = ws.get("scaled", work.numel(), work.dtype, work.device).view(num_rows, num_cols)
-    torch.sub(work, lo[:, None], out=scaled)
-    scaled.mul_(scale[:, None])
     cell = ws.get("cell", work.numel(), torch.int32, work.device).view(num_rows, num_cols)
-    cell.copy_(scaled)
-    cell.add_((torch.arange(num_rows, device=work.device, dtype=torch.int32) * width)[:, None])
+    offsets = torch.arange(num_rows, device=work.device, dtype=torch.int32) * width
+    if cpu:
+        s, c = scaled.numpy(), cell.numpy()
+        np.subtract(w, lo.numpy()[:, None], out=s)
+        np.multiply(s, scale.numpy()[:, None], out=s)
+        np.copyto(c, s, casting="unsafe")  # truncation = floor, values are >= 0
+        np.add(c, offsets.numpy()[:, None], out=c)
+    else:
+        torch.sub(work, lo[:, None], out=scaled)
+        scaled.mul_(scale[:, None])
+        cell.copy_(scaled)
+        cell.add_(offsets[:, None])
     return cell, width
+
+
+def _below(upto: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """Items in cells strictly below ``cells`` from an inclusive running count (0 below cell 0)."""
+    prev = upto.index_select(0, (cells - 1).clamp_min(0))
+    return torch.where(cells > 0, prev, torch.zeros_like(prev))
 
 
 def _nonzero(mask: torch.Tensor) -> torch.Tensor:
@@ -99,22 +118,26 @@ def preceding_counts(dist: torch.Tensor, thr_row: torch.Tensor, thr_col: torch.T
     cell, width = _cells(work, ws, row_offset)
     flat_cell = cell.view(-1)
     hist = torch.bincount(flat_cell, minlength=num_rows * width)
-    before = hist.cumsum(0) - hist  # items in lower cells, counted from the chunk start
+    upto = hist.cumsum_(0)  # items in cells <= c, counted from the chunk start (hist is not needed again)
 
     thr_flat = thr_row * num_cols + thr_col
     thr_cell = flat_cell.index_select(0, thr_flat).long()
-    in_lower_cells = before.index_select(0, thr_cell) - before.index_select(0, thr_row * width)
+    in_lower_cells = _below(upto, thr_cell) - _below(upto, thr_row * width)
     thr_dist = work.view(-1).index_select(0, thr_flat)
 
-    shared = torch.zeros(num_rows * width, dtype=torch.bool, device=dev)
-    shared[thr_cell] = True
+    # thresholds are sorted by cell, so those sharing a cell are a run: where it starts and how long
+    cells_used, per_cell = torch.unique_consecutive(thr_cell, return_counts=True)
+    run_start = ws.get("run_start", num_rows * width, torch.int64, dev).zero_()
+    run_start[cells_used] = per_cell.cumsum(0) - per_cell
+    run_length = ws.get("run_length", num_rows * width, torch.int64, dev).zero_()
+    run_length[cells_used] = per_cell
     flagged = ws.get("flagged", flat_cell.numel(), torch.bool, dev)
-    torch.index_select(shared, 0, flat_cell, out=flagged)
+    torch.index_select(run_length > 0, 0, flat_cell, out=flagged)
     item = _nonzero(flagged).to(dev)
     item_row, item_col = item // num_cols, item % num_cols
-    item_cell = flat_cell.index_select(0, item).long()
-    first = torch.searchsorted(thr_cell, item_cell)
-    last = torch.searchsorted(thr_cell, item_cell, right=True)
+    item_cell = flat_cell.index_select(0, item)
+    first = run_start.index_select(0, item_cell)
+    last = first + run_length.index_select(0, item_cell)
 
     num_thr = thr_row.numel()
     extra_less = torch.zeros(num_thr, dtype=torch.int64, device=dev)
