@@ -111,8 +111,9 @@ def check_datasets(cfg) -> list[Check]:
         try:
             from genreid.data.status import dataset_status
 
-            source = None if name == "synthetic" else getattr(cfg.data, name).archive
-            ok, message = dataset_status(name, source=source, prepared_dir=str(prepared))
+            src = None if name == "synthetic" else getattr(cfg.data, name)
+            ok, message = dataset_status(name, prepared_dir=str(prepared), source=src and src.archive,
+                                         url=src and src.url)
         except ImportError:
             ok, message = prepared.is_dir(), f"prepared folder {prepared} {'exists' if prepared.is_dir() else 'absent'}"
         if ok:
