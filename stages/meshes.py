@@ -40,7 +40,10 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     body_model = load_body_model(m.body_model)
     if hasattr(body_model, "to"):
         body_model = body_model.to(device)
-    masks = estimator.masks if isinstance(estimator, OracleEstimator) and estimator.has_masks else None
+    masks = None
+    if isinstance(estimator, OracleEstimator) and estimator.has_masks:
+        def masks(paths: list[str]):
+            return estimator.masks(paths, cfg.data.height, cfg.data.width)
     report = run_meshes(tables, prepared, out_dir, results, estimator, body_model, m.body_model, m.angles,
                         cfg.data.height, cfg.data.width, m.batch_size, m.splits, m.overlay_samples, cfg.seed,
                         device, masks=masks)

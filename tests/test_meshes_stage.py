@@ -14,7 +14,7 @@ from PIL import Image
 
 from genreid.body import load_body_model
 from genreid.data.manifest import load_prepared, write_manifest
-from genreid.meshes.estimators import HmrEstimator
+from genreid.meshes.estimators import HmrEstimator, OracleEstimator
 from genreid.meshes.hmr import build_hmr
 from genreid.meshes.stage import render_split, run_meshes
 from genreid.meshes.store import RenderStore
@@ -113,3 +113,45 @@ def test_interrupted_stage_resumes_without_redoing_work(tmp_path, hmr):
     changed = render_split(out_dir=tmp_path / "a", estimator=est, **{**args, "angles": [0, 45]})
     assert changed["rendered_chunks"] == 4 and RenderStore(tmp_path / "a", "train").angles == [0, 45]
     assert not (tmp_path / "a" / "train_render_90.npy").exists()
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    """A tiny real SynthReID (12 train images at 64x32) with its ground truth and person masks."""
+    from genreid.data.prepare import prepare_dataset
+
+    out = tmp_path_factory.mktemp("synth") / "synthetic"
+    prepare_dataset("synthetic", {"seed": 0, "num_train_ids": 3, "num_test_ids": 2, "cameras_per_id": 2,
+                                  "images_per_camera": 2, "num_distractors": 0, "height": 64, "num_cameras": 2},
+                    out, val_fraction=0.0, progress=False)
+    return out
+
+
+class ShiftedOracle(OracleEstimator):
+    """The oracle with every camera moved right by ``pixels`` (of a 64-row image): a misalignment."""
+
+    pixels = 2.0
+
+    def estimate(self, paths, rel_paths):
+        p = super().estimate(paths, rel_paths)
+        p.cam[:, 1] += self.pixels / (32.0 * p.cam[:, 0])
+        return p
+
+
+@pytest.mark.parametrize("estimator_cls, aligned", [(OracleEstimator, True), (ShiftedOracle, False)])
+def test_oracle_renders_overlay_the_person_masks(tmp_path, synth, estimator_cls, aligned):
+    tables = load_prepared(synth, splits=("train", "val"))
+    est = estimator_cls(synth / "ground_truth.npz")
+    report = run_meshes(tables, synth, tmp_path / "meshes", tmp_path / "results", est, load_body_model("procedural"),
+                        "procedural", ANGLES, 64, 32, batch_size=8, splits=["train", "val"], overlay_samples=2,
+                        seed=1, masks=lambda paths: est.masks(paths, 64, 32), progress=False)
+    train = report["alignment"]["train"]
+    assert train["images"] == 12 and report["alignment"]["val"]["images"] == 0  # an empty split is fine
+    if aligned:
+        assert train["render_in_mask"]["mean"] >= 0.98 and train["render_in_mask"]["min"] >= 0.95
+        assert train["iou"]["mean"] >= 0.75
+        smpl = RenderStore(tmp_path / "meshes", "train").smpl()
+        rows = est.table.rows_of(tables["train"]["path"].tolist())
+        assert np.allclose(smpl["cam"], est.table.cam[rows]) and np.allclose(smpl["pose"], est.table.pose[rows])
+    else:
+        assert train["render_in_mask"]["mean"] < 0.9

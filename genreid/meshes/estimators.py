@@ -58,7 +58,11 @@ def _file_digest(path: str | os.PathLike) -> str:
 
 
 class OracleEstimator(Estimator):
-    """SynthReID ground truth: the parameters the generator rendered each person with."""
+    """SynthReID ground truth: the parameters the generator rendered each person with.
+
+    Its cameras follow the same convention as the structure renderer, so the 0-degree render
+    overlays the image exactly; the person masks it carries feed the alignment check.
+    """
 
     name = "oracle"
 
@@ -71,6 +75,14 @@ class OracleEstimator(Estimator):
                             "run the prepare stage for 'synthetic' first, or set mesh.estimator: hmr "
                             "for a real dataset")
         self.table = load_ground_truth(self.path)
+
+    @property
+    def has_masks(self) -> bool:
+        return bool(self.table.has_masks)
+
+    def masks(self, rel_paths: Sequence[str], height: int, width: int) -> np.ndarray:
+        """bool (N, height, width) person silhouettes (area-resized from the stored image size)."""
+        return self.table.masks(rel_paths, height, width)
 
     def estimate(self, paths: Sequence[Path], rel_paths: Sequence[str]) -> SmplParams:
         rows = self.table.rows_of(rel_paths)

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from genreid.meshes.estimators import Estimator
-from genreid.meshes.overlay import overlay_sheet, save_png, silhouette_iou
+from genreid.meshes.overlay import overlay_sheet, save_png, silhouette_agreement
 from genreid.meshes.store import RenderStore, RenderWriter
 from genreid.meshes.views import render_views
 
@@ -114,10 +114,15 @@ def write_overlay(store: RenderStore, prepared_dir: str | os.PathLike, path: str
 
 
 def alignment_report(store: RenderStore, masks: MaskSource) -> dict[str, Any]:
-    """Silhouette IoU between the stored 0-degree renders and the generator's person masks."""
-    iou = silhouette_iou(store.batch(np.arange(len(store)), 0), masks(store.index["path"].tolist()))
-    return {"images": len(iou), "iou_mean": float(iou.mean()), "iou_median": float(np.median(iou)),
-            "iou_p05": float(np.quantile(iou, 0.05)), "iou_min": float(iou.min())}
+    """Silhouette agreement of the stored 0-degree renders with the generator's person masks."""
+    out: dict[str, Any] = {"images": len(store)}
+    if len(store) == 0:
+        return out
+    scores = silhouette_agreement(store.batch(np.arange(len(store)), 0), masks(store.index["path"].tolist()))
+    for name, v in scores.items():
+        out[name] = {"mean": float(v.mean()), "median": float(np.median(v)), "p05": float(np.quantile(v, 0.05)),
+                     "min": float(v.min())}
+    return out
 
 
 def run_meshes(tables: dict[str, pd.DataFrame], prepared_dir: str | os.PathLike, out_dir: str | os.PathLike,
