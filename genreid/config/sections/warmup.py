@@ -24,14 +24,17 @@ class WarmupConfig(StrictModel):
     num_instances: int = Field(16, ge=1, description="images per pseudo-identity in a PK batch")
     lr: float = Field(3.5e-4, gt=0.0)
     weight_decay: float = Field(5e-4, ge=0.0)
-    step_size: int = Field(20, ge=1)
+    step_size: int = Field(20, ge=1, description="epochs between learning-rate drops")
+    lr_gamma: float = Field(0.1, gt=0.0, le=1.0, description="learning-rate factor at each drop")
     temperature: float = Field(0.05, gt=0.0)
     momentum: float = Field(0.1, ge=0.0, le=1.0, description="cluster memory update momentum")
     bn_group_size: int = Field(64, ge=0, description="images per BN statistics group; 0 = whole batch")
-    pooling: str | None = Field("gem", description="overrides model.pooling for the warm-up")
+    pooling: Literal["avg", "gem"] | None = Field(
+        "gem", description="warm-up encoder pooling (Cluster-Contrast: GeM); null = model.pooling")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     eval_every: int = Field(5, ge=1, description="validation every N epochs")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    extract_batch_size: int = Field(256, ge=1, description="batch size of feature extraction for clustering/validation")
     source_dataset: Literal["market1501", "dukemtmc", "msmt17"] | None = Field(
         None, description="UDA: labelled source dataset pre-trained on before the warm-up; null = fully "
                           "unsupervised (source pre-training is not implemented yet: a value stops the stage)")
