@@ -86,6 +86,8 @@ def test_evaluate_stage_writes_metrics_curve_and_pictures(tmp_path, monkeypatch)
     tree["data"]["root"] = str(tmp_path / "data")
     tree["model"].update(embedding_dim=16, stripes=2)
     tree["eval"].update(batch_size=8, ranked_list_queries=2)
+    tree["runtime"]["num_threads"] = 1  # tiny batches: OpenMP across shared cores only adds waiting
+    torch.set_num_threads(1)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tree))
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)

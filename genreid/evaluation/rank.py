@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from genreid.errors import GenreidError
-from genreid.evaluation.rank_counts import count_in_chunks
+from genreid.evaluation.rank_counts import chunk_threads, count_in_chunks
 
 Protocol = Literal["rank", "sklearn", "interpolated"]
 PROTOCOLS: tuple[str, ...] = ("rank", "sklearn", "interpolated")
@@ -115,6 +115,14 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any = None, 
                            f"{tuple(dist.shape)}")
     if not dist.is_floating_point():
         dist = dist.double()
+    with chunk_threads(dist.device) as workers:
+        flat = _count(dist, q_pids, g_pids, q_camids, g_camids, camera_filter, chunk_elements, workers)
+    return _metrics(flat, dist.shape[0], min(max_rank, dist.shape[1]), protocol, camera_filter)
+
+
+def _count(dist: torch.Tensor, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, camera_filter: bool,
+           chunk_elements: int | None, workers: int) -> dict[str, np.ndarray]:
+    """Same-identity items of every query, then their counts (``rank_counts``)."""
     num_q, num_g = dist.shape
     dev = dist.device
     qp, gp = _ids(q_pids, "q_pids", num_q, dev), _ids(g_pids, "g_pids", num_g, dev)
@@ -143,8 +151,7 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any = None, 
             f"same-camera items", "check the query/gallery pids and camids; for camera-less data pass "
             "camera_filter=False (eval.camera_filter: false)")
 
-    flat = count_in_chunks(dist, rows, cols, junk, qp, gp, chunk_elements=chunk_elements)
-    return _metrics(flat, num_q, min(max_rank, num_g), protocol, camera_filter)
+    return count_in_chunks(dist, rows, cols, junk, qp, gp, chunk_elements=chunk_elements, workers=workers)
 
 
 def _metrics(t: dict[str, np.ndarray], num_q: int, max_rank: int, protocol: str,

@@ -169,23 +169,28 @@ def preceding_counts(dist: torch.Tensor, thr_row: torch.Tensor, thr_col: torch.T
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run torch ops single-threaded while our own threads split the chunks: OpenMP regions per
-    small op stall badly when the cores are shared; whole chunks per thread do not."""
+def chunk_threads(device: torch.device) -> Iterator[int]:
+    """Yield how many chunks to run at once: on CPU, torch's thread count, with torch itself set to
+    one thread meanwhile. Each chunk is many small ops; an OpenMP region per op stalls badly when
+    the cores are shared with other processes, whole chunks per Python thread do not."""
+    if device.type != "cpu":
+        yield 1
+        return
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(1)
     try:
-        yield
+        yield before
     finally:
         torch.set_num_threads(before)
 
 
 def count_in_chunks(dist: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, junk: torch.Tensor,
-                    q_pids: torch.Tensor, g_pids: torch.Tensor, *,
-                    chunk_elements: int | None = None) -> dict[str, np.ndarray]:
+                    q_pids: torch.Tensor, g_pids: torch.Tensor, *, chunk_elements: int | None = None,
+                    workers: int = 1) -> dict[str, np.ndarray]:
     """Counts for every (query ``rows``, gallery ``cols``) same-identity item, in ranked order per query.
 
-    ``rows`` must be ascending. Returns numpy arrays: row, junk, less, less_equal, ties, distance.
+    ``rows`` must be ascending. ``workers`` Python threads take chunks in turn (see ``chunk_threads``).
+    Returns numpy arrays: row, junk, less, less_equal, ties, distance.
     """
     num_q, num_g = dist.shape
     dev = dist.device
@@ -211,10 +216,10 @@ def count_in_chunks(dist: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, 
                 "less_equal": counts.less_equal.cpu().numpy(), "ties": counts.ties_other_identity.cpu().numpy(),
                 "distance": counts.distance.double().cpu().numpy()}
 
-    workers = min(torch.get_num_threads(), len(jobs)) if dev.type == "cpu" else 1
+    workers = min(workers, len(jobs))
     if workers <= 1:
         parts = [run(job) for job in jobs]
     else:
-        with _torch_threads(1), ThreadPoolExecutor(workers) as pool:
+        with ThreadPoolExecutor(workers) as pool:
             parts = list(pool.map(run, jobs))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
