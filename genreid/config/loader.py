@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import ruamel.yaml as ruamel_yaml
 import yaml
 from pydantic import ValidationError
 
@@ -35,8 +36,8 @@ def _load_chain(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"params file not found: {path}", "check the path (recipes live under params/)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+        data = read_yaml(path.read_text()) or {}
+    except (yaml.YAMLError, ruamel_yaml.YAMLError) as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of params, found {type(data).__name__}")
@@ -48,6 +49,12 @@ def _load_chain(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     for b in bases:
         merged = deep_merge(merged, _load_chain(path.parent / b, (*seen, path)))
     return deep_merge(merged, data)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML 1.2 as DVC does: `dvc exp run -S` rewrites params.yaml with ruamel, dropping
+    quotes, and YAML 1.1 (PyYAML) would then read ``amp: off`` as False and ``1e-5`` as a string."""
+    return ruamel_yaml.YAML(typ="safe", pure=True).load(text)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,9 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-import yaml
+import ruamel.yaml as ruamel_yaml
 
+from genreid.config.loader import read_yaml
 from genreid.errors import GenreidError
 from genreid.utils.atomic import write_json
 
@@ -42,8 +43,8 @@ def _sha(h: hashlib._Hash, path: Path) -> None:
 def signature(params_path: Path, inputs: Iterable[Path], code_roots: Iterable[Path]) -> dict[str, str]:
     """Hashes of the params that matter, the code, and each input file (folders: every file inside)."""
     try:
-        params = yaml.safe_load(params_path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        params = read_yaml(params_path.read_text()) or {}
+    except (OSError, ruamel_yaml.YAMLError) as exc:
         raise GenreidError(f"cannot read {params_path} ({exc})", "run the stage from the repository root") from exc
     for section in IGNORED_SECTIONS:
         params.pop(section, None)
