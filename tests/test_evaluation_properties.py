@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
@@ -95,3 +96,7 @@ def test_larger_problem_with_ties_and_threads_matches_the_reference():
         assert r.mINP == pytest.approx(ref["mINP"], abs=1e-9)
         np.testing.assert_allclose(r.cmc, ref["cmc"], atol=1e-12)
         assert r.num_ties == ref["num_ties"] > 0
+    torch.set_num_threads(1)  # one chunk worker instead of two: identical numbers, not just close ones
+    single = evaluate_rank(d, qp, gp, qc, gc, protocol="interpolated", chunk_elements=20_000)
+    np.testing.assert_array_equal(single.ap_per_query, r.ap_per_query)
+    assert torch.get_num_threads() == 1  # restored after the evaluation
