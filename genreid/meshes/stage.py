@@ -52,6 +52,36 @@ def manifest_digest(rel_paths: Sequence[str], hashes: Sequence[str] | None = Non
     return h.hexdigest()
 
 
+# Source files whose change alters the renders: a finished split made with other code is redone.
+_RENDER_CODE = ("genreid/render", "genreid/body", "genreid/meshes/views.py", "genreid/meshes/estimators.py",
+                "genreid/meshes/hmr.py", "genreid/meshes/crop.py")
+
+
+def code_fingerprint() -> str:
+    """sha1 of the rendering code (DVC reruns the stage on a code change; this makes the rerun re-render)."""
+    root = Path(__file__).resolve().parents[2]
+    h = hashlib.sha1()
+    for unit in _RENDER_CODE:
+        path = root / unit
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def body_fingerprint(body_model: Any) -> str:
+    """sha1 of the body model's response to a fixed probe (covers the SMPL file and the stand-in's code)."""
+    betas = torch.linspace(-1, 1, 10).reshape(1, 10)
+    pose = torch.linspace(-0.3, 0.3, 72).reshape(1, 72)
+    device = torch.device("cpu")
+    if isinstance(body_model, torch.nn.Module):
+        device = next((t.device for t in body_model.buffers()), device)
+    with torch.no_grad():
+        vertices, _ = body_model.forward(betas.to(device), pose.to(device))
+    h = hashlib.sha1(np.round(vertices.double().cpu().numpy(), 4).tobytes())
+    h.update(np.asarray(torch.as_tensor(body_model.faces).cpu().numpy(), dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
 def render_split(table: pd.DataFrame, prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, split: str,
                  estimator: Estimator, body_model: Any, body_model_spec: str, angles: Sequence[int],
                  height: int, width: int, batch_size: int, device: torch.device | str = "cpu",
@@ -62,8 +92,8 @@ def render_split(table: pd.DataFrame, prepared_dir: str | os.PathLike, out_dir: 
     abs_paths = [Path(p) for p in table["path"]]
     rel = relative_paths([str(p) for p in abs_paths], prepared_dir)
     hashes = table["sha1"].tolist() if "sha1" in table.columns else None
-    signature = {**estimator.signature(), "body_model": body_model_spec,
-                 "manifest": manifest_digest(rel, hashes)}
+    signature = {**estimator.signature(), "body_model": body_model_spec, "body": body_fingerprint(body_model),
+                 "code": code_fingerprint(), "manifest": manifest_digest(rel, hashes)}
     writer = RenderWriter(out_dir, split, len(table), angles, height, width, batch_size, signature)
     if writer.is_complete():
         log.info("meshes %s: %d images already rendered and verified, nothing to do", split, len(table))
