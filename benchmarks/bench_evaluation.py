@@ -9,7 +9,10 @@ in its list, so nothing can be pruned); identities and cameras are drawn as in t
 - ``reference_loop_s``: the straightforward per-query stable-argsort loop
   (``genreid.evaluation.reference``, torchreid's algorithm) on the same problem in the same run;
   on MSMT17 it runs on ``REFERENCE_SAMPLE`` queries and is scaled up (``reference_extrapolated``);
-- ``speedup``: reference_loop_s / the engine's mean time.
+- ``speedup``: reference_loop_s / the engine's mean time;
+- ``engine_cpu_s`` and ``reference_loop_cpu_s``: CPU seconds (all threads) of one engine run and of
+  the loop, and ``load_average``: the machine's 1-minute load when the benchmark ran. On a shared
+  machine wall times swing with the load; CPU seconds much less.
 
 Baseline: ``benchmarks/baseline/`` (pytest-benchmark storage). Compare a change against it with
   .venv/bin/python -m pytest benchmarks/bench_evaluation.py --benchmark-enable --benchmark-only \\
@@ -20,6 +23,7 @@ and refresh it (on a quiet machine) by adding ``--benchmark-save=evaluation``.
 from __future__ import annotations
 
 import gc
+import os
 import time
 
 import numpy as np
@@ -65,19 +69,25 @@ def test_evaluate_rank(benchmark, scale):
     _reset_peak()
     result = benchmark.pedantic(evaluate_rank, args=(dist, qp, gp, qcam, gcam), rounds=3, iterations=1, warmup_rounds=1)
     peak_mb = _rss_mb("VmHWM") - before
+    c0 = time.process_time()
+    evaluate_rank(dist, qp, gp, qcam, gcam)
+    engine_cpu = time.process_time() - c0
     sample = REFERENCE_SAMPLE[scale]
     queries = None if sample is None else np.random.default_rng(1).choice(len(qp), sample, replace=False)
-    t0 = time.perf_counter()
+    factor = 1 if sample is None else len(qp) / sample
+    t0, c0 = time.perf_counter(), time.process_time()
     ref = evaluate_rank_reference(dist, qp, gp, qcam, gcam, queries=queries)
-    loop_s = (time.perf_counter() - t0) * (1 if sample is None else len(qp) / sample)
+    loop_s, loop_cpu = (time.perf_counter() - t0) * factor, (time.process_time() - c0) * factor
     mean_s = benchmark.stats.stats.mean
     benchmark.extra_info.update({
         "queries": len(qp), "gallery": len(gp), "matrix_mb": round(dist.nbytes / 2**20, 1),
         "peak_rss_above_matrix_mb": round(peak_mb, 1), "reference_loop_s": round(loop_s, 2),
         "reference_extrapolated": sample is not None, "speedup": round(loop_s / mean_s, 1),
-        "torch_threads": torch.get_num_threads()})
+        "torch_threads": torch.get_num_threads(), "engine_cpu_s": round(engine_cpu, 3),
+        "reference_loop_cpu_s": round(loop_cpu, 2), "load_average": round(os.getloadavg()[0], 2)})
     print(f"\n{scale}: {mean_s:.3f} s, peak +{peak_mb:.0f} MB above the {dist.nbytes / 2**20:.0f} MB matrix; "
-          f"per-query argsort loop {loop_s:.1f} s{' (extrapolated)' if sample else ''} -> x{loop_s / mean_s:.0f}")
+          f"per-query argsort loop {loop_s:.1f} s{' (extrapolated)' if sample else ''} -> x{loop_s / mean_s:.0f}; "
+          f"CPU s: engine {engine_cpu:.2f}, loop {loop_cpu:.1f}; load {os.getloadavg()[0]:.1f}")
     assert peak_mb < 4096  # the acceptance bound: under 4 GB above the matrix
     if sample is None:
         assert result.mAP == pytest.approx(ref["mAP"], abs=1e-9)

@@ -14,6 +14,8 @@ bit. Order is ascending distance, ties broken by ascending gallery index (stable
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +29,26 @@ from genreid.errors import GenreidError
 MAX_PAIRS = 1 << 22  # exact comparisons done at once; bounds memory when many distances coincide
 CHUNK_ELEMENTS_CPU = 1 << 20  # distances per chunk: the working set of one thread stays near its cache
 CHUNK_ELEMENTS_CUDA = 1 << 26
+TRIM_EVERY = 16  # chunks between heap trims (see _trim_heap)
+
+
+def _load_malloc_trim():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the OS. Each chunk frees megabytes of temporaries while a few
+    small result arrays stay alive between them; glibc then keeps the holes, and resident memory
+    creeps up by ~0.3 MB per chunk (+400 MB on MSMT17). Trimming now and then keeps it flat."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 @dataclass
@@ -212,6 +234,8 @@ def count_in_chunks(dist: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, 
         r, c, j = r[order], c[order], j[order]
         counts = preceding_counts(chunk, r, c, q_pids[s0:s0 + per_chunk], g_pids, row_offset=s0,
                                   workspace=local.workspace)
+        if dev.type == "cpu" and (s0 // per_chunk) % TRIM_EVERY == TRIM_EVERY - 1:
+            _trim_heap()
         return {"row": (r + s0).cpu().numpy(), "junk": j.cpu().numpy(), "less": counts.less.cpu().numpy(),
                 "less_equal": counts.less_equal.cpu().numpy(), "ties": counts.ties_other_identity.cpu().numpy(),
                 "distance": counts.distance.double().cpu().numpy()}
