@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
 from genreid.errors import GenreidError
-from genreid.evaluation import evaluate_rank
+from genreid.evaluation import evaluate_rank, rank_counts
 from genreid.evaluation.reference import evaluate_rank_reference
 
 
@@ -82,7 +82,7 @@ def test_protocols_agree_without_ties_and_differ_with_them():
     assert interp != pytest.approx(evaluate_rank(d, qp, gp, qc, gc).mAP, abs=1e-6)
 
 
-def test_larger_problem_with_ties_and_threads_matches_the_reference():
+def test_larger_problem_with_ties_and_threads_matches_the_reference(monkeypatch):
     rng = np.random.default_rng(4)
     q, g = 150, 2500
     d = (np.round(rng.random((q, g)) * 2000) / 2000).astype(np.float32)  # about one tie per row and item
@@ -100,3 +100,6 @@ def test_larger_problem_with_ties_and_threads_matches_the_reference():
     single = evaluate_rank(d, qp, gp, qc, gc, protocol="interpolated", chunk_elements=20_000)
     np.testing.assert_array_equal(single.ap_per_query, r.ap_per_query)
     assert torch.get_num_threads() == 1  # restored after the evaluation
+    monkeypatch.setattr(rank_counts, "NUMPY_ON_CPU", False)  # the torch code that runs on CUDA
+    np.testing.assert_array_equal(evaluate_rank(d, qp, gp, qc, gc, protocol="interpolated").ap_per_query,
+                                  r.ap_per_query)

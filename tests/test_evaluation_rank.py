@@ -102,8 +102,10 @@ def test_inputs_numpy_torch_dtypes_and_layouts_agree():
         np.testing.assert_allclose(r.cmc, ref.cmc)
 
 
-def test_chunking_and_many_equal_distances_match_the_reference(monkeypatch):
+@pytest.mark.parametrize("numpy_on_cpu", [True, False])  # False: the torch code that runs on CUDA
+def test_chunking_and_many_equal_distances_match_the_reference(monkeypatch, numpy_on_cpu):
     monkeypatch.setattr(rank_counts, "MAX_PAIRS", 50)  # exact comparisons split into many small pieces
+    monkeypatch.setattr(rank_counts, "NUMPY_ON_CPU", numpy_on_cpu)
     rng = np.random.default_rng(1)
     d = np.full((12, 40), 0.5)
     d[::3] = rng.integers(0, 3, size=(4, 40)) / 3

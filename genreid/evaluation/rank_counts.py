@@ -30,6 +30,7 @@ MAX_PAIRS = 1 << 22  # exact comparisons done at once; bounds memory when many d
 CHUNK_ELEMENTS_CPU = 1 << 20  # distances per chunk: the working set of one thread stays near its cache
 CHUNK_ELEMENTS_CUDA = 1 << 26
 TRIM_EVERY = 16  # chunks between heap trims (see _trim_heap)
+NUMPY_ON_CPU = True  # numpy for the elementwise passes on CPU; False runs the torch code CUDA uses
 
 
 def _load_malloc_trim():
@@ -81,7 +82,7 @@ def _cells(work: torch.Tensor, ws: Workspace, row_offset: int) -> tuple[torch.Te
     num_rows, num_cols = work.shape
     num_cells = max(16, num_cols // 4)
     width = num_cells + 1  # (d - lo) * scale can round up to exactly num_cells at the row maximum
-    cpu = work.device.type == "cpu"
+    cpu = work.device.type == "cpu" and NUMPY_ON_CPU
     if cpu:  # numpy's elementwise kernels are faster than torch's here; same IEEE results
         w = work.numpy()
         lo, hi = torch.from_numpy(w.min(1)), torch.from_numpy(w.max(1))
@@ -120,7 +121,7 @@ def _below(upto: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
 
 def _nonzero(mask: torch.Tensor) -> torch.Tensor:
     """Flat indices of True entries (numpy's is several times faster than torch's on CPU)."""
-    if mask.device.type == "cpu":
+    if mask.device.type == "cpu" and NUMPY_ON_CPU:
         return torch.from_numpy(np.flatnonzero(mask.numpy()))
     return mask.nonzero().view(-1)
 
