@@ -33,6 +33,8 @@ _TORSO = np.array([[-0.17, 0.125, 0.090, -0.005], [-0.10, 0.165, 0.105, -0.010],
                    [0.28, 0.162, 0.112, 0.005], [0.36, 0.172, 0.105, -0.005], [0.42, 0.160, 0.090, -0.010],
                    [0.46, 0.110, 0.070, -0.010], [0.49, 0.065, 0.055, -0.005]])
 _SPINE_LEVELS = {0: 0.0, 3: 0.10, 6: 0.22, 9: 0.30}
+# A dressed adult is bulkier than SMPL's bare template: torso width, depth, limb radius factors.
+_CLOTHED = (1.12, 1.10, 1.2)
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def _build(p: Proportions):
     prof = np.stack([np.interp(lv, _TORSO[:, 0], _TORSO[:, c]) for c in (1, 2, 3)], 1)
     wide = np.interp(lv, [-0.17, 0.06, 0.20, 0.42], [p.hip, p.hip, 1.0, 1.0]) * \
         np.interp(lv, [0.06, 0.24, 0.49], [1.0, p.shoulder, p.shoulder])
-    half_w, half_d = prof[:, 0] * wide * p.girth, prof[:, 1] * p.girth
+    half_w, half_d = prof[:, 0] * wide * p.girth * _CLOTHED[0], prof[:, 1] * p.girth * _CLOTHED[1]
     bump = p.belly * np.exp(-((lv - 0.08) / 0.09) ** 2)
     half_d, cz = half_d + bump / 2, prof[:, 2] + bump / 2
     y = lv * tu
@@ -152,6 +154,7 @@ def _build(p: Proportions):
         yk = np.array([hip_y + 0.07 * tu, hip_y, knee_y, ankle_y, ankle_y - 0.03])
         ys = np.interp(s, np.arange(5), yk)
         rad = np.interp(s, [0, 1, 1.5, 2, 2.3, 3, 4], [0.085, 0.083, 0.068, 0.048, 0.052, 0.034, 0.03]) * p.limb
+        rad = rad * _CLOTHED[2]
         rad = rad * (1 + 0.6 * (p.girth - 1))
         xs = side * (hip_x - 0.01 * np.clip(s - 1, 0, 2) / 2)
         cen = np.stack([xs, ys, np.zeros_like(ys)], 1)
@@ -175,7 +178,7 @@ def _build(p: Proportions):
                             2 + np.linspace(0, 1, 11), [3.5]])
         xs = np.interp(s, np.arange(5), xk)
         rad = np.interp(s, [0, 1, 1.5, 2, 2.4, 3, 4], [0.05, 0.055, 0.047, 0.038, 0.038, 0.027, 0.026])
-        rad = rad * p.limb * (1 + 0.6 * (p.girth - 1))
+        rad = rad * p.limb * (1 + 0.6 * (p.girth - 1)) * _CLOTHED[2]
         cen = np.stack([side * xs, np.full_like(xs, sh_y), np.zeros_like(xs)], 1)
         w = _blend(xs, [(xk[1] - 0.01, shoulder), (xk[2], elbow), (xk[3], wrist)], collar, 0.03)
         base = b.tube(cen, [side, 0, 0], [0, 1, 0], rad, rad, w, 16)

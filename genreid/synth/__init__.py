@@ -1,0 +1,6 @@
+"""SynthReID, the embedded benchmark: generator, ground truth and difficulty report."""
+
+from genreid.synth.generator import generate_synthreid
+from genreid.synth.ground_truth import GroundTruth, load_ground_truth
+
+__all__ = ["GroundTruth", "generate_synthreid", "load_ground_truth"]
