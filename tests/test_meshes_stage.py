@@ -4,7 +4,12 @@ body (shapes and files right), interruption and resume without redoing finished 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -126,7 +131,7 @@ def synth(tmp_path_factory):
     """A tiny real SynthReID (12 train images at 64x32) with its ground truth and person masks."""
     from genreid.data.prepare import prepare_dataset
 
-    out = tmp_path_factory.mktemp("synth") / "synthetic"
+    out = tmp_path_factory.mktemp("synth") / "data" / "prepared" / "synthetic"
     prepare_dataset("synthetic", {"seed": 0, "num_train_ids": 3, "num_test_ids": 2, "cameras_per_id": 2,
                                   "images_per_camera": 2, "num_distractors": 0, "height": 64, "num_cameras": 2},
                     out, val_fraction=0.0, progress=False)
@@ -173,3 +178,39 @@ def test_other_body_model_redoes_a_finished_split(tmp_path):
     same = render_split(body_model=load_body_model("procedural"), **args)
     other = render_split(body_model=load_body_model("procedural", seed=1), **args)  # same spec, other body
     assert (first["rendered_chunks"], same["rendered_chunks"], other["rendered_chunks"]) == (1, 0, 1)
+
+
+def test_killed_stage_resumes_from_the_last_verified_chunk(tmp_path, synth, monkeypatch):
+    """SIGKILL the real stage after chunk 2's arrays are written but before its sidecar entry; the
+    rerun redoes exactly that chunk and the next, and its output equals an uninterrupted run."""
+    root = Path(__file__).resolve().parents[1]
+    data_root = synth.parent.parent
+    params = tmp_path / "params.yaml"
+    params.write_text(f"_base_: {root / 'params' / 'synthetic_cpu.yaml'}\ndata:\n  root: {data_root}\n"
+                      "mesh:\n  batch_size: 4\n  splits: [train]\n  angles: [0, 180]\n  overlay_samples: 2\n")
+    argv = ["--params", str(params), "--dataset", "synthetic"]
+    env = {**os.environ, "GENREID_KILL_AT": "meshes.write:2", "PYTHONPATH": str(root)}
+    killed = subprocess.run([sys.executable, str(root / "stages" / "meshes.py"), *argv], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    out = data_root / "meshes" / "synthetic"
+    assert not (out / "train_done.json").exists()
+    assert sorted(json.loads((out / ".train.partial" / "progress.json").read_text())["done"]) == ["0"]
+
+    spec = importlib.util.spec_from_file_location("meshes_stage_entry", root / "stages" / "meshes.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GENREID_KILL_AT", raising=False)
+    assert stage.main(argv) == 0
+    report = json.loads((tmp_path / "results" / "synthetic" / "meshes" / "alignment.json").read_text())
+    assert report["splits"]["train"]["rendered_chunks"] == 2  # chunk 0 was kept, chunks 1 and 2 rendered
+    assert report["alignment"]["train"]["render_in_mask"]["mean"] >= 0.98
+    assert not (out / ".train.partial").exists() and (tmp_path / "results/synthetic/meshes/overlay.png").is_file()
+
+    table = load_prepared(synth, splits=("train",))["train"]
+    render_split(table, synth, tmp_path / "clean", "train", OracleEstimator(synth / "ground_truth.npz"),
+                 load_body_model("procedural"), "procedural", [0, 180], 64, 32, 4, progress=False)
+    for a in (0, 180):
+        name = f"train_render_{a}.npy"
+        assert np.array_equal(np.load(out / name), np.load(tmp_path / "clean" / name))

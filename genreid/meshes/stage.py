@@ -24,6 +24,7 @@ from genreid.meshes.estimators import Estimator
 from genreid.meshes.overlay import overlay_sheet, save_png, silhouette_agreement
 from genreid.meshes.store import RenderStore, RenderWriter
 from genreid.meshes.views import render_views
+from genreid.utils.faults import fault_point
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def render_split(table: pd.DataFrame, prepared_dir: str | os.PathLike, out_dir: 
     for k in tqdm(pending, desc=f"meshes {split}", unit="chunk", disable=not progress):
         if stop_after_chunks is not None and done >= stop_after_chunks:
             raise KeyboardInterrupt(f"stopped after {done} chunks (simulated interruption)")
+        fault_point("meshes.chunk")
         rows = writer.chunk_rows(k)
         params = estimator.estimate(abs_paths[rows], rel[rows])
         views = render_views(body_model, params, angles, height, width, device)

@@ -30,6 +30,7 @@ import pandas as pd
 
 from genreid.errors import DataError
 from genreid.utils.atomic import atomic_path, write_json
+from genreid.utils.faults import fault_point
 
 SMPL_FIELDS = {"betas": 10, "pose": 72, "cam": 3}
 
@@ -126,6 +127,7 @@ class RenderWriter:
             self.smpl[key][rows] = smpl[key]
             self.smpl[key].flush()
             crcs[key] = _crc(self.smpl[key][rows])
+        fault_point("meshes.write")  # a kill here leaves data that no sidecar vouches for: redone
         self.done[str(k)] = crcs
         self._save_progress()
 
@@ -144,6 +146,7 @@ class RenderWriter:
         self.smpl.clear()
         for a in self.angles:
             os.replace(self.work / f"render_{a}.npy", render_file(self.root, self.split, a))
+            fault_point("meshes.finalize")
         with atomic_path(self.root / f"{self.split}_smpl.npz", suffix=".npz") as tmp:
             np.savez(tmp, **smpl)
         with atomic_path(self.root / f"{self.split}_index.csv") as tmp:
