@@ -5,7 +5,8 @@ Same result as the widely used ``re_ranking(q_g_dist, q_q_dist, g_g_dist)`` (the
 takes distance matrices and squares them, float32; see ``reference.rerank_reference``) but
 without its (Q+G)^2 dense matrices and per-row Python loops: neighbours come from ``topk``
 over row blocks, the encoding V is a scipy sparse matrix, query expansion is a sparse product
-and the Jaccard term is accumulated from V's columns. Memory is O((Q+G) * k) beyond the inputs.
+and the Jaccard term is accumulated from V's columns. Memory is O((Q+G) * k) beyond the inputs and
+the Q x G output (the inputs include the G x G distances, so MSMT17-size galleries stay out of reach).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def k_reciprocal_rerank(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 2
     v.eliminate_zeros()
     v_csc = v.tocsc()
 
-    jaccard = np.empty((nq, n), dtype=np.float32)
+    final = np.empty((nq, ng), dtype=np.float32)  # only query x gallery is ever stored
     for i in range(nq):
         cols = v.indices[v.indptr[i]:v.indptr[i + 1]]
         vals = v.data[v.indptr[i]:v.indptr[i + 1]]
@@ -132,8 +133,8 @@ def k_reciprocal_rerank(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 2
         pos = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
         other_rows = v_csc.indices[pos]
         mins = np.minimum(np.repeat(vals, lengths), v_csc.data[pos])
-        temp_min = np.bincount(other_rows, weights=mins, minlength=n).astype(np.float32)
-        jaccard[i] = 1 - temp_min / (2.0 - temp_min)
-    original = rows.block(0, nq)
-    final = jaccard * (1 - lambda_value) + original * lambda_value
-    return final[:, nq:]
+        temp_min = np.bincount(other_rows, weights=mins, minlength=n)[nq:].astype(np.float32)
+        jaccard = 1 - temp_min / (2.0 - temp_min)
+        original = np.square(q_g[i]) / rows.col_max_sq[i]
+        final[i] = jaccard * (1 - lambda_value) + original * lambda_value
+    return final
