@@ -13,7 +13,8 @@ from genreid.utils.atomic import atomic_path
 
 def contact_sheet(dataset_dir: str | os.PathLike, path: str | os.PathLike, num_ids: int = 8,
                   per_row: int = 8, seed: int = 0) -> Path:
-    """PNG of ``num_ids`` random test identities, each row sorted by camera (query and gallery)."""
+    """PNG of ``num_ids`` random test identities, each row: the same number of images from each of
+    the person's cameras (query and gallery), sorted by camera."""
     from PIL import Image, ImageDraw
 
     imgs, pids, cams, names = [], [], [], []
@@ -32,7 +33,9 @@ def contact_sheet(dataset_dir: str | os.PathLike, path: str | os.PathLike, num_i
     draw = ImageDraw.Draw(sheet)
     for r, pid in enumerate(chosen):
         rows = np.nonzero(pids == pid)[0]
-        rows = rows[np.lexsort((np.array(names)[rows], cams[rows]))][:per_row]
+        rows = rows[np.lexsort((np.array(names)[rows], cams[rows]))]
+        per_cam = max(1, per_row // len(np.unique(cams[rows])))  # every camera of the person, evenly
+        rows = np.concatenate([rows[cams[rows] == c][:per_cam] for c in np.unique(cams[rows])])[:per_row]
         y = r * (h + label)
         draw.text((2, y + label + h // 2 - 6), f"{pid:04d}", fill=(0, 0, 0))
         for c, k in enumerate(rows):
