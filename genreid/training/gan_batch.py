@@ -22,6 +22,8 @@ from torch import nn
 
 from genreid.losses.gan import discriminator_loss, lsgan_generator
 from genreid.losses.reconstruction import reconstruction_terms, weighted_sum
+from genreid.training.ddp import DistInfo
+from genreid.training.gan_dist import average_gradients
 
 log = logging.getLogger(__name__)
 RECON_KEYS = ("rec", "cyc", "code", "cyc_code")
@@ -106,7 +108,8 @@ def generator_loss(nets: GanNets, views: Views, x: torch.Tensor, weights: dict[s
 
 
 def discriminator_step(nets: GanNets, opt_d: torch.optim.Optimizer, fakes: Sequence[torch.Tensor],
-                       real: torch.Tensor, weights: dict[str, float], amp: AmpContext) -> dict[str, float]:
+                       real: torch.Tensor, weights: dict[str, float], amp: AmpContext,
+                       info: DistInfo | None = None) -> dict[str, float]:
     """One D update on detached fakes; returns the loss parts (checked for NaN by the caller)."""
     opt_d.zero_grad(set_to_none=True)
     with amp.autocast():
@@ -115,6 +118,8 @@ def discriminator_step(nets: GanNets, opt_d: torch.optim.Optimizer, fakes: Seque
         loss = weights["adv"] * loss
     parts["d_total"] = float(loss.detach())
     amp.backward(loss)
+    if info is not None:
+        average_gradients(nets.discriminator.parameters(), info)
     amp.step(opt_d)
     return parts
 

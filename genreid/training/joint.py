@@ -24,7 +24,6 @@ import pandas as pd
 import torch
 
 from genreid.cluster.pseudo_labels import cluster_features
-from genreid.data.loader import ImageDataset
 from genreid.errors import TrainingDiverged
 from genreid.evaluation.extract import extract_features
 from genreid.losses.prototype import cluster_prototypes
@@ -32,10 +31,19 @@ from genreid.memory.instance_memory import InstanceMemory
 from genreid.models.generator import load_generator
 from genreid.models.id_encoder import load_encoder, save_encoder
 from genreid.training.checkpoint import CheckpointManager, load_state_strict
+from genreid.training.ddp import barrier, broadcast_array, init_distributed
 from genreid.training.gan_batch import AmpContext, GanNets
+from genreid.training.gan_dist import broadcast_buffers, broadcast_tensor, rank_share, rank_slice, release
 from genreid.training.joint_step import JointLossSettings, Optimisers, joint_iteration
 from genreid.training.live import open_live
-from genreid.training.mesh_views import batch_loader, draw_angles, epoch_batches, open_renders, renders_to_tensor
+from genreid.training.mesh_views import (
+    batch_loader,
+    draw_angles,
+    epoch_batches,
+    image_dataset,
+    open_renders,
+    renders_to_tensor,
+)
 from genreid.training.validation import validate
 from genreid.utils.atomic import write_json
 from genreid.utils.provenance import run_record
@@ -104,9 +112,15 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame, render_dir: str | 
                 generator_path: str | Path, height: int, width: int, model_dir: str | Path, results_dir: str | Path,
                 settings: JointSettings, device: torch.device | str = "cpu",
                 stop_after_iters: int | None = None) -> dict[str, Any]:
-    """Train E_id jointly with the pre-trained generator; write ``model_dir/encoder.pt`` (val-selected)."""
+    """Train E_id jointly with the pre-trained generator; write ``model_dir/encoder.pt`` (val-selected).
+
+    Under ``torchrun`` each rank trains on its share of every batch (gradients averaged, memory
+    updated with every rank's features, clustering broadcast from rank 0); rank 0 writes the files.
+    """
     s, ls = settings, settings.losses
-    device = torch.device(device)
+    owns_group = not torch.distributed.is_initialized()  # a caller's process group is left open
+    info = init_distributed(torch.device(device))
+    device, main = info.device, info.is_main
     model_dir, results_dir = Path(model_dir), Path(results_dir)
     seed_everything(s.seed, s.deterministic)
     id_enc, _ = load_encoder(encoder_path, map_location=device)
@@ -125,8 +139,8 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame, render_dir: str | 
                            weight_decay=s.weight_decay))
     amp = AmpContext(device, s.amp)
     store = open_renders(str(render_dir), "train", train_df, s.angles)
-    dataset = ImageDataset(train_df, height, width)
-    val_set = ImageDataset(val_df, height, width)
+    dataset = image_dataset(train_df, height, width)
+    val_set = image_dataset(val_df, height, width)
     true_ids = train_df["pid"].to_numpy()
     memory = InstanceMemory(len(dataset), id_enc.embedding_dim).to(device)
     modules = {"id_encoder": id_enc, "str_encoder": e_str, "decoder": dec, "discriminator": dis}
@@ -151,23 +165,30 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame, render_dir: str | 
         log.info("resuming %s from %s: epoch %d, batch %d", ls.method, ckpt.folder, epoch, batch_in_epoch)
     else:
         if s.memory_init == "encoder":
-            memory.initialise(extract_features(id_enc, dataset, batch_size=s.eval_batch_size,
-                                               device=device).features.to(device))
-        start = validate(id_enc, val_set, s.eval_batch_size, device)
-        history.append({"epoch": -1, **{f"val_{k}": v for k, v in start.items()}})
-        log.info("%s start: val mAP %.4f R1 %.4f", ls.method, start["mAP"], start["R1"])
+            if main:
+                memory.initialise(extract_features(id_enc, dataset, batch_size=s.eval_batch_size,
+                                                   device=device).features.to(device))
+            broadcast_tensor(memory.features, info)
+        if main:
+            start = validate(id_enc, val_set, s.eval_batch_size, device)
+            history.append({"epoch": -1, **{f"val_{k}": v for k, v in start.items()}})
+            log.info("%s start: val mAP %.4f R1 %.4f", ls.method, start["mAP"], start["R1"])
 
     def save(ep: int, b: int) -> None:
-        ckpt.save(it, {"modules": {k: m.state_dict() for k, m in modules.items()}, "opts": opts.state_dict(),
-                       "scaler": amp.state_dict(), "memory": memory.state_dict(), "epoch": ep,
-                       "batch_in_epoch": b, "history": history, "best": best, "busy_s": busy, "sums": sums,
-                       "labels": labels, "quality": quality, "protos": protos})
+        broadcast_buffers(id_enc, info)
+        if main:
+            ckpt.save(it, {"modules": {k: m.state_dict() for k, m in modules.items()}, "opts": opts.state_dict(),
+                           "scaler": amp.state_dict(), "memory": memory.state_dict(), "epoch": ep,
+                           "batch_in_epoch": b, "history": history, "best": best, "busy_s": busy, "sums": sums,
+                           "labels": labels, "quality": quality, "protos": protos})
+        barrier(info)
 
-    live = open_live(results_dir / "train", resume=resumed)
+    live = open_live(results_dir / "train", resume=resumed) if main else None
     done_this_call = 0
     while epoch < s.epochs:
         if labels is None:  # a new epoch (a resumed one keeps the labels and prototypes it started with)
             labels, quality = _pseudo_labels(memory, s, true_ids, epoch)
+            labels = broadcast_array(labels, info)  # identical memories, but one decision for all ranks
             protos = None
         memory.set_labels(torch.from_numpy(labels))
         if ls.method == "gcl_plus" and protos is None:
@@ -177,49 +198,60 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame, render_dir: str | 
         if s.iters_per_epoch:
             batches = batches[:s.iters_per_epoch]
         label_t = torch.from_numpy(labels).to(device)
-        for bi, batch in enumerate(batch_loader(dataset, batches[batch_in_epoch:], s.seed + epoch, s.num_workers),
-                                   start=batch_in_epoch):
+        mine = rank_share(batches[batch_in_epoch:], info)
+        for bi, batch in enumerate(batch_loader(dataset, mine, s.seed + epoch, s.num_workers), start=batch_in_epoch):
             t0 = time.perf_counter()
             x = batch["image"].to(device, non_blocking=True)
             idx_np = batch["index"].numpy()
             idx = torch.from_numpy(idx_np).to(device)
             m0 = renders_to_tensor(store, idx_np, 0, height, width, device)
-            mt = renders_to_tensor(store, idx_np, draw_angles(len(idx_np), s.angles), height, width, device)
+            angles = rank_slice(draw_angles(s.batch_size, s.angles), info)  # drawn per global batch
+            mt = renders_to_tensor(store, idx_np, angles, height, width, device)
+            broadcast_buffers(id_enc, info)
             parts = joint_iteration(nets, opts, amp, memory, protos, x, m0, mt, idx, label_t[idx], ls,
-                                    f"{ls.method} epoch {epoch} iteration {it}")
+                                    f"{ls.method} epoch {epoch} iteration {it}", info)
             busy += time.perf_counter() - t0
             it += 1
             done_this_call += 1
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
-            if it % s.log_every == 0:
+            if main and it % s.log_every == 0:
                 log.info("%s ep %d it %d  " + "  ".join(f"{k} {v:.3f}" for k, v in parts.items()), ls.method, epoch, it)
             if it % s.checkpoint_every_iters == 0:
                 save(epoch, bi + 1)
             if stop_after_iters is not None and done_this_call >= stop_after_iters:
                 save(epoch, bi + 1)
+                release(info, owns_group)
                 return {"stopped_early": True, "iterations": it}
         record: dict[str, Any] = {"epoch": epoch, "iterations": it, "lr_factor": factor,
                                   **{k: v / max(1, len(batches)) for k, v in sums.items()},
                                   **{f"pseudo_{k}": v for k, v in (quality or {}).items()
                                      if isinstance(v, (int, float)) and not isinstance(v, bool)}}
-        if (epoch + 1) % s.eval_every == 0 or epoch + 1 == s.epochs:
+        broadcast_buffers(id_enc, info)
+        if main and ((epoch + 1) % s.eval_every == 0 or epoch + 1 == s.epochs):
             val = validate(id_enc, val_set, s.eval_batch_size, device)
             record.update({f"val_{k}": v for k, v in val.items()})
             if val["mAP"] > best["mAP"]:
                 best = {"epoch": epoch, "mAP": val["mAP"],
                         "state": {k: v.detach().cpu().clone() for k, v in id_enc.state_dict().items()}}
         history.append(record)
-        for k, v in record.items():
-            if k not in ("epoch", "iterations"):
-                live.log_metric(_live_name(k), float(v))
-        live.next_step()
+        if main:
+            for k, v in record.items():
+                if k not in ("epoch", "iterations"):
+                    live.log_metric(_live_name(k), float(v))
+            live.next_step()
         log.info("%s epoch %d done: %s", ls.method, epoch,
                  ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k.startswith(("val_", "pseudo_n"))))
         epoch, batch_in_epoch, sums, labels, quality, protos = epoch + 1, 0, {}, None, None, None
         save(epoch, 0)
 
-    return _finish(id_enc, best, history, s, ls, it, busy, resumed, model_dir, results_dir, live, device)
+    if main:
+        summary = _finish(id_enc, best, history, s, ls, it, busy, resumed, model_dir, results_dir, live, device)
+    else:
+        summary = {"rank": info.rank, "iterations": it}
+    barrier(info)
+    release(info, owns_group)
+    return summary
 
 
 def _live_name(key: str) -> str:

@@ -18,8 +18,9 @@ import torch
 from genreid.losses.prototype import prototype_loss
 from genreid.losses.view_invariant import view_invariant_loss
 from genreid.memory.instance_memory import InstanceMemory
-from genreid.training.checkpoint import assert_finite
+from genreid.training.ddp import DistInfo
 from genreid.training.gan_batch import AmpContext, GanNets, discriminator_step, fake_sets, forward_views, generator_loss
+from genreid.training.gan_dist import assert_finite_everywhere, average_gradients, gather_rows
 from genreid.training.mixup import draw_mix, mix, soft_targets
 
 
@@ -58,8 +59,13 @@ class Optimisers:
 
 def joint_iteration(nets: GanNets, opts: Optimisers, amp: AmpContext, memory: InstanceMemory,
                     prototypes: torch.Tensor | None, x: torch.Tensor, m0: torch.Tensor, mt: torch.Tensor,
-                    idx: torch.Tensor, labels: torch.Tensor, s: JointLossSettings, where: str) -> dict[str, float]:
-    """Run one iteration in place; returns the loss parts (a non-finite one raises TrainingDiverged)."""
+                    idx: torch.Tensor, labels: torch.Tensor, s: JointLossSettings, where: str,
+                    info: DistInfo = DistInfo()) -> dict[str, float]:
+    """Run one iteration in place; returns the loss parts (a non-finite one raises TrainingDiverged).
+
+    Under ``torchrun`` each rank passes its share of the batch; gradients are averaged and the
+    memory receives every rank's features.
+    """
     with amp.autocast():
         views = forward_views(nets, x, m0, mt)
         extra_fakes: list[torch.Tensor] = []
@@ -79,7 +85,7 @@ def joint_iteration(nets: GanNets, opts: Optimisers, amp: AmpContext, memory: In
                 raise ValueError(f"unknown mixup {s.mixup!r}")
             target = soft_targets(labels, draw, prototypes.shape[0])
     fakes = fake_sets(views, extra_fakes)
-    parts = discriminator_step(nets, opts.d, fakes, x, s.weights, amp)
+    parts = discriminator_step(nets, opts.d, fakes, x, s.weights, amp, info)
     opts.g.zero_grad(set_to_none=True)
     opts.id.zero_grad(set_to_none=True)
     with amp.autocast():
@@ -94,10 +100,12 @@ def joint_iteration(nets: GanNets, opts: Optimisers, amp: AmpContext, memory: In
             loss = loss + s.id_w * proto
             parts.update(**p_parts, proto=float(proto.detach()))
     parts["total"] = float(loss.detach())
-    assert_finite(parts, where)
+    assert_finite_everywhere(parts, where, info)
     amp.backward(loss)
+    average_gradients(nets.generator_parameters(), info)
+    average_gradients(nets.id_encoder.parameters(), info)
     amp.step(opts.g)
     amp.step(opts.id)
     amp.update()
-    memory.update(idx, views.f.detach(), s.memory_momentum)
+    memory.update(gather_rows(idx, info), gather_rows(views.f.detach().float(), info), s.memory_momentum)
     return parts

@@ -21,6 +21,13 @@ from genreid.errors import DataError
 from genreid.meshes.store import RenderStore
 from genreid.utils.seeding import torch_generator
 
+CACHE_LIMIT_BYTES = 1 << 30  # decoded images stay in memory when a split fits in 1 GB
+
+
+def image_dataset(df: pd.DataFrame, height: int, width: int) -> ImageDataset:
+    """The split's images at network size, decoded once when they fit in memory (SynthReID does)."""
+    return ImageDataset(df, height, width, cache=len(df) * 3 * height * width * 4 <= CACHE_LIMIT_BYTES)
+
 
 def open_renders(render_dir: str, split: str, df: pd.DataFrame, angles: Sequence[int]) -> RenderStore:
     """The split's render store, checked against the manifest order and the angles training draws."""

@@ -20,13 +20,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genreid.data.loader import ImageDataset
 from genreid.models.generator import GeneratorWidths, build_generator, save_generator
 from genreid.models.id_encoder import load_encoder
-from genreid.training.checkpoint import CheckpointManager, assert_finite, load_state_strict
+from genreid.training.checkpoint import CheckpointManager, load_state_strict
+from genreid.training.ddp import barrier, init_distributed
 from genreid.training.gan_batch import AmpContext, GanNets, discriminator_step, fake_sets, forward_views, generator_loss
+from genreid.training.gan_dist import assert_finite_everywhere, average_gradients, rank_share, rank_slice, release
 from genreid.training.live import open_live
-from genreid.training.mesh_views import batch_loader, draw_angles, epoch_batches, open_renders, renders_to_tensor
+from genreid.training.mesh_views import (
+    batch_loader,
+    draw_angles,
+    epoch_batches,
+    image_dataset,
+    open_renders,
+    renders_to_tensor,
+)
 from genreid.training.views_sheet import generate_sheet_tiles, save_png, tiles_to_image
 from genreid.utils.atomic import write_json
 from genreid.utils.provenance import run_record
@@ -76,9 +84,12 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
 
     ``stop_after_iters`` ends the run early after that many iterations this call (tests use it to
     simulate a kill; the checkpoint written at that point is what a rerun resumes from).
+    Under ``torchrun`` each rank trains on its share of every batch; rank 0 writes the files.
     """
     s = settings
-    device = torch.device(device)
+    owns_group = not torch.distributed.is_initialized()  # a caller's process group is left open
+    info = init_distributed(torch.device(device))
+    device, main = info.device, info.is_main
     model_dir, results_dir = Path(model_dir), Path(results_dir)
     seed_everything(s.seed, s.deterministic)
     id_enc, _ = load_encoder(encoder_path, map_location=device)
@@ -107,36 +118,40 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
         log.info("resuming pretrain from %s: epoch %d, batch %d, iteration %d", ckpt.folder, epoch, batch_in_epoch, it)
 
     def save(ep: int, b: int) -> None:
-        ckpt.save(it, {"modules": {k: m.state_dict() for k, m in modules.items()},
-                       "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": amp.state_dict(),
-                       "epoch": ep, "batch_in_epoch": b, "history": history, "busy_s": busy, "sums": sums})
+        if main:
+            ckpt.save(it, {"modules": {k: m.state_dict() for k, m in modules.items()},
+                           "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": amp.state_dict(),
+                           "epoch": ep, "batch_in_epoch": b, "history": history, "busy_s": busy, "sums": sums})
+        barrier(info)
 
-    dataset = ImageDataset(train_df, height, width)
+    dataset = image_dataset(train_df, height, width)
     rows = sheet_rows(dataset.pids, s.sheet_rows)
     sheet_images = torch.stack([dataset[r]["image"] for r in rows]).to(device)
-    live = open_live(results_dir / "train", resume=resumed)
+    live = open_live(results_dir / "train", resume=resumed) if main else None
     done_this_call = 0
     while epoch < s.epochs:
         batches = epoch_batches(range(len(dataset)), s.batch_size, s.seed, epoch)
         if s.iters_per_epoch:
             batches = batches[:s.iters_per_epoch]
-        for bi, batch in enumerate(batch_loader(dataset, batches[batch_in_epoch:], s.seed + epoch, s.num_workers),
-                                   start=batch_in_epoch):
+        mine = rank_share(batches[batch_in_epoch:], info)
+        for bi, batch in enumerate(batch_loader(dataset, mine, s.seed + epoch, s.num_workers), start=batch_in_epoch):
             t0 = time.perf_counter()
             x = batch["image"].to(device, non_blocking=True)
             idx = batch["index"].numpy()
             m0 = renders_to_tensor(store, idx, 0, height, width, device)
-            mt = renders_to_tensor(store, idx, draw_angles(len(idx), s.angles), height, width, device)
+            angles = rank_slice(draw_angles(s.batch_size, s.angles), info)  # drawn per global batch
+            mt = renders_to_tensor(store, idx, angles, height, width, device)
             with amp.autocast():
                 views = forward_views(nets, x, m0, mt)
             fakes = fake_sets(views)
-            parts = discriminator_step(nets, opt_d, fakes, x, s.weights, amp)
+            parts = discriminator_step(nets, opt_d, fakes, x, s.weights, amp, info)
             opt_g.zero_grad(set_to_none=True)
             with amp.autocast():
                 loss, g_parts = generator_loss(nets, views, x, s.weights, fakes)
             parts.update(g_parts, g_total=float(loss.detach()))
-            assert_finite(parts, f"pretrain epoch {epoch} iteration {it}")
+            assert_finite_everywhere(parts, f"pretrain epoch {epoch} iteration {it}", info)
             amp.backward(loss)
+            average_gradients(nets.generator_parameters(), info)
             amp.step(opt_g)
             amp.update()
             busy += time.perf_counter() - t0
@@ -144,24 +159,29 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
             done_this_call += 1
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
-            if it % s.log_every == 0:
+            if main and it % s.log_every == 0:
                 log.info("pretrain ep %d it %d  " + "  ".join(f"{k} {v:.3f}" for k, v in parts.items()), epoch, it)
             if it % s.checkpoint_every_iters == 0:
                 save(epoch, bi + 1)
             if stop_after_iters is not None and done_this_call >= stop_after_iters:
                 save(epoch, bi + 1)
+                release(info, owns_group)
                 return {"stopped_early": True, "iterations": it}
         means = {k: v / max(1, len(batches)) for k, v in sums.items()}
         history.append({"epoch": epoch, "iterations": it, **means})
-        for k, v in means.items():
-            live.log_metric(f"loss/{k}", v)
-        if (epoch + 1) % s.sheet_every == 0 or epoch + 1 == s.epochs:
-            top, bottom = generate_sheet_tiles(nets, sheet_images, store, rows, s.angles)
-            live.log_image(f"views_epoch_{epoch + 1:03d}.png", tiles_to_image(top, bottom))
-        live.next_step()
+        if main:
+            for k, v in means.items():
+                live.log_metric(f"loss/{k}", v)
+            if (epoch + 1) % s.sheet_every == 0 or epoch + 1 == s.epochs:
+                top, bottom = generate_sheet_tiles(nets, sheet_images, store, rows, s.angles)
+                live.log_image(f"views_epoch_{epoch + 1:03d}.png", tiles_to_image(top, bottom))
+            live.next_step()
         epoch, batch_in_epoch, sums = epoch + 1, 0, {}
         save(epoch, 0)
 
+    if not main:
+        release(info, owns_group)
+        return {"rank": info.rank, "iterations": it}
     top, bottom = generate_sheet_tiles(nets, sheet_images, store, rows, s.angles)
     save_png(tiles_to_image(top, bottom, scale=3), results_dir / "views.png")
     images = it * s.batch_size
@@ -176,6 +196,7 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
                    extra={k: summary[k] for k in ("epochs", "iterations", "resumed", "final", "sheet_rows")})
     live.end()
     write_json(results_dir / "train" / "summary.json", summary)
+    release(info, owns_group)
     return summary
 
 

@@ -1,0 +1,92 @@
+"""Generator pre-training and joint-training throughput on CPU at the default small profile
+(params/synthetic_cpu.yaml: 64x32 images, ResNet-18, narrow generator, batch 16).
+
+One benchmark round = one full iteration (forward, D step, G/E_id step, memory update in stage 3)
+on random inputs; iterations/s and images/s (real images per second) go to ``extra_info``.
+Run with ``make bench`` (or ``pytest benchmarks/bench_gan.py --benchmark-enable``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from genreid.config import load_config
+from genreid.memory.instance_memory import InstanceMemory
+from genreid.models.generator import GeneratorWidths, build_generator
+from genreid.models.id_encoder import build_encoder
+from genreid.training.gan_batch import AmpContext, GanNets, discriminator_step, fake_sets, forward_views, generator_loss
+from genreid.training.joint_step import JointLossSettings, Optimisers, joint_iteration
+
+PARAMS = Path(__file__).resolve().parents[1] / "params" / "synthetic_cpu.yaml"
+N_MEMORY = 700  # about the SynthReID training split
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = load_config(PARAMS)
+    g = cfg.model.generator
+    widths = GeneratorWidths(tuple(g.str_channels), g.str_out, tuple(g.dec_channels), g.mlp_dim,
+                             tuple(g.dis_channels), g.dis_scales, g.res_blocks)
+    torch.manual_seed(0)
+    torch.set_num_threads(cfg.runtime.num_threads or torch.get_num_threads())
+    enc = build_encoder(cfg.model.backbone, "none", "avg", cfg.model.embedding_dim, cfg.model.last_stride,
+                        cfg.model.stripes)
+    nets = GanNets(enc, *build_generator(widths, enc.channels, enc.stripes))
+    b, h, w = cfg.train.batch_size, cfg.data.height, cfg.data.width
+    batch = (torch.randn(b, 3, h, w), torch.randn(b, 1, h, w), torch.randn(b, 1, h, w))
+    return cfg, nets, batch
+
+
+def _report(benchmark, batch_size: int) -> None:
+    mean = benchmark.stats.stats.mean
+    benchmark.extra_info.update({"iterations_per_s": round(1 / mean, 3), "images_per_s": round(batch_size / mean, 2),
+                                 "threads": torch.get_num_threads()})
+
+
+def test_pretrain_iteration(benchmark, setup):
+    cfg, nets, (x, m0, mt) = setup
+    nets.id_encoder.eval().requires_grad_(False)
+    weights = cfg.pretrain.weights.model_dump()
+    opt_g = torch.optim.Adam(nets.generator_parameters(), lr=1e-4, betas=(0.0, 0.999))
+    opt_d = torch.optim.Adam(nets.discriminator.parameters(), lr=1e-4, betas=(0.0, 0.999))
+    amp = AmpContext(torch.device("cpu"))
+
+    def step():
+        views = forward_views(nets, x, m0, mt)
+        fakes = fake_sets(views)
+        discriminator_step(nets, opt_d, fakes, x, weights, amp)
+        opt_g.zero_grad(set_to_none=True)
+        loss, _ = generator_loss(nets, views, x, weights, fakes)
+        loss.backward()
+        opt_g.step()
+
+    benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
+    _report(benchmark, x.shape[0])
+    nets.id_encoder.requires_grad_(True)
+
+
+@pytest.mark.parametrize("method", ["gcl", "gcl_plus"])
+def test_joint_iteration(benchmark, setup, method):
+    cfg, nets, (x, m0, mt) = setup
+    enc = nets.id_encoder.train()
+    t = cfg.train
+    opts = Optimisers(torch.optim.Adam(nets.generator_parameters(), lr=1e-4, betas=(0.0, 0.999)),
+                      torch.optim.Adam(nets.discriminator.parameters(), lr=1e-4, betas=(0.0, 0.999)),
+                      torch.optim.SGD(enc.parameters(), lr=3.5e-4, momentum=0.9, nesterov=True))
+    memory = InstanceMemory(N_MEMORY, enc.embedding_dim)
+    memory.initialise(torch.randn(N_MEMORY, enc.embedding_dim))
+    labels = torch.arange(N_MEMORY) // 12
+    memory.set_labels(labels)
+    protos = torch.nn.functional.normalize(torch.randn(int(labels.max()) + 1, enc.embedding_dim), dim=1)
+    s = JointLossSettings(method=method, weights=t.weights.model_dump(), num_negatives=t.num_negatives)
+    idx = torch.randperm(N_MEMORY)[:x.shape[0]]
+
+    def step():
+        joint_iteration(nets, opts, AmpContext(torch.device("cpu")), memory, protos, x, m0, mt, idx, labels[idx], s,
+                        "bench")
+
+    benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
+    _report(benchmark, x.shape[0])
