@@ -22,10 +22,12 @@ class GeneratorWidths(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    backbone: Literal["resnet50", "resnet18"] = "resnet50"
-    pretrained: Literal["imagenet", "none"] = "imagenet"
-    pooling: Literal["avg", "gem"] = "avg"
+    backbone: Literal["resnet50", "resnet18"] = Field(
+        "resnet50", description="identity-encoder trunk (paper: ResNet-50; resnet18 for small CPU profiles)")
+    pretrained: Literal["imagenet", "none"] = Field(
+        "imagenet", description="torchvision ImageNet weights (from the torch cache or downloaded) or random init")
+    pooling: Literal["avg", "gem"] = Field("avg", description="global pooling before the embedding (GCL: avg)")
     embedding_dim: int = Field(512, ge=8, description="(open) paper says 512, once 2048")
-    last_stride: Literal[1, 2] = 1
+    last_stride: Literal[1, 2] = Field(1, description="stride of layer4 (1 doubles the final map, as GCL)")
     stripes: int = Field(4, ge=1, description="appearance code = stripes x backbone channels")
     generator: GeneratorWidths = Field(default_factory=GeneratorWidths)

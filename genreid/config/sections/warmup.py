@@ -1,4 +1,8 @@
-"""``warmup``: stage 1, Cluster-Contrast baseline (METHOD.md section 7)."""
+"""``warmup``: stage 1, Cluster-Contrast baseline (METHOD.md section 7).
+
+Defaults are the published Cluster-Contrast recipe for real datasets (4 GPUs x 64 images);
+``params/synthetic_cpu.yaml`` holds the small CPU profile.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +14,29 @@ from genreid.config.base import StrictModel
 
 
 class ClusterConfig(StrictModel):
-    k1: int = Field(30, ge=1)
-    k2: int = Field(6, ge=1)
+    k1: int = Field(30, ge=1, description="k-reciprocal neighbourhood size of the Jaccard distance")
+    k2: int = Field(6, ge=1, description="query-expansion neighbours of the Jaccard distance")
     eps: float | None = Field(0.6, gt=0.0, lt=1.0, description="fixed DBSCAN eps; null = rho rule")
     rho: float = Field(0.002, gt=0.0, lt=1.0, description="used when eps is null")
-    min_samples: int = Field(4, ge=1)
+    min_samples: int = Field(4, ge=1, description="DBSCAN min_samples; unclustered images are dropped that epoch")
 
 
 class WarmupConfig(StrictModel):
-    epochs: int = Field(50, ge=1)
-    iters_per_epoch: int = Field(200, ge=1)
-    batch_size: int = Field(256, ge=2)
+    epochs: int = Field(50, ge=1, description="re-clustering rounds")
+    iters_per_epoch: int = Field(200, ge=1, description="PK batches per epoch")
+    batch_size: int = Field(256, ge=2, description="images per iteration over all processes")
     num_instances: int = Field(16, ge=1, description="images per pseudo-identity in a PK batch")
-    lr: float = Field(3.5e-4, gt=0.0)
-    weight_decay: float = Field(5e-4, ge=0.0)
+    lr: float = Field(3.5e-4, gt=0.0, description="Adam learning rate")
+    weight_decay: float = Field(5e-4, ge=0.0, description="Adam weight decay")
     step_size: int = Field(20, ge=1, description="epochs between learning-rate drops")
     lr_gamma: float = Field(0.1, gt=0.0, le=1.0, description="learning-rate factor at each drop")
-    temperature: float = Field(0.05, gt=0.0)
+    temperature: float = Field(0.05, gt=0.0, description="cluster-memory softmax temperature")
     momentum: float = Field(0.1, ge=0.0, le=1.0, description="cluster memory update momentum")
     bn_group_size: int = Field(64, ge=0, description="images per BN statistics group; 0 = whole batch")
     pooling: Literal["avg", "gem"] | None = Field(
         "gem", description="warm-up encoder pooling (Cluster-Contrast: GeM); null = model.pooling")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
-    eval_every: int = Field(5, ge=1, description="validation every N epochs")
+    eval_every: int = Field(5, ge=1, description="validation every N epochs (and after the last)")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
     extract_batch_size: int = Field(256, ge=1, description="batch size of feature extraction for clustering/validation")
     source_dataset: Literal["market1501", "dukemtmc", "msmt17"] | None = Field(
