@@ -98,7 +98,7 @@ def render_split(table: pd.DataFrame, prepared_dir: str | os.PathLike, out_dir: 
     writer = RenderWriter(out_dir, split, len(table), angles, height, width, batch_size, signature)
     if writer.is_complete():
         log.info("meshes %s: %d images already rendered and verified, nothing to do", split, len(table))
-        return {"images": len(table), "rendered_chunks": 0, "seconds": 0.0, "renders_per_s": None}
+        return {**writer.finished_stats(), "images": len(table), "rendered_chunks": 0, "reused": True}
     pending = writer.open()
     total = (len(table) + batch_size - 1) // batch_size
     log.info("meshes %s: %d images, %d of %d chunks to render", split, len(table), len(pending), total)
@@ -115,10 +115,11 @@ def render_split(table: pd.DataFrame, prepared_dir: str | os.PathLike, out_dir: 
     seconds = time.perf_counter() - start
     index = pd.DataFrame({"row": np.arange(len(table)), "path": rel,
                           **{c: table[c].to_numpy() for c in ("pid", "camid") if c in table.columns}})
-    writer.finalize(index)
     rendered = sum(writer.chunk_rows(k).stop - writer.chunk_rows(k).start for k in pending) * len(angles)
-    return {"images": len(table), "rendered_chunks": len(pending), "seconds": round(seconds, 3),
-            "renders_per_s": round(rendered / seconds, 1) if seconds > 0 else None}
+    stats = {"seconds": round(seconds, 3), "renders_per_s": round(rendered / seconds, 1) if seconds > 0 else None,
+             "device": str(device)}
+    writer.finalize(index, stats)
+    return {**stats, "images": len(table), "rendered_chunks": len(pending), "reused": False}
 
 
 def load_photos(paths: Sequence[str | os.PathLike], height: int, width: int) -> list[np.ndarray]:

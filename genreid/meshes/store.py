@@ -114,6 +114,13 @@ class RenderWriter:
     def chunk_rows(self, k: int) -> slice:
         return slice(k * self.chunk_size, min(self.n, (k + 1) * self.chunk_size))
 
+    def finished_stats(self) -> dict[str, Any]:
+        """The ``stats`` stored by :meth:`finalize` ({} when absent)."""
+        try:
+            return dict(json.loads((self.root / f"{self.split}_done.json").read_text()).get("stats", {}))
+        except (OSError, ValueError):
+            return {}
+
     # ---------------------------------------------------------------- writing
     def write_chunk(self, k: int, renders: dict[int, np.ndarray], smpl: dict[str, np.ndarray]) -> None:
         """Store chunk ``k`` then record it as done: data reaches the files before the sidecar says so."""
@@ -131,8 +138,9 @@ class RenderWriter:
         self.done[str(k)] = crcs
         self._save_progress()
 
-    def finalize(self, index: pd.DataFrame) -> None:
-        """Move the finished arrays into place, write the SMPL table, the index and, last, the marker."""
+    def finalize(self, index: pd.DataFrame, stats: dict[str, Any] | None = None) -> None:
+        """Move the finished arrays into place, write the SMPL table, the index and, last, the marker
+        (which keeps ``stats`` of the run that finished the split, reported again by reruns)."""
         if self.pending():
             raise RuntimeError(f"finalize() with chunks pending: {self.pending()[:5]}")
         if len(index) != self.n:
@@ -151,7 +159,8 @@ class RenderWriter:
             np.savez(tmp, **smpl)
         with atomic_path(self.root / f"{self.split}_index.csv") as tmp:
             index.to_csv(tmp, index=False)
-        write_json(self.root / f"{self.split}_done.json", {"signature": self.signature, "crc": crcs})
+        write_json(self.root / f"{self.split}_done.json",
+                   {"signature": self.signature, "crc": crcs, "stats": stats or {}})
         shutil.rmtree(self.work, ignore_errors=True)
 
     # ---------------------------------------------------------------- internals
