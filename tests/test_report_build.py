@@ -27,12 +27,16 @@ def _fake_results(results: Path, ds: str, scores: dict[str, float], seed: int = 
         (folder / "cmc.csv").write_text("rank,cmc\n" + "".join(f"{r},{min(100, m + 20 + 3 * r)}\n"
                                                                  for r in range(1, 21)))
         (folder / "ranked_lists.png").write_bytes(b"\x89PNG fake")
-    for run in ("baseline", "gcl"):
-        tsv = results / ds / run / "train" / "plots" / "metrics"
-        (tsv / "loss").mkdir(parents=True, exist_ok=True)
-        (tsv / "loss" / "total.tsv").write_text("timestamp\tstep\ttotal\n1\t0\t3.0\n2\t1\t2.5\n3\t2\t2.0\n")
-        (tsv / "val_mAP.tsv").write_text("timestamp\tstep\tval_mAP\n1\t0\t10\n2\t1\t20\n")
-        (tsv / "nmi.tsv").write_text("timestamp\tstep\tnmi\n1\t0\t0.5\n2\t1\t0.7\n")
+    # the warm-up logs flat names, the joint trainer nests them (as the real trainers do)
+    logged = {"baseline": ("loss", "val_mAP", "nmi", "clusters", "lr"),
+              "gcl": ("loss/total", "val/mAP", "pseudo/nmi", "pseudo/num_clusters", "pseudo/largest_cluster")}
+    for run, names in logged.items():
+        root = results / ds / run / "train" / "plots" / "metrics"
+        for name in names:
+            tsv = root / f"{name}.tsv"
+            tsv.parent.mkdir(parents=True, exist_ok=True)
+            leaf = tsv.stem
+            tsv.write_text(f"timestamp\tstep\t{leaf}\n1\t0\t3.0\n2\t1\t2.5\n")
 
 
 def _build(results: Path, ds: str = "market1501", fingerprint: str = "fp1", seed: int = 1):
@@ -61,10 +65,12 @@ def test_report_table_figures_and_links(tmp_path):
     cmc = list(csv.DictReader((results / "plots" / "cmc.csv").open()))
     assert len(cmc) == 4 * 20 and cmc[0] == {"dataset": "market1501", "method": "untrained", "rank": "1",
                                              "cmc": "25.0000"}
-    pseudo = list(csv.DictReader((results / "plots" / "pseudo_labels.csv").open()))
-    assert {r["metric"] for r in pseudo} == {"nmi"} and {r["run"] for r in pseudo} == {"baseline", "gcl"}
-    training = {r["metric"] for r in csv.DictReader((results / "plots" / "training.csv").open())}
-    assert training == {"loss/total", "val_mAP"}
+    pseudo = {(r["run"], r["metric"]) for r in csv.DictReader((results / "plots" / "pseudo_labels.csv").open())}
+    assert pseudo == {("baseline", "nmi"), ("baseline", "num_clusters"), ("gcl", "nmi"), ("gcl", "num_clusters"),
+                      ("gcl", "largest_cluster")}
+    training = {(r["run"], r["metric"]) for r in csv.DictReader((results / "plots" / "training.csv").open())}
+    assert training == {("baseline", "loss"), ("baseline", "val_mAP"), ("baseline", "lr"), ("gcl", "loss/total"),
+                        ("gcl", "val/mAP")}
 
 
 def test_seeds_accumulate_and_other_settings_stay_apart(tmp_path):

@@ -12,7 +12,7 @@ import io
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import matplotlib
@@ -24,8 +24,12 @@ from genreid.errors import GenreidError  # noqa: E402
 from genreid.utils.atomic import atomic_path, write_text  # noqa: E402
 
 # dvclive metric names sorted into figures by keyword (case-insensitive, first match wins).
-PSEUDO_LABEL_KEYS = re.compile(r"cluster|outlier|nmi|ari\b|pseudo", re.IGNORECASE)
+PSEUDO_LABEL_KEYS = re.compile(r"cluster|outlier|nmi|\bari\b|pseudo|^eps$", re.IGNORECASE)
 LOSS_KEYS = re.compile(r"loss", re.IGNORECASE)
+VALIDATION_KEYS = re.compile(r"val|map|\bR\d+\b", re.IGNORECASE)
+# Pseudo-label quality drawn in the PNG (one panel each, a line per run); the CSV keeps every metric.
+PSEUDO_PANELS: tuple[str, ...] = ("num_clusters", "outlier_ratio", "nmi", "ari", "eps")
+_ALIASES = {"clusters": "num_clusters"}
 
 
 @dataclass(frozen=True)
@@ -73,17 +77,20 @@ def read_dvclive(live_dir: str | os.PathLike, dataset: str, run: str) -> list[Se
     return out
 
 
-def split_series(series: Iterable[Series]) -> tuple[list[Series], list[Series], list[Series]]:
-    """(losses, validation and other curves, pseudo-label quality)."""
-    losses, validation, pseudo = [], [], []
+def split_series(series: Iterable[Series]) -> tuple[list[Series], list[Series], list[Series], list[Series]]:
+    """(losses, validation, pseudo-label quality, others such as learning rates)."""
+    losses, validation, pseudo, other = [], [], [], []
     for s in series:
         if PSEUDO_LABEL_KEYS.search(s.metric):
-            pseudo.append(s)
+            name = s.metric.rsplit("/", 1)[-1]
+            pseudo.append(replace(s, metric=_ALIASES.get(name, name)))
         elif LOSS_KEYS.search(s.metric):
             losses.append(s)
-        else:
+        elif VALIDATION_KEYS.search(s.metric):
             validation.append(s)
-    return losses, validation, pseudo
+        else:
+            other.append(s)
+    return losses, validation, pseudo, other
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
