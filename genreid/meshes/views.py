@@ -36,7 +36,7 @@ def render_views(body_model, params: SmplParams, angles: Sequence[int], height: 
     b = vertices.shape[0]
     cams = torch.as_tensor(params.cam, dtype=torch.float32, device=device)
     turned = [vertices if a == 0 else rotate_about_vertical(vertices, float(a), centre) for a in angles]
-    faces = torch.as_tensor(np.asarray(body_model.faces), dtype=torch.int64, device=device)
+    faces = torch.as_tensor(body_model.faces).to(device=device, dtype=torch.int64)  # tensor or array
     with torch.no_grad():
         images = render_structure(torch.cat(turned, 0), faces, cams.repeat(len(angles), 1), height, width)
     images = torch.as_tensor(images).reshape(len(angles), b, height, width)
