@@ -3,6 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: env repro test lint bench doctor
 
