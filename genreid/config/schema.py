@@ -23,17 +23,18 @@ DatasetName = Literal["market1501", "dukemtmc", "msmt17", "synthetic"]
 
 
 class RuntimeConfig(StrictModel):
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_workers: int = Field(0, ge=0, le=64)
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when available, else CPU")
+    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes; 0 = load in the main process")
     num_threads: int = Field(0, ge=0, le=512, description="torch CPU threads; 0 = torch default")
-    deterministic: bool = True
+    deterministic: bool = Field(True, description="request deterministic torch algorithms (cudnn.benchmark stays off)")
     amp: Literal["off", "bf16", "fp16"] = Field("off", description="mixed precision on CUDA only")
-    channels_last: bool = False
+    channels_last: bool = Field(False, description="channels-last memory format on CUDA (not read by any stage yet)")
 
 
 class GenreidConfig(StrictModel):
     seed: int = Field(1, ge=0, description="the authors' seed is 1")
-    datasets: list[DatasetName] = Field(default_factory=lambda: ["synthetic"], min_length=1)
+    datasets: list[DatasetName] = Field(default_factory=lambda: ["synthetic"], min_length=1,
+                                        description="datasets the pipeline runs on (dvc.yaml foreach)")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     mesh: MeshConfig = Field(default_factory=MeshConfig)
