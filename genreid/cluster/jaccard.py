@@ -19,6 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from genreid.errors import GenreidError
+
 
 def _as_tensor(features) -> torch.Tensor:
     x = features if isinstance(features, torch.Tensor) else torch.from_numpy(np.asarray(features))
@@ -172,6 +174,12 @@ def jaccard_distance(features, k1: int = 30, k2: int = 6, knn: str = "auto") -> 
         return np.zeros((0, 0), dtype=np.float32)
     if k1 < 1 or k2 < 1:
         raise ValueError(f"k1 and k2 must be >= 1, got k1={k1}, k2={k2}")
+    finite = torch.isfinite(x).all(dim=1)
+    if not bool(finite.all()):
+        bad = torch.nonzero(~finite).flatten()[:10].tolist()
+        raise GenreidError(f"{int((~finite).sum())} of {n} feature rows hold NaN/inf (rows {bad}...), so no "
+                           "neighbours can be ranked", "the encoder diverged: rerun from the last good checkpoint "
+                           "with a lower learning rate")
     k1 = min(k1, n)
     rank = knn_search(x, k1, knn)
     full = _reciprocal_sets(rank, k1)

@@ -62,6 +62,7 @@ def prepare_dataset(name: str, source: Mapping[str, Any] | str | os.PathLike, ou
             if max_bad_images:
                 problems.append(f"{len(checked.bad)} unreadable images, more than data.max_bad_images="
                                 f"{max_bad_images}")
+        problems += find_cross_split_duplicates(frames, checked.sha1)
         if problems:
             raise _verification_error(name, [p.replace(str(images), shown_root) for p in problems], problems_file)
         skipped = _skip_bad(frames, checked.bad, tmp)
@@ -128,6 +129,22 @@ def _skip_bad(frames: dict[str, pd.DataFrame], bad: Mapping[str, str], root: Pat
         Path(p).unlink(missing_ok=True)
         skipped.append({"path": Path(p).relative_to(root).as_posix(), "reason": why})
     return skipped
+
+
+def find_cross_split_duplicates(frames: Mapping[str, pd.DataFrame], sha1: Mapping[str, str]) -> list[str]:
+    """Identical image content in training and test splits leaks the test set into training."""
+    seen: dict[str, str] = {}
+    for split in ("train", "val"):
+        for p in frames[split]["path"] if split in frames else []:
+            seen.setdefault(sha1.get(p, ""), p)
+    seen.pop("", None)
+    problems = []
+    for split in ("query", "gallery"):
+        for p in frames[split]["path"]:
+            if sha1.get(p) in seen:
+                problems.append(f"{p}: identical content to training image {seen[sha1[p]]} "
+                                "(test images must not appear in training)")
+    return problems
 
 
 def _manifest_frame(df: pd.DataFrame, split: str, sha1: Mapping[str, str], root: Path) -> pd.DataFrame:

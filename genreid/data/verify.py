@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 VerifyMode = Literal["header", "full"]
 
 
+# Smallest crop accepted: real ReID crops are at least tens of pixels; a 1x1 or 2x2 file is a
+# broken export or a placeholder, and resizing it would feed the network a flat colour.
+MIN_WIDTH, MIN_HEIGHT = 4, 8
+
+
 @dataclass
 class ImageCheck:
     """sha1 per path (hex) and the reason for each unreadable image."""
@@ -35,8 +40,9 @@ def check_image_bytes(data: bytes, mode: VerifyMode) -> str | None:
         return "empty file"
     try:
         with Image.open(io.BytesIO(data)) as im:
-            if im.width <= 0 or im.height <= 0:
-                return f"invalid size {im.width}x{im.height}"
+            if im.width < MIN_WIDTH or im.height < MIN_HEIGHT:
+                return (f"image of {im.width}x{im.height} pixels is too small to be a person crop "
+                        f"(at least {MIN_WIDTH}x{MIN_HEIGHT})")
             if mode == "full":
                 im.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
