@@ -60,6 +60,9 @@ def test_report_table_figures_and_links(tmp_path):
         assert f"](plots/{fig}.png)" in readme
     assert "[ranked lists, gcl (best and worst queries)](market1501/gcl/ranked_lists.png)" in readme
     assert "market1501 / unsupervised / gcl / mAP = 66.8 (unverified): benchmark aggregator" in readme
+    headline = json.loads((results / "metrics.json").read_text())
+    assert headline["market1501"]["gcl"] == {"mAP": 45.0, "R1": 65.0, "R5": 70.0, "R10": 73.0, "mINP": 22.5,
+                                             "n_seeds": 1}
     summary = list(csv.DictReader(out.summary_csv.open()))
     assert [r["method"] for r in summary] == METHODS and summary[2]["target_mAP"] == "66.8"
     cmc = list(csv.DictReader((results / "plots" / "cmc.csv").open()))

@@ -14,7 +14,7 @@ from genreid.report import plots
 from genreid.report.collect import CollectedDataset, load_collected
 from genreid.report.tables import ResultRow, build_row, csv_text, gains_over, markdown_table
 from genreid.report.targets import TargetRegistry
-from genreid.utils.atomic import write_text
+from genreid.utils.atomic import write_json, write_text
 
 
 @dataclass
@@ -35,9 +35,21 @@ def build_report(results_dir: str | os.PathLike, datasets: list[str], registry: 
             for c in collected for m in c.methods]
     figures = write_figures(results / "plots", collected)
     summary = write_text(results / "summary.csv", csv_text(rows))
+    write_json(results / "metrics.json", headline_metrics(rows))
     readme = write_text(results / "README.md", render_readme(rows, results, collected, figures, tolerance,
                                                              targets_path))
     return ReportOutputs(rows=rows, readme=readme, summary_csv=summary, figures=figures)
+
+
+def headline_metrics(rows: list[ResultRow]) -> dict[str, dict[str, dict[str, float | int]]]:
+    """``{dataset: {method: {mAP, R1, R5, R10, mINP (means), n_seeds}}}``: the DVC metrics file that
+    `dvc exp show` / `dvc exp diff` compare across experiments (one column per number)."""
+    out: dict[str, dict[str, dict[str, float | int]]] = {}
+    for row in rows:
+        entry: dict[str, float | int] = {m: round(stat.mean, 2) for m, stat in row.stats.items()}
+        entry["n_seeds"] = len(row.seeds)
+        out.setdefault(row.dataset, {})[row.method] = entry
+    return out
 
 
 def write_figures(out_dir: Path, collected: list[CollectedDataset]) -> dict[str, Path]:
