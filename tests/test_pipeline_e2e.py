@@ -228,6 +228,8 @@ def test_dvc_repro_on_the_tiny_profile(tmp_path):
         assert values[1] <= values[2] <= values[3], (method, values)  # R1 <= R5 <= R10
         assert rec["status"] == "no published target"
         assert f"| synthetic | unsupervised | {method} | 1 | " in readme, (method, readme)
+    headline = json.loads((repo / "results" / "metrics.json").read_text())
+    assert list(headline["synthetic"]) == ["baseline", "gcl", "gcl_plus", "untrained"]  # sorted keys
     assert "![cmc](plots/cmc.png)" in readme
     assert (repo / "results" / "plots" / "cmc.png").read_bytes()[:4] == b"\x89PNG"
     assert (repo / "results" / "seeds" / "synthetic" / "gcl" / "seed_1.json").is_file()
