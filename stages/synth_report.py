@@ -16,10 +16,15 @@ from genreid.stage import run_stage, stage_parser
 
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     from genreid.synth.difficulty import write_difficulty_report
+    from genreid.utils.atomic import write_text
     from genreid.utils.provenance import run_record, timestamp
 
+    out_dir = Path(args.out or f"results/{args.dataset}/dataset")
+    if args.dataset != "synthetic":  # dvc.yaml runs this per dataset; the measure is SynthReID's own
+        write_text(out_dir / "difficulty.md",
+                   f"# {args.dataset}\n\nThe difficulty report is defined for SynthReID only.\n")
+        return
     dataset_dir = Path(cfg.data.root) / "prepared" / "synthetic" / "images"
-    out_dir = Path(args.out)
     report = write_difficulty_report(dataset_dir, out_dir, cfg.data.height, cfg.data.width, seed=cfg.seed,
                                      provenance=run_record(cfg.seed, "cpu", finished_at=timestamp()))
     for name, m in report["metrics"].items():
@@ -31,7 +36,8 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser(__doc__.splitlines()[0], per_dataset=False)
-    parser.add_argument("--out", default="results/synthetic/dataset", help="report folder")
+    parser.add_argument("--dataset", default="synthetic", help="dataset from params 'datasets' (dvc.yaml foreach)")
+    parser.add_argument("--out", default=None, help="report folder (default results/<dataset>/dataset)")
     return run_stage(body, parser, argv)
 
 

@@ -29,6 +29,7 @@ METRIC_KEYS: dict[str, tuple[str, ...]] = {
 }
 TRAINING_RUNS: tuple[str, ...] = ("baseline", "pretrain", "gcl", "gcl_plus")
 PICTURES: tuple[tuple[str, str], ...] = (
+    ("dataset/difficulty.md", "SynthReID difficulty (colour histogram and untrained network references)"),
     ("dataset/contact_sheet.png", "SynthReID contact sheet"),
     ("meshes/overlay.png", "mesh renders over their images"),
     ("pretrain/views.png", "generator sheet after pre-training (novel views)"),
