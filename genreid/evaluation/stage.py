@@ -26,6 +26,7 @@ from genreid.evaluation.extract import extract_features
 from genreid.evaluation.rank import RankResult, cmc_csv
 from genreid.evaluation.ranked_lists import draw_ranked_lists, pick_queries, ranked_gallery
 from genreid.utils.atomic import write_json, write_text
+from genreid.utils.faults import fault_point
 from genreid.utils.provenance import run_record, timestamp
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def evaluate_method(frames: dict[str, pd.DataFrame], model: torch.nn.Module, out
     out_dir = Path(out_dir)
     record = metrics_record(ev.result, dataset=dataset, method=method, settings=s, num_query=len(q),
                             num_gallery=len(g), training=training or {}, device=device)
+    fault_point("evaluate.write")
     write_json(out_dir / "metrics.json", record)
     write_text(out_dir / "cmc.csv", cmc_csv(ev.result))
     best, worst = pick_queries(ev.result.ap_per_query, s.ranked_list_queries)

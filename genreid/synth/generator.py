@@ -31,6 +31,7 @@ from genreid.synth.plan import SPLIT_DIRS, Shot, make_plan, split_counts
 from genreid.synth.poses import walking_pose
 from genreid.synth.scene import CameraLook, background_crop, camera_effects, draw_occluder, make_camera_looks
 from genreid.utils.atomic import write_bytes, write_json
+from genreid.utils.faults import fault_point
 
 log = logging.getLogger(__name__)
 GENERATOR_VERSION = 1
@@ -206,6 +207,7 @@ def _generate(out_dir: str | os.PathLike, *, seed: int, num_train_ids: int, num_
         images, gt = renderer.batch(batch)
         for shot, img, quality in zip(batch, images, gt.pop("quality")):
             write_bytes(work / shot.rel_path, _jpeg(img, int(quality)))
+            fault_point("synth.image")  # a kill here leaves a batch of images with no ground-truth chunk
         write_npz_deterministic(chunk, gt)
         bar.update(len(batch))
     bar.close()
