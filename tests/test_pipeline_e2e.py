@@ -238,8 +238,8 @@ def test_dvc_repro_on_the_tiny_profile(tmp_path):
     assert _ran_stages(second) == set(), second
     assert "up to date" in second.lower() or "didn't change" in second.lower(), second
 
-    _run([dvc, "plots", "show", "-o", "plots_html"], repo)
-    html = (repo / "plots_html" / "index.html").read_text()
+    _run([dvc, "plots", "show", "-o", str(tmp_path / "plots_html")], repo)
+    html = (tmp_path / "plots_html" / "index.html").read_text()
     for title in ("CMC, all methods", "Training curves (losses, validation)", "Pseudo-label quality per epoch"):
         assert title in html, title
     for picture in ("results_plots_cmc.png", "synthetic_gcl_plus_ranked_lists.png", "pretrain_views.png",
