@@ -23,7 +23,9 @@ def _fake_results(results: Path, ds: str, scores: dict[str, float], seed: int = 
         folder = results / ds / method
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "metrics.json").write_text(json.dumps(
-            {"mAP": m, "R1": m + 20, "R5": m + 25, "R10": m + 28, "mINP": m / 2, "provenance": {"seed": seed}}))
+            {"mAP": m, "R1": m + 20, "R5": m + 25, "R10": m + 28, "mINP": m / 2, "provenance": {"seed": seed},
+             "training": {} if method == "untrained" else {"selected_on": "val_map", "selected_epoch": 3,
+                                                           "last_epoch": 4, "history": []}}))
         (folder / "cmc.csv").write_text("rank,cmc\n" + "".join(f"{r},{min(100, m + 20 + 3 * r)}\n"
                                                                  for r in range(1, 21)))
         (folder / "ranked_lists.png").write_bytes(b"\x89PNG fake")
@@ -55,6 +57,7 @@ def test_report_table_figures_and_links(tmp_path):
         in readme
     assert "| market1501 | unsupervised | untrained | 1 | 2.0 |" in readme and "no published target" in readme
     assert "| market1501 | gcl_plus | +7.5 | +7.5 |" in readme  # gain over the baseline
+    assert "| market1501 | gcl | val_map | 3 | 4 |" in readme and "| market1501 | untrained | val" not in readme
     for fig in ("cmc", "losses", "validation", "pseudo_labels"):
         assert (results / "plots" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
         assert f"](plots/{fig}.png)" in readme

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,15 @@ PICTURES: tuple[tuple[str, str], ...] = (
 )
 
 
+SELECTION_KEYS: tuple[str, ...] = ("selected_on", "selected_epoch", "last_epoch")
+
+
 @dataclass
 class MethodRuns:
     method: str
     runs: list[SeedRun]
     other_settings: list[str]
+    selection: dict[str, Any] = field(default_factory=dict)  # how this run's encoder was chosen
 
 
 @dataclass
@@ -94,7 +98,9 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
         metrics, recorded_seed = read_metrics(folder / "metrics.json")
         archive_run(archive, dataset, method, seed if recorded_seed is None else recorded_seed, metrics, fingerprint)
         runs, other = collect_runs(archive, dataset, method, fingerprint)
-        per_method.append(MethodRuns(method, runs, [p.relative_to(results).as_posix() for p in other]))
+        training = json.loads((folder / "metrics.json").read_text()).get("training") or {}
+        selection = {k: training[k] for k in SELECTION_KEYS if k in training}
+        per_method.append(MethodRuns(method, runs, [p.relative_to(results).as_posix() for p in other], selection))
         if (folder / "cmc.csv").is_file():
             cmc[method] = plots.read_cmc(folder / "cmc.csv")
     series: list[plots.Series] = []
@@ -111,7 +117,7 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
 def _to_json(c: CollectedDataset) -> dict[str, Any]:
     return {
         "dataset": c.dataset, "setting": c.setting, "fingerprint": c.fingerprint,
-        "methods": [{"method": m.method, "other_settings": m.other_settings,
+        "methods": [{"method": m.method, "other_settings": m.other_settings, "selection": m.selection,
                      "runs": [{"seed": r.seed, "metrics": r.metrics, "path": r.path.as_posix()} for r in m.runs]}
                     for m in c.methods],
         "cmc": [{"method": m, "rank": r, "cmc": v} for m, (r, v) in c.cmc.items()],  # a list keeps the order
@@ -127,7 +133,7 @@ def load_collected(results_dir: str | os.PathLike, dataset: str) -> CollectedDat
         return CollectedDataset(
             dataset=raw["dataset"], setting=raw["setting"], fingerprint=raw["fingerprint"],
             methods=[MethodRuns(m["method"], [SeedRun(r["seed"], r["metrics"], Path(r["path"])) for r in m["runs"]],
-                                m["other_settings"]) for m in raw["methods"]],
+                                m["other_settings"], m.get("selection", {})) for m in raw["methods"]],
             cmc={v["method"]: (v["rank"], v["cmc"]) for v in raw["cmc"]},
             series=[plots.Series(**s) for s in raw["series"]],
             pictures=[(p[0], p[1]) for p in raw["pictures"]],

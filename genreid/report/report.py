@@ -103,6 +103,7 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
         lines += [f"| {ds} | {m} | {g.get('mAP', float('nan')):+.1f} | {g.get('R1', float('nan')):+.1f} |"
                   for ds, m, g in gains]
         lines.append("")
+    lines += _selection(collected)
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{name}]({path.relative_to(results).as_posix()})" for name, path in figures.items()]
@@ -115,6 +116,18 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
     if others:
         lines += ["## Archived seeds with other settings (not averaged)", ""] + [f"- `{p}`" for p in others] + [""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _selection(collected: list[CollectedDataset]) -> list[str]:
+    """Which epoch each trained encoder is (chosen on the validation split, never on query/gallery)."""
+    rows = [(c.dataset, m.method, m.selection) for c in collected for m in c.methods if m.selection]
+    if not rows:
+        return []
+    lines = ["## Model selection (validation split carved from training identities)", "",
+             "| dataset | method | selected on | selected epoch | last epoch |", "|---|---|---|---|---|"]
+    lines += [f"| {ds} | {m} | {sel.get('selected_on', '-')} | {sel.get('selected_epoch', '-')} | "
+              f"{sel.get('last_epoch', '-')} |" for ds, m, sel in rows]
+    return lines + ["", "Test numbers above are of the selected epoch, evaluated once.", ""]
 
 
 def _provenance(rows: list[ResultRow]) -> list[str]:
