@@ -46,6 +46,7 @@ from genreid.training.mesh_views import (
 )
 from genreid.training.validation import validate
 from genreid.utils.atomic import write_json
+from genreid.utils.faults import fault_point
 from genreid.utils.provenance import run_record
 from genreid.utils.seeding import seed_everything
 
@@ -219,6 +220,7 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame, render_dir: str | 
                 log.info("%s ep %d it %d  " + "  ".join(f"{k} {v:.3f}" for k, v in parts.items()), ls.method, epoch, it)
             if it % s.checkpoint_every_iters == 0:
                 save(epoch, bi + 1)
+            fault_point("train.iter")  # SIGKILL here in the reliability suite (after the checkpoint, if any)
             if stop_after_iters is not None and done_this_call >= stop_after_iters:
                 save(epoch, bi + 1)
                 release(info, owns_group)

@@ -37,6 +37,7 @@ from genreid.training.mesh_views import (
 )
 from genreid.training.views_sheet import generate_sheet_tiles, save_png, tiles_to_image
 from genreid.utils.atomic import write_json
+from genreid.utils.faults import fault_point
 from genreid.utils.provenance import run_record
 from genreid.utils.seeding import seed_everything
 
@@ -163,6 +164,7 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
                 log.info("pretrain ep %d it %d  " + "  ".join(f"{k} {v:.3f}" for k, v in parts.items()), epoch, it)
             if it % s.checkpoint_every_iters == 0:
                 save(epoch, bi + 1)
+            fault_point("pretrain.iter")  # SIGKILL here in the reliability suite (after the checkpoint, if any)
             if stop_after_iters is not None and done_this_call >= stop_after_iters:
                 save(epoch, bi + 1)
                 release(info, owns_group)
