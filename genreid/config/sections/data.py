@@ -16,16 +16,16 @@ class ArchiveSource(StrictModel):
 
 
 class Market1501Source(ArchiveSource):
-    archive: str = Field("data/archives/Market-1501-v15.09.15.zip", description="archive or unpacked folder")
+    archive: str = Field("sources/market1501/Market-1501-v15.09.15.zip", description="archive or unpacked folder")
 
 
 class DukeSource(ArchiveSource):
-    archive: str = Field("data/archives/DukeMTMC-reID.zip",
+    archive: str = Field("sources/dukemtmc/DukeMTMC-reID.zip",
                          description="your copy (withdrawn by its owners: no download); archive or folder")
 
 
 class MSMT17Source(ArchiveSource):
-    archive: str = Field("data/archives/MSMT17_V1.tar.gz",
+    archive: str = Field("sources/msmt17/MSMT17_V1.tar.gz",
                          description="your copy (by request from its authors: no download); archive or folder")
     version: Literal["auto", "v1", "v2"] = Field(
         "auto", description="folder layout: v1 train/ test/, v2 mask_train_v2/ mask_test_v2/; auto detects")
