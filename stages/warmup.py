@@ -35,9 +35,10 @@ def warmup_settings(cfg: GenreidConfig):
         epochs=w.epochs, iters_per_epoch=w.iters_per_epoch, batch_size=w.batch_size, num_instances=w.num_instances,
         lr=w.lr, weight_decay=w.weight_decay, step_size=w.step_size, gamma=w.lr_gamma, temperature=w.temperature,
         momentum=w.momentum, bn_group_size=w.bn_group_size, eps=w.cluster.eps, rho=w.cluster.rho, k1=w.cluster.k1,
-        k2=w.cluster.k2, min_samples=w.cluster.min_samples, eval_every=w.eval_every,
-        checkpoint_every=w.checkpoint_every, extract_batch_size=w.extract_batch_size, seed=cfg.seed,
-        deterministic=cfg.runtime.deterministic, amp=cfg.runtime.amp, num_workers=cfg.runtime.num_workers)
+        k2=w.cluster.k2, min_samples=w.cluster.min_samples, camera_norm=w.cluster.camera_norm, augment=w.augment,
+        eval_every=w.eval_every, checkpoint_every=w.checkpoint_every, extract_batch_size=w.extract_batch_size,
+        seed=cfg.seed, deterministic=cfg.runtime.deterministic, amp=cfg.runtime.amp,
+        num_workers=cfg.runtime.num_workers)
 
 
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genreid.cluster import cluster_features, jaccard_distance, label_quality
-from genreid.cluster.pseudo_labels import rho_eps
+from genreid.cluster.pseudo_labels import camera_centred, rho_eps
 from genreid.cluster.quality import outliers_as_singletons
 
 
@@ -89,3 +89,20 @@ def test_label_quality_values():
     assert merged["ari"] < 0.5 and merged["nmi"] < 0.9
     np.testing.assert_array_equal(outliers_as_singletons(labels), [0, 0, 1, 1, 1, 2, 3])
     assert label_quality(labels)["nmi"] is None
+
+
+def test_camera_centring_turns_camera_clusters_into_identity_clusters():
+    rng = np.random.default_rng(7)
+    ident, cam = rng.normal(size=(2, 16)), rng.normal(size=(2, 16)) * 4
+    rows = [(i, c) for i in range(2) for c in range(2) for _ in range(10)]
+    ids, camids = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+    x = ident[ids] + cam[camids] + 0.1 * rng.normal(size=(40, 16))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    _, by_camera = cluster_features(x, eps=0.6, min_samples=4, k1=25, k2=3, true_ids=ids)
+    labels, by_id = cluster_features(x, eps=0.6, min_samples=4, k1=25, k2=3, true_ids=ids, camids=camids)
+    assert by_camera["num_clusters"] == 2 and by_camera["ari"] < 0.1  # one cluster per camera
+    assert by_id["num_clusters"] == 2 and by_id["ari"] == pytest.approx(1.0)
+    centred = camera_centred(torch.from_numpy(x), camids)
+    torch.testing.assert_close(centred.norm(dim=1), torch.ones(40))
+    with pytest.raises(ValueError, match="camids"):
+        camera_centred(x, camids[:5])

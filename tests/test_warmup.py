@@ -116,3 +116,19 @@ def test_stage_runs_from_params_and_refuses_uda(toy, tmp_path, monkeypatch):
     params.write_text(dump_yaml(tree))
     assert stage.main(["--dataset", "synthetic", "--params", str(params)]) == 2
     assert (tmp_path / "models" / "synthetic" / "baseline" / "ckpt").is_dir()
+
+
+def test_augment_batch_draws_per_image_and_keeps_shape():
+    from genreid.training.warmup import augment_batch
+
+    torch.manual_seed(0)
+    one = torch.rand(3, 32, 16) + 1.0  # strictly positive: zeros can only come from padding/erasing
+    images = one.expand(16, 3, 32, 16).clone()
+    torch.manual_seed(1)
+    out = augment_batch(images)
+    assert out.shape == images.shape
+    distinct = {tuple(o.flatten()[::97].tolist()) for o in out}
+    assert len(distinct) > 4  # the same image comes out differently: each image draws its own transform
+    assert any((o == 0).any() for o in out) and not all(torch.equal(o, one) for o in out)
+    torch.manual_seed(1)
+    torch.testing.assert_close(augment_batch(images), out)  # drawn from torch's seeded RNG

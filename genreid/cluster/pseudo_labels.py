@@ -44,6 +44,23 @@ def rho_eps(dist: np.ndarray, rho: float, block_rows: int = 1024) -> float:
     return float(np.partition(np.concatenate(kept), top - 1)[:top].mean())
 
 
+def camera_centred(features, camids) -> torch.Tensor:
+    """Subtract each camera's mean feature, then L2-normalise (camera-aware clustering option).
+
+    Random or weak encoders group images by camera (background, colour cast); centring per
+    camera removes that shared component before the neighbour search.
+    """
+    x = features.detach().float().clone() if isinstance(features, torch.Tensor) else \
+        torch.from_numpy(np.asarray(features, dtype=np.float32)).clone()
+    cams = torch.as_tensor(np.array(camids), device=x.device)
+    if cams.shape[0] != x.shape[0]:
+        raise ValueError(f"camids has {cams.shape[0]} entries for {x.shape[0]} features")
+    for cam in torch.unique(cams):
+        sel = cams == cam
+        x[sel] -= x[sel].mean(dim=0, keepdim=True)
+    return torch.nn.functional.normalize(x, dim=1)
+
+
 def _looks_like_distances(x) -> bool:
     if getattr(x, "ndim", 0) != 2 or x.shape[0] != x.shape[1] or x.shape[0] == 0:
         return False
@@ -53,12 +70,14 @@ def _looks_like_distances(x) -> bool:
 
 def cluster_features(features_or_dist, *, eps: float | None = None, rho: float | None = None,
                      min_samples: int = 4, k1: int = 30, k2: int = 6, true_ids=None,
-                     precomputed: bool | None = None, knn: str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
+                     precomputed: bool | None = None, knn: str = "auto",
+                     camids=None) -> tuple[np.ndarray, dict[str, Any]]:
     """Labels (int64, -1 = outlier) and a quality dict (eps used, counts, NMI/ARI vs ``true_ids``).
 
     ``features_or_dist``: L2-normalised features (N x D, numpy or torch) or a precomputed N x N
     Jaccard distance; ``precomputed=None`` decides by shape (square, zero diagonal, in [0, 1]).
-    ``eps`` wins over ``rho``; one of them is required.
+    ``eps`` wins over ``rho``; one of them is required. ``camids`` (features only) centres the
+    features per camera first (:func:`camera_centred`); Cluster-Contrast itself does not.
     """
     if eps is None and rho is None:
         raise ValueError("give eps (fixed DBSCAN radius) or rho (GCL's rule); both are None")
@@ -68,7 +87,7 @@ def cluster_features(features_or_dist, *, eps: float | None = None, rho: float |
     if precomputed:
         dist = (x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)).astype(np.float32)
     else:
-        dist = jaccard_distance(x, k1=k1, k2=k2, knn=knn)
+        dist = jaccard_distance(x if camids is None else camera_centred(x, camids), k1=k1, k2=k2, knn=knn)
     if dist.shape[0] == 0:
         return np.zeros(0, dtype=np.int64), dict(label_quality(np.zeros(0, dtype=np.int64)), eps=eps)
     used_eps = float(eps) if eps is not None else rho_eps(dist, float(rho))

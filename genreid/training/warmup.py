@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2 as T
 from torch.utils.data import Subset
 
 from genreid.cluster import cluster_features
@@ -68,6 +69,8 @@ class WarmupSettings:
     k1: int = 30
     k2: int = 6
     min_samples: int = 4
+    camera_norm: bool = False
+    augment: bool = False
     eval_every: int = 5
     checkpoint_every: int = 1
     extract_batch_size: int = 128
@@ -96,15 +99,27 @@ def make_dataset(df: pd.DataFrame, height: int, width: int) -> ImageDataset:
 
 
 def pseudo_labels(model: torch.nn.Module, dataset: ImageDataset, s: WarmupSettings, info: ddp.DistInfo,
-                  true_ids: np.ndarray | None) -> tuple[torch.Tensor, np.ndarray, dict[str, Any]]:
+                  true_ids: np.ndarray | None, camids: np.ndarray | None = None
+                  ) -> tuple[torch.Tensor, np.ndarray, dict[str, Any]]:
     """Normalised features (CPU) of the whole split, DBSCAN labels and their quality."""
     mine = ddp.shard(len(dataset), info)
     feats = extract_features(ddp.unwrap(model), Subset(dataset, mine.tolist()) if info.enabled else dataset,
                              batch_size=s.extract_batch_size, device=info.device, num_workers=s.num_workers)
     features = ddp.gather_sharded(feats.features.to(info.device), len(dataset), info).cpu()
     labels, quality = cluster_features(features, eps=s.eps, rho=None if s.eps is not None else s.rho,
-                                       min_samples=s.min_samples, k1=s.k1, k2=s.k2, true_ids=true_ids)
+                                       min_samples=s.min_samples, k1=s.k1, k2=s.k2, true_ids=true_ids,
+                                       camids=camids if s.camera_norm else None)
     return features, ddp.broadcast_array(labels, info), quality
+
+
+def augment_batch(images: torch.Tensor) -> torch.Tensor:
+    """Cluster-Contrast's training augmentation, drawn per image: horizontal flip, pad (10 px at
+    256x128, scaled) + random crop, random erasing (p 0.5). Off by default: GCL's only views are
+    the generated ones (METHOD.md section 2)."""
+    h, w = images.shape[-2:]
+    pad = max(1, round(10 * h / 256))
+    t = T.Compose([T.RandomHorizontalFlip(), T.Pad(pad), T.RandomCrop((h, w)), T.RandomErasing(p=0.5, value=0)])
+    return torch.stack([t(img) for img in images])
 
 
 def train_step(model: torch.nn.Module, memory: ClusterMemory, optimizer: torch.optim.Optimizer,
@@ -172,7 +187,7 @@ def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, encoder_ar
     for epoch in range(start, s.epochs):
         t0 = time.perf_counter()
         seed = seed_epoch(s.seed, epoch, info.rank)
-        features, labels, quality = pseudo_labels(model, train_set, s, info, true_ids)
+        features, labels, quality = pseudo_labels(model, train_set, s, info, true_ids, camids)
         if quality["num_clusters"] == 0:
             raise GenreidError(
                 f"warm-up epoch {epoch}: DBSCAN found no cluster among {len(labels)} training images "
@@ -190,7 +205,8 @@ def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, encoder_ar
         for it, batch in zip(range(s.iters_per_epoch), _forever(loader)):
             fault_point("warmup.iter")
             targets = torch.from_numpy(labels[batch["index"].numpy()]).to(info.device)
-            losses.append(train_step(model, memory, optimizer, batch["image"].to(info.device), targets, info, amp))
+            images = augment_batch(batch["image"]) if s.augment else batch["image"]
+            losses.append(train_step(model, memory, optimizer, images.to(info.device), targets, info, amp))
             if (it + 1) % s.log_every == 0:
                 log.info("warm-up epoch %d iter %d/%d loss %.4f", epoch, it + 1, s.iters_per_epoch, losses[-1])
             done += 1

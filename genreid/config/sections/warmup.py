@@ -19,6 +19,8 @@ class ClusterConfig(StrictModel):
     eps: float | None = Field(0.6, gt=0.0, lt=1.0, description="fixed DBSCAN eps; null = rho rule")
     rho: float = Field(0.002, gt=0.0, lt=1.0, description="used when eps is null")
     min_samples: int = Field(4, ge=1, description="DBSCAN min_samples; unclustered images are dropped that epoch")
+    camera_norm: bool = Field(False, description="centre features per camera before the Jaccard distance "
+                                                 "(not in Cluster-Contrast; helps encoders trained from scratch)")
 
 
 class WarmupConfig(StrictModel):
@@ -33,6 +35,8 @@ class WarmupConfig(StrictModel):
     temperature: float = Field(0.05, gt=0.0, description="cluster-memory softmax temperature")
     momentum: float = Field(0.1, ge=0.0, le=1.0, description="cluster memory update momentum")
     bn_group_size: int = Field(64, ge=0, description="images per BN statistics group; 0 = whole batch")
+    augment: bool = Field(False, description="Cluster-Contrast's flip + pad/crop + random erasing on training "
+                                             "batches; off by default (GCL's only views are generated ones)")
     pooling: Literal["avg", "gem"] | None = Field(
         "gem", description="warm-up encoder pooling (Cluster-Contrast: GeM); null = model.pooling")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
