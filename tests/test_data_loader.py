@@ -90,6 +90,17 @@ def test_pk_sampler_rejects_bad_sizes_and_all_outliers():
         RandomIdentitySampler([-1, -1], [0, 1], batch_size=4, num_instances=2, seed=0)
 
 
+def test_pk_sampler_keeps_full_batches_with_fewer_identities_than_p():
+    """One giant cluster plus two small ones for P=4: batches repeat identities but keep their size
+    (a shorter batch is dropped by the loader and an epoch would yield nothing, hanging the warm-up)."""
+    pids = [0] * 40 + [1] * 4 + [2] * 5
+    sampler = RandomIdentitySampler(pids, [i % 3 for i in range(len(pids))], batch_size=16, num_instances=4, seed=0)
+    indices = list(sampler)
+    assert len(indices) >= 16 and len(indices) % 16 == 0
+    for b in range(0, len(indices), 4):
+        assert len({pids[i] for i in indices[b:b + 4]}) == 1  # groups of K from one identity
+
+
 def test_shuffle_sampler_permutes_each_epoch():
     s = ShuffleSampler([5, 7, 9, 11, 13, 15], seed=3)
     e0, e1 = list(s), list(s)

@@ -75,7 +75,6 @@ class RandomIdentitySampler(_EpochSampler):
         if len(self.by_pid) < self.ids_per_batch:
             log.warning("only %d labelled identities for %d per batch; batches will repeat identities",
                         len(self.by_pid), self.ids_per_batch)
-            self.ids_per_batch = len(self.by_pid)
 
     def _groups(self, cams: dict[int, list[int]], rng: np.random.Generator) -> list[list[int]]:
         """Groups of K indices for one identity, each spread over as many cameras as possible."""
@@ -93,6 +92,17 @@ class RandomIdentitySampler(_EpochSampler):
     def _build(self, rng: np.random.Generator) -> list[int]:
         groups = {pid: self._groups(cams, rng) for pid, cams in self.by_pid.items()}
         out: list[int] = []
+        if len(groups) < self.ids_per_batch:
+            # Fewer identities than P: identities repeat within a batch (a fresh group when one runs
+            # out) so every batch keeps the loader's size; a shorter batch would be dropped and the
+            # epoch would yield nothing.
+            pids = list(groups)
+            for _ in range(max(1, sum(len(g) for g in groups.values()) // self.ids_per_batch)):
+                for pid in rng.choice(pids, size=self.ids_per_batch, replace=True):
+                    if not groups[int(pid)]:
+                        groups[int(pid)] = self._groups(self.by_pid[int(pid)], rng)
+                    out.extend(groups[int(pid)].pop())
+            return out
         available = [pid for pid in groups if groups[pid]]
         while len(available) >= self.ids_per_batch:
             chosen = rng.choice(available, size=self.ids_per_batch, replace=False)

@@ -140,7 +140,13 @@ def train_step(model: torch.nn.Module, memory: ClusterMemory, optimizer: torch.o
 
 def _forever(loader) -> Iterator[dict]:
     while True:
-        yield from loader
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:  # e.g. every sampled batch shorter than the loader's: never loop forever
+            raise GenreidError("the warm-up loader produced no full batch this epoch",
+                               "lower warmup.batch_size or warmup.num_instances, or check the clustering")
 
 
 def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, encoder_args: dict[str, Any],
