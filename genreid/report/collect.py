@@ -36,7 +36,7 @@ PICTURES: tuple[tuple[str, str], ...] = (
 )
 
 
-SELECTION_KEYS: tuple[str, ...] = ("selected_on", "selected_epoch", "last_epoch")
+SELECTION_KEYS: tuple[str, ...] = ("selected_on", "selected_epoch", "last_epoch", "resumed")
 
 
 @dataclass

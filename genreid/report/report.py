@@ -124,10 +124,17 @@ def _selection(collected: list[CollectedDataset]) -> list[str]:
     if not rows:
         return []
     lines = ["## Model selection (validation split carved from training identities)", "",
-             "| dataset | method | selected on | selected epoch | last epoch |", "|---|---|---|---|---|"]
+             "| dataset | method | selected on | selected epoch | last epoch | resumed after an interruption |",
+             "|---|---|---|---|---|---|"]
     lines += [f"| {ds} | {m} | {sel.get('selected_on', '-')} | {sel.get('selected_epoch', '-')} | "
-              f"{sel.get('last_epoch', '-')} |" for ds, m, sel in rows]
-    return lines + ["", "Test numbers above are of the selected epoch, evaluated once.", ""]
+              f"{sel.get('last_epoch', '-')} | {_resumed(sel.get('resumed'))} |" for ds, m, sel in rows]
+    return lines + ["", "Test numbers above are of the selected epoch, evaluated once. A resumed run continued "
+                    "from its last checkpoint (its result equals an uninterrupted run on CPU; see "
+                    "tests/test_reliability_kill.py).", ""]
+
+
+def _resumed(value: object) -> str:
+    return "**yes**" if value is True else ("no" if value is False else "-")
 
 
 def _provenance(rows: list[ResultRow]) -> list[str]:

@@ -1,0 +1,15 @@
+"""Honest numbers: a run that resumed after an interruption is marked in the report."""
+
+from types import SimpleNamespace
+
+from genreid.report.report import _selection
+
+
+def test_resumed_runs_are_marked_in_the_selection_table():
+    runs = [SimpleNamespace(method="baseline", selection={"selected_on": "val_map", "selected_epoch": 4,
+                                                          "last_epoch": 10, "resumed": True}),
+            SimpleNamespace(method="gcl_plus", selection={"selected_on": "val_map", "selected_epoch": 3,
+                                                          "last_epoch": 4, "resumed": False})]
+    text = "\n".join(_selection([SimpleNamespace(dataset="synthetic", methods=runs)]))
+    assert "| synthetic | baseline | val_map | 4 | 10 | **yes** |" in text
+    assert "| synthetic | gcl_plus | val_map | 3 | 4 | no |" in text
