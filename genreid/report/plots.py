@@ -132,15 +132,19 @@ def plot_series_grid(series: list[Series], out_png: str | os.PathLike, title: st
         keys = list(dict.fromkeys((s.dataset, s.run) for s in series))
         panel = {k: [s for s in series if (s.dataset, s.run) == k] for k in keys}
         label = lambda s: s.metric
-    cols = min(4, len(keys))
+    crowded = max(len(v) for v in panel.values()) > 5  # many losses: legends go beside their panel
+    cols = min(3 if crowded else 4, len(keys))
     rows = (len(keys) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=((6.0 if crowded else 4.2) * cols, 3.0 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys):
         for s in panel[key]:
             ax.plot(s.steps, s.values, marker="." if len(s.values) < 40 else None, label=label(s))
-        ax.set(title=" / ".join(key), xlabel="step")
+        ax.set(title=" / ".join(key), xlabel="epoch (dvclive step)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if crowded:
+            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        else:
+            ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     fig.suptitle(title)

@@ -90,13 +90,13 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
         "",
         markdown_table(rows),
         f"Status is PASS/FAIL only against targets marked `checked` in `{targets_path}` "
-        f"(a run passes when it is at most {tolerance:g} points below); other published numbers are",
+        f"(a run passes when it is at most {tolerance:g} point(s) below); other published numbers are",
         "shown for reference with their delta. The baseline row is the stage-1 Cluster-Contrast-style warm-up,",
         "compared with Cluster Contrast's own published numbers. Full precision and every target: "
         "[summary.csv](summary.csv).",
         "",
     ]
-    gains = gains_over(rows)
+    gains = [g for g in gains_over(rows) if g[1] != "untrained"]
     if gains:
         lines += ["## Does generated variance help? (gain over the stage-1 baseline)", "",
                   "| dataset | method | mAP gain | R1 gain |", "|---|---|---|---|"]
