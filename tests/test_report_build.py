@@ -1,9 +1,8 @@
 """The report stage end to end on hand-made evaluation outputs: table, CSV, figures, seeds, links."""
 
 import csv
+import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from genreid.errors import GenreidError
 from genreid.report.collect import collect_dataset, read_metrics
 from genreid.report.report import build_report
 from genreid.report.targets import load_targets
+from genreid.stage import run_stage, stage_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["untrained", "baseline", "gcl", "gcl_plus"]
@@ -105,22 +105,31 @@ def test_missing_or_bad_metrics_are_user_errors(tmp_path):
     assert read_metrics(tmp_path / "metrics.json") == ({"mAP": 30.0, "R1": 50.0}, 4)
 
 
-def test_report_stage_cli(tmp_path):
-    """The DVC entry point runs from the repo layout with params.yaml and writes the README."""
+def _stage(name: str):
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_report_stage_entry_points(tmp_path, monkeypatch, capsys):
+    """collect and report run from the repo layout with params.yaml; a user error exits 2, no traceback
+    (in-process: the end-to-end test runs them as DVC commands)."""
     _fake_results(tmp_path / "results", "synthetic", {"untrained": 3.0, "baseline": 30.0, "gcl": 33.0,
                                                         "gcl_plus": 35.0})
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["report"]["targets"] = str(ROOT / "genreid" / "report" / "targets.yaml")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    for script, extra in (("collect.py", ["--dataset", "synthetic"]), ("report.py", [])):
-        proc = subprocess.run([sys.executable, str(ROOT / "stages" / script), "--params", "params.yaml", *extra],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr
+    monkeypatch.chdir(tmp_path)
+    collect, report = _stage("collect"), _stage("report")
+    assert run_stage(collect.main, stage_parser("collect"), ["--dataset", "synthetic"]) == 0
+    assert run_stage(report.main, stage_parser("report", per_dataset=False), []) == 0
     assert (tmp_path / "results" / "collected" / "synthetic.json").is_file()
     readme = (tmp_path / "results" / "README.md").read_text()
     assert "| synthetic | unsupervised | gcl_plus | 1 | 35.0 |" in readme
     assert "None: no published number exists" in readme
     (tmp_path / "results" / "synthetic" / "gcl" / "metrics.json").unlink()
-    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "collect.py"), "--dataset", "synthetic"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "synthetic/gcl/metrics.json is missing" in proc.stderr
+    capsys.readouterr()
+    assert run_stage(collect.main, stage_parser("collect"), ["--dataset", "synthetic"]) == 2
+    err = capsys.readouterr().err
+    assert "synthetic/gcl/metrics.json is missing" in err and "Traceback" not in err
