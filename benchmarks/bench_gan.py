@@ -17,7 +17,8 @@ from genreid.config import load_config
 from genreid.memory.instance_memory import InstanceMemory
 from genreid.models.generator import GeneratorWidths, build_generator
 from genreid.models.id_encoder import build_encoder
-from genreid.training.gan_batch import AmpContext, GanNets, discriminator_step, fake_sets, forward_views, generator_loss
+from genreid.training.ddp import DistInfo
+from genreid.training.gan_batch import AmpContext, GanNets, pretrain_iteration
 from genreid.training.joint_step import JointLossSettings, Optimisers, joint_iteration
 
 PARAMS = Path(__file__).resolve().parents[1] / "params" / "synthetic_cpu.yaml"
@@ -46,7 +47,8 @@ def _report(benchmark, batch_size: int) -> None:
                                  "threads": torch.get_num_threads()})
 
 
-def test_pretrain_iteration(benchmark, setup):
+@pytest.mark.parametrize("recon_only", [False, True], ids=["full", "recon_warmup"])
+def test_pretrain_iteration(benchmark, setup, recon_only):
     cfg, nets, (x, m0, mt) = setup
     nets.id_encoder.eval().requires_grad_(False)
     weights = cfg.pretrain.weights.model_dump()
@@ -55,15 +57,9 @@ def test_pretrain_iteration(benchmark, setup):
     amp = AmpContext(torch.device("cpu"))
 
     def step():
-        views = forward_views(nets, x, m0, mt)
-        fakes = fake_sets(views)
-        discriminator_step(nets, opt_d, fakes, x, weights, amp)
-        opt_g.zero_grad(set_to_none=True)
-        loss, _ = generator_loss(nets, views, x, weights, fakes)
-        loss.backward()
-        opt_g.step()
+        pretrain_iteration(nets, opt_g, opt_d, amp, x, m0, mt, weights, DistInfo(), "bench", recon_only)
 
-    benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(step, rounds=8 if recon_only else 5, iterations=1, warmup_rounds=1)
     _report(benchmark, x.shape[0])
     nets.id_encoder.requires_grad_(True)
 

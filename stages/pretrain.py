@@ -37,7 +37,9 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     settings = PretrainSettings(
         epochs=p.epochs, batch_size=p.batch_size, iters_per_epoch=p.iters_per_epoch, angles=list(p.angles),
         weights=p.weights.model_dump(), lr_g=p.optim.lr_g, lr_d=p.optim.lr_d, weight_decay=p.optim.weight_decay,
-        betas=(p.optim.beta1, p.optim.beta2), checkpoint_every_iters=p.checkpoint_every_iters,
+        betas=(p.optim.beta1, p.optim.beta2), recon_warmup_iters=p.recon_warmup_iters,
+        recon_warmup_lr=p.recon_warmup_lr,
+        adain_scale_offset=p.adain_scale_offset, checkpoint_every_iters=p.checkpoint_every_iters,
         sheet_every=p.sheet_every, sheet_rows=p.sheet_rows, seed=cfg.seed, deterministic=cfg.runtime.deterministic,
         amp=cfg.runtime.amp, num_workers=cfg.runtime.num_workers)
     model_dir = Path("models") / ds / "pretrain"

@@ -39,7 +39,8 @@ def joint_settings(cfg: GenreidConfig, method: str):
         lr_id=t.optim.lr_id, sgd_momentum=t.optim.momentum, weight_decay=t.optim.weight_decay,
         betas=(t.optim.beta1, t.optim.beta2), memory_init=t.memory_init, k1=t.k1, k2=t.k2,
         min_samples=t.min_samples, eps=t.gcl_plus_eps if method == "gcl_plus" else None,
-        rho=t.gcl_rho if method == "gcl" else None, checkpoint_every_iters=t.checkpoint_every_iters,
+        rho=t.gcl_rho if method == "gcl" else None, camera_norm=t.camera_norm,
+        checkpoint_every_iters=t.checkpoint_every_iters,
         eval_every=t.eval_every, selection=t.selection, eval_batch_size=t.extract_batch_size, seed=cfg.seed,
         deterministic=cfg.runtime.deterministic, amp=cfg.runtime.amp, num_workers=cfg.runtime.num_workers)
 

@@ -16,7 +16,8 @@ def test_reconstruction_terms_values_and_stop_gradient_on_code_target():
     a = torch.ones(2, 8, requires_grad=True)
     a_rec = torch.zeros(2, 8, requires_grad=True)
     terms = reconstruction_terms(x, x + 0.5, x - 2.0, a, a_rec, torch.full((2, 8), 3.0))
-    assert {k: round(float(v), 6) for k, v in terms.items()} == {"rec": 0.5, "cyc": 2.0, "code": 1.0, "cyc_code": 2.0}
+    values = {k: round(float(v.detach()), 6) for k, v in terms.items()}
+    assert values == {"rec": 0.5, "cyc": 2.0, "code": 1.0, "cyc_code": 2.0}
     total = weighted_sum(terms, {"rec": 5, "cyc": 5, "code": 5, "cyc_code": 5})
     assert abs(float(total) - 27.5) < 1e-6
     total.backward()

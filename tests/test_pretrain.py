@@ -85,3 +85,15 @@ def test_pretrain_refuses_a_mismatched_checkpoint(toy, tmp_path):
 def test_sheet_rows_pick_distinct_identities():
     assert sheet_rows([0, 0, 1, 1, 2, 2, 3], 3) == [0, 4, 6]
     assert sheet_rows([5, 5], 4) == [0]
+
+
+def test_recon_warmup_trains_only_the_reconstruction(toy, tmp_path):
+    summary = _run(toy, tmp_path, settings={"epochs": 1, "recon_warmup_iters": 3, "recon_warmup_lr": 1e-3,
+                                            "adain_scale_offset": 1.0, "checkpoint_every_iters": 2})
+    assert set(summary["final"]) == {"epoch", "iterations", "rec", "g_total"}
+    _, dec, dis, _ = load_generator(tmp_path / "models" / "generator.pt")
+    assert dec.arch["scale_offset"] == 1.0
+    early = torch.load(tmp_path / "models" / "ckpt" / "ckpt_000000002.pt", weights_only=False)
+    assert early["opt_g"]["param_groups"][0]["lr"] == 1e-3
+    for k, v in dis.state_dict().items():  # D is never stepped during the warm start
+        assert torch.equal(v, early["modules"]["discriminator"][k]), k

@@ -35,13 +35,15 @@ class GeneratorWidths:
     dis_channels: tuple[int, ...] = (32, 64)
     dis_scales: int = 3
     res_blocks: int = 4
+    adain_scale_offset: float = 0.0  # authors' code: raw MLP scales (0); 1 centres AdaIN on identity
 
 
 def build_generator(widths: GeneratorWidths, stripe_dim: int, stripes: int) -> tuple[nn.Module, nn.Module, nn.Module]:
     """(E_str, G, D); the decoder's MLP input is one appearance stripe of the identity encoder."""
     e_str = StructureEncoder(widths.str_channels, widths.str_out, widths.res_blocks)
     dec = Decoder(stripe_dim=stripe_dim, stripes=stripes, in_channels=widths.str_out,
-                  channels=widths.dec_channels, res_blocks=widths.res_blocks, mlp_dim=widths.mlp_dim)
+                  channels=widths.dec_channels, res_blocks=widths.res_blocks, mlp_dim=widths.mlp_dim,
+                  scale_offset=widths.adain_scale_offset)
     dis = MultiScaleDiscriminator(widths.dis_channels, widths.dis_scales, widths.res_blocks)
     return e_str, dec, dis
 

@@ -23,7 +23,7 @@ from torch import nn
 from genreid.losses.gan import discriminator_loss, lsgan_generator
 from genreid.losses.reconstruction import reconstruction_terms, weighted_sum
 from genreid.training.ddp import DistInfo
-from genreid.training.gan_dist import average_gradients
+from genreid.training.gan_dist import assert_finite_everywhere, average_gradients
 
 log = logging.getLogger(__name__)
 RECON_KEYS = ("rec", "cyc", "code", "cyc_code")
@@ -121,6 +121,36 @@ def discriminator_step(nets: GanNets, opt_d: torch.optim.Optimizer, fakes: Seque
     if info is not None:
         average_gradients(nets.discriminator.parameters(), info)
     amp.step(opt_d)
+    return parts
+
+
+def pretrain_iteration(nets: GanNets, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, amp: AmpContext,
+                       x: torch.Tensor, m0: torch.Tensor, mt: torch.Tensor, weights: dict[str, float],
+                       info: DistInfo, where: str, recon_only: bool = False) -> dict[str, float]:
+    """One stage-2 iteration (E_id frozen). ``recon_only``: only ``rec * L1(G(E_str(m0), a), x)``,
+    no D and no pass through E_id's graph (the small profile's cheap reconstruction warm start)."""
+    if recon_only:
+        opt_g.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            a, _ = nets.id_encoder(x)
+        with amp.autocast():
+            rec = (nets.decoder(nets.str_encoder(m0), a).float() - x.float()).abs().mean()
+            loss = weights["rec"] * rec
+        parts = {"rec": float(rec.detach()), "g_total": float(loss.detach())}
+    else:
+        with amp.autocast():
+            views = forward_views(nets, x, m0, mt)
+        fakes = fake_sets(views)
+        parts = discriminator_step(nets, opt_d, fakes, x, weights, amp, info)
+        opt_g.zero_grad(set_to_none=True)
+        with amp.autocast():
+            loss, g_parts = generator_loss(nets, views, x, weights, fakes)
+        parts.update(g_parts, g_total=float(loss.detach()))
+    assert_finite_everywhere(parts, where, info)
+    amp.backward(loss)
+    average_gradients(nets.generator_parameters(), info)
+    amp.step(opt_g)
+    amp.update()
     return parts
 
 

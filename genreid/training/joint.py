@@ -73,6 +73,7 @@ class JointSettings:
     min_samples: int = 4
     eps: float | None = None
     rho: float | None = 0.002
+    camera_norm: bool = False
     checkpoint_every_iters: int = 500
     eval_every: int = 1
     selection: str = "val_map"
@@ -93,10 +94,11 @@ def _set_lr(opts: Optimisers, s: JointSettings, epoch: int) -> float:
     return factor
 
 
-def _pseudo_labels(memory: InstanceMemory, s: JointSettings, true_ids: np.ndarray, epoch: int
-                   ) -> tuple[np.ndarray, dict[str, Any]]:
+def _pseudo_labels(memory: InstanceMemory, s: JointSettings, true_ids: np.ndarray, epoch: int,
+                   camids: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     labels, quality = cluster_features(memory.features.cpu(), eps=s.eps, rho=s.rho, min_samples=s.min_samples,
-                                       k1=s.k1, k2=s.k2, true_ids=true_ids)
+                                       k1=s.k1, k2=s.k2, true_ids=true_ids,
+                                       camids=camids if s.camera_norm else None)
     if int((labels >= 0).sum()) < s.batch_size:
         raise TrainingDiverged(
             f"epoch {epoch}: clustering left {int((labels >= 0).sum())} clustered images of {len(labels)} "
@@ -188,7 +190,7 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame, render_dir: str | 
     done_this_call = 0
     while epoch < s.epochs:
         if labels is None:  # a new epoch (a resumed one keeps the labels and prototypes it started with)
-            labels, quality = _pseudo_labels(memory, s, true_ids, epoch)
+            labels, quality = _pseudo_labels(memory, s, true_ids, epoch, train_df["camid"].to_numpy())
             labels = broadcast_array(labels, info)  # identical memories, but one decision for all ranks
             protos = None
         memory.set_labels(torch.from_numpy(labels))

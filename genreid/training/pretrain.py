@@ -5,6 +5,9 @@ gradients flow through it into G via the code-reconstruction terms. E_str + G an
 Adam (betas 0, 0.999), constant LR. Checkpoints every ``checkpoint_every_iters`` iterations and at
 each epoch end (atomic, exact resume: same batches, angles and weights as an uninterrupted run);
 a non-finite loss stops with :class:`TrainingDiverged` and keeps the last good checkpoint.
+Optionally (``recon_warmup_iters``, not in the papers) the first iterations train only the image
+reconstruction, without D and without E_id's graph: six times cheaper, it gets a short CPU schedule
+to a generator that follows the mesh before the full objective starts.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +27,8 @@ from genreid.models.generator import GeneratorWidths, build_generator, save_gene
 from genreid.models.id_encoder import load_encoder
 from genreid.training.checkpoint import CheckpointManager, load_state_strict
 from genreid.training.ddp import barrier, init_distributed
-from genreid.training.gan_batch import AmpContext, GanNets, discriminator_step, fake_sets, forward_views, generator_loss
-from genreid.training.gan_dist import assert_finite_everywhere, average_gradients, rank_share, rank_slice, release
+from genreid.training.gan_batch import AmpContext, GanNets, pretrain_iteration
+from genreid.training.gan_dist import rank_share, rank_slice, release
 from genreid.training.live import open_live
 from genreid.training.mesh_views import (
     batch_loader,
@@ -56,6 +59,9 @@ class PretrainSettings:
     lr_d: float = 1e-4
     weight_decay: float = 5e-4
     betas: tuple[float, float] = (0.0, 0.999)
+    recon_warmup_iters: int = 0
+    recon_warmup_lr: float | None = None
+    adain_scale_offset: float = 0.0
     checkpoint_every_iters: int = 500
     sheet_every: int = 1
     sheet_rows: int = 4
@@ -96,6 +102,7 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
     id_enc, _ = load_encoder(encoder_path, map_location=device)
     id_enc.eval().requires_grad_(False)
     store = open_renders(str(render_dir), "train", train_df, s.angles)
+    widths = replace(widths, adain_scale_offset=s.adain_scale_offset)
     e_str, dec, dis = build_generator(widths, id_enc.channels, id_enc.stripes)
     nets = GanNets(id_enc, e_str.to(device), dec.to(device), dis.to(device))
     opt_g = torch.optim.Adam(nets.generator_parameters(), lr=s.lr_g, betas=s.betas, weight_decay=s.weight_decay)
@@ -142,24 +149,17 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
             m0 = renders_to_tensor(store, idx, 0, height, width, device)
             angles = rank_slice(draw_angles(s.batch_size, s.angles), info)  # drawn per global batch
             mt = renders_to_tensor(store, idx, angles, height, width, device)
-            with amp.autocast():
-                views = forward_views(nets, x, m0, mt)
-            fakes = fake_sets(views)
-            parts = discriminator_step(nets, opt_d, fakes, x, s.weights, amp, info)
-            opt_g.zero_grad(set_to_none=True)
-            with amp.autocast():
-                loss, g_parts = generator_loss(nets, views, x, s.weights, fakes)
-            parts.update(g_parts, g_total=float(loss.detach()))
-            assert_finite_everywhere(parts, f"pretrain epoch {epoch} iteration {it}", info)
-            amp.backward(loss)
-            average_gradients(nets.generator_parameters(), info)
-            amp.step(opt_g)
-            amp.update()
+            warm = it < s.recon_warmup_iters
+            for group in opt_g.param_groups:
+                group["lr"] = s.recon_warmup_lr if warm and s.recon_warmup_lr else s.lr_g
+            parts = pretrain_iteration(nets, opt_g, opt_d, amp, x, m0, mt, s.weights, info,
+                                       f"pretrain epoch {epoch} iteration {it}", warm)
             busy += time.perf_counter() - t0
             it += 1
             done_this_call += 1
             for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v
+                total, count = sums.get(k, (0.0, 0))
+                sums[k] = (total + v, count + 1)
             if main and it % s.log_every == 0:
                 log.info("pretrain ep %d it %d  " + "  ".join(f"{k} {v:.3f}" for k, v in parts.items()), epoch, it)
             if it % s.checkpoint_every_iters == 0:
@@ -169,7 +169,7 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
                 save(epoch, bi + 1)
                 release(info, owns_group)
                 return {"stopped_early": True, "iterations": it}
-        means = {k: v / max(1, len(batches)) for k, v in sums.items()}
+        means = {k: total / count for k, (total, count) in sums.items()}
         history.append({"epoch": epoch, "iterations": it, **means})
         if main:
             for k, v in means.items():

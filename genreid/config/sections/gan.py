@@ -59,6 +59,13 @@ class PretrainConfig(StrictModel):
                               description="novel-view angles drawn; authors' code never draws 315")
     weights: LossWeights = Field(default_factory=LossWeights)
     optim: Optim = Field(default_factory=Optim)
+    recon_warmup_iters: int = Field(0, ge=0, description=(
+        "not in the papers: the first N iterations train only rec*L1(G(E_str(m0), a), x) (no D, no E_id graph), "
+        "a cheap warm start for short CPU schedules; 0 = the authors' schedule"))
+    recon_warmup_lr: float | None = Field(None, gt=0.0, description=(
+        "E_str+G LR during the reconstruction warm start (a plain regression tolerates more); null = optim.lr_g"))
+    adain_scale_offset: float = Field(0.0, description=(
+        "AdaIN scale = MLP output + offset; authors' code: raw (0); 1 starts AdaIN at identity (learns faster)"))
     checkpoint_every_iters: int = Field(500, ge=1, description="authors' code: every 5000 (the tail is lost)")
     sheet_every: int = Field(1, ge=1, description="epochs between generator sheets logged with dvclive")
     sheet_rows: int = Field(4, ge=1, description="persons on the generator sheet")
@@ -105,6 +112,9 @@ class TrainConfig(StrictModel):
     min_samples: int = Field(4, ge=1)
     gcl_rho: float = Field(0.002, gt=0.0, lt=1.0, description="GCL eps = mean of smallest rho fraction")
     gcl_plus_eps: float = Field(0.55, gt=0.0, lt=1.0)
+    camera_norm: bool = Field(False, description=(
+        "not in the papers: centre memory features per camera before the Jaccard distance (as "
+        "warmup.cluster.camera_norm); for encoders trained from scratch whose features group by camera"))
     gcl_plus: GclPlusConfig = Field(default_factory=GclPlusConfig)
     checkpoint_every_iters: int = Field(500, ge=1)
     eval_every: int = Field(1, ge=1, description="validation (model selection) every N epochs; last always")
