@@ -34,6 +34,8 @@ def test_repo_params_validate():
     ({"data": {"height": 100, "width": 32}}, "data", "aspect 2:1"),
     ({"mesh": {"angles": [45, 90]}}, "mesh.angles", "start with 0"),
     ({"bogus": 1}, "bogus", "unknown key"),
+    ({"mesh": {"estimator": "oracle", "body_model": "smpl/SMPL_NEUTRAL.pkl"}}, "mesh.body_model",
+     "must equal data.synthetic.body_model ('procedural')"),
 ])
 def test_invalid_values_name_the_key(tmp_path, tree, key, fragment):
     with pytest.raises(ConfigError) as info:

@@ -83,6 +83,9 @@ def format_validation_error(exc: ValidationError, source: str, raw: dict[str, An
         msg = err["msg"]
         if kind == "literal_error":
             msg = msg.replace("Input should be", "must be one of")
+        if not err["loc"]:  # a cross-key rule: its message names the keys and values itself
+            lines.append(f"  {msg.removeprefix('Value error, ')}")
+            continue
         lines.append(f"  {loc}: {msg} (got {value!r})")
     return "\n".join(lines)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from genreid.config.base import StrictModel
 from genreid.config.sections.data import DataConfig
@@ -51,3 +51,15 @@ class GenreidConfig(StrictModel):
         if len(set(v)) != len(v):
             raise ValueError(f"datasets must not repeat a name, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _oracle_body_matches_synthesis(self) -> GenreidConfig:
+        """Oracle meshes re-pose SynthReID's ground-truth SMPL parameters: with another body model the
+        renders would no longer line up with the people in the images."""
+        if ("synthetic" in self.datasets and self.mesh.estimator in ("oracle", "auto")
+                and self.mesh.body_model != self.data.synthetic.body_model):
+            raise ValueError(
+                f"mesh.body_model ({self.mesh.body_model!r}) must equal data.synthetic.body_model "
+                f"({self.data.synthetic.body_model!r}) when mesh.estimator is {self.mesh.estimator!r}: oracle "
+                "meshes re-pose the ground truth SynthReID was rendered with; set both to the same value")
+        return self
