@@ -57,7 +57,7 @@ def test_report_table_figures_and_links(tmp_path):
         in readme
     assert "| market1501 | unsupervised | untrained | 1 | 2.0 |" in readme and "no published target" in readme
     assert "| market1501 | gcl_plus | +7.5 | +7.5 |" in readme  # gain over the baseline
-    assert "| market1501 | gcl | val_map | 3 | 4 |" in readme and "| market1501 | untrained | val" not in readme
+    assert "| market1501 | gcl | validation mAP | 3 | 4 |" in readme and "| market1501 | untrained | val" not in readme
     for fig in ("cmc", "losses", "validation", "pseudo_labels"):
         assert (results / "plots" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
         assert f"](plots/{fig}.png)" in readme

@@ -11,5 +11,5 @@ def test_resumed_runs_are_marked_in_the_selection_table():
             SimpleNamespace(method="gcl_plus", selection={"selected_on": "val_map", "selected_epoch": 3,
                                                           "last_epoch": 4, "resumed": False})]
     text = "\n".join(_selection([SimpleNamespace(dataset="synthetic", methods=runs)]))
-    assert "| synthetic | baseline | val_map | 4 | 10 | **yes** |" in text
-    assert "| synthetic | gcl_plus | val_map | 3 | 4 | no |" in text
+    assert "| synthetic | baseline | validation mAP | 4 | 10 | **yes** |" in text
+    assert "| synthetic | gcl_plus | validation mAP | 3 | 4 | no |" in text

@@ -118,6 +118,14 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
     return "\n".join(lines).rstrip() + "\n"
 
 
+SELECTION_LABELS = {"val_map": "validation mAP", "val_mAP": "validation mAP", "last": "last epoch",
+                    "last_epoch": "last epoch"}  # the warm-up and joint trainers spell them differently
+
+
+def _criterion(selected_on: str | None) -> str:
+    return SELECTION_LABELS.get(selected_on or "", selected_on or "-")
+
+
 def _selection(collected: list[CollectedDataset]) -> list[str]:
     """Which epoch each trained encoder is (chosen on the validation split, never on query/gallery)."""
     rows = [(c.dataset, m.method, m.selection) for c in collected for m in c.methods if m.selection]
@@ -126,7 +134,7 @@ def _selection(collected: list[CollectedDataset]) -> list[str]:
     lines = ["## Model selection (validation split carved from training identities)", "",
              "| dataset | method | selected on | selected epoch | last epoch | resumed after an interruption |",
              "|---|---|---|---|---|---|"]
-    lines += [f"| {ds} | {m} | {sel.get('selected_on', '-')} | {sel.get('selected_epoch', '-')} | "
+    lines += [f"| {ds} | {m} | {_criterion(sel.get('selected_on'))} | {sel.get('selected_epoch', '-')} | "
               f"{sel.get('last_epoch', '-')} | {_resumed(sel.get('resumed'))} |" for ds, m, sel in rows]
     return lines + ["", "Test numbers above are of the selected epoch, evaluated once. A resumed run continued "
                     "from its last checkpoint (its result equals an uninterrupted run on CPU; see "

@@ -22,17 +22,23 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+# Pipeline outputs committed to git: a run rewriting them does not make the code it ran "dirty".
+OUTPUT_PATHS = ("results", "dvc.lock")
+
+
 def git_commit(cwd: str | None = None) -> dict[str, Any]:
-    """The commit and whether the working tree had uncommitted changes (``dirty``)."""
+    """The commit and whether tracked files other than pipeline outputs differ from it (``dirty``,
+    ``dirty_files``: e.g. params.yaml edited by ``dvc exp run -S``; its values are in config.resolved.yaml)."""
+    excludes = [f":(exclude){p}" for p in OUTPUT_PATHS]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=cwd,
                              check=True, timeout=10).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                    capture_output=True, text=True, cwd=cwd, check=True,
-                                    timeout=10).stdout.strip())
-        return {"commit": sha, "dirty": dirty}
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excludes],
+                                capture_output=True, text=True, cwd=cwd, check=True, timeout=10).stdout
+        changed = sorted(line[3:] for line in status.splitlines() if line.strip())
+        return {"commit": sha, "dirty": bool(changed), "dirty_files": changed[:20]}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        return {"commit": None, "dirty": None, "dirty_files": []}
 
 
 def device_description(device: Any = None) -> str:
