@@ -73,9 +73,22 @@ def test_gains_over_baseline():
     rows = [build_row("synthetic", m, "unsupervised", [_run(1, mAP=v, R1=v + 10)], {}, 1.0)
             for m, v in (("untrained", 5.0), ("baseline", 30.0), ("gcl", 34.5))]
     gains = {(d, m): g for d, m, g in gains_over(rows)}
-    assert gains[("synthetic", "gcl")] == {"mAP": pytest.approx(4.5), "R1": pytest.approx(4.5)}
-    assert gains[("synthetic", "untrained")]["mAP"] == pytest.approx(-25.0)
+    assert gains[("synthetic", "gcl")]["mAP"].stat.mean == pytest.approx(4.5)
+    assert gains[("synthetic", "gcl")]["R1"].format() == "+4.5" and gains[("synthetic", "gcl")]["R1"].wins == 1
+    assert gains[("synthetic", "untrained")]["mAP"].stat.mean == pytest.approx(-25.0)
     assert ("synthetic", "baseline") not in gains
+
+
+def test_gains_are_paired_by_seed_and_skip_unpaired_seeds():
+    base = build_row("s", "baseline", "u", [_run(1, mAP=10.0), _run(2, mAP=20.0), _run(3, mAP=15.0)], {}, 1.0)
+    # +1, +2, -0.5 on the seeds both ran; seed 4 has no baseline and is left out
+    gcl = build_row("s", "gcl", "u", [_run(1, mAP=11.0), _run(2, mAP=22.0), _run(3, mAP=14.5), _run(4, mAP=99.0)],
+                    {}, 1.0)
+    (_, _, g), = gains_over([base, gcl], metrics=("mAP",))
+    assert g["mAP"].stat.n == 3 and g["mAP"].wins == 2
+    assert g["mAP"].stat.mean == pytest.approx(2.5 / 3)
+    assert g["mAP"].stat.std == pytest.approx(statistics.stdev([1.0, 2.0, -0.5]))
+    assert g["mAP"].format() == "+0.8 ± 1.3"
 
 
 def test_fingerprint_ignores_seed_and_runtime_only():

@@ -99,9 +99,14 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
     gains = [g for g in gains_over(rows) if g[1] != "untrained"]
     if gains:
         lines += ["## Does generated variance help? (gain over the stage-1 baseline)", "",
-                  "| dataset | method | mAP gain | R1 gain |", "|---|---|---|---|"]
-        lines += [f"| {ds} | {m} | {g.get('mAP', float('nan')):+.1f} | {g.get('R1', float('nan')):+.1f} |"
-                  for ds, m, g in gains]
+                  "Differences paired by seed (method minus baseline of the same seed): mean ± sample std.", "",
+                  "| dataset | method | seeds | mAP gain | R1 gain | seeds with a mAP gain |",
+                  "|---|---|---|---|---|---|"]
+        for ds, m, g in gains:
+            cells = [g[k].format() if k in g else "-" for k in ("mAP", "R1")]
+            n = next(iter(g.values())).stat.n
+            wins = f"{g['mAP'].wins} of {g['mAP'].stat.n}" if "mAP" in g else "-"
+            lines.append(f"| {ds} | {m} | {n} | {cells[0]} | {cells[1]} | {wins} |")
         lines.append("")
     lines += _selection(collected)
     if figures:

@@ -42,6 +42,7 @@ class ResultRow:
     seeds: list[int]
     stats: dict[str, Stat]
     targets: dict[str, Target] = field(default_factory=dict)
+    per_seed: dict[int, dict[str, float]] = field(default_factory=dict)  # for gains paired by seed
     status: str = NO_TARGET
     failures: list[str] = field(default_factory=list)
 
@@ -87,7 +88,8 @@ def build_row(dataset: str, method: str, setting: str, runs: list[SeedRun], targ
     stats = aggregate(runs)
     status, failures = judge(stats, targets, tolerance)
     return ResultRow(dataset=dataset, method=method, setting=setting, seeds=[r.seed for r in runs],
-                     stats=stats, targets=targets, status=status, failures=failures)
+                     stats=stats, targets=targets, status=status, failures=failures,
+                     per_seed={r.seed: dict(r.metrics) for r in runs})
 
 
 def _fmt(value: float | None, digits: int = 1, signed: bool = False) -> str:
@@ -142,15 +144,36 @@ def csv_text(rows: list[ResultRow]) -> str:
     return buf.getvalue()
 
 
+@dataclass(frozen=True)
+class Gain:
+    """A method minus the reference, paired by seed: the seed-to-seed spread of the difference is
+    what says whether a gain is real (both runs of a seed share the warm-up encoder)."""
+    stat: Stat
+    wins: int  # seeds where the method beat the reference
+
+    def format(self, digits: int = 1) -> str:
+        if self.stat.std is None:
+            return f"{self.stat.mean:+.{digits}f}"
+        return f"{self.stat.mean:+.{digits}f} ± {self.stat.std:.{digits}f}"
+
+
 def gains_over(rows: list[ResultRow], reference: str = "baseline",
-               metrics: tuple[str, ...] = ("mAP", "R1")) -> list[tuple[str, str, dict[str, float]]]:
-    """(dataset, method, {metric: mean - reference mean}): does generated variance help?"""
+               metrics: tuple[str, ...] = ("mAP", "R1")) -> list[tuple[str, str, dict[str, Gain]]]:
+    """(dataset, method, {metric: Gain}) over the seeds both rows ran: does generated variance help?"""
     by_key = {(r.dataset, r.method): r for r in rows}
     out = []
     for row in rows:
         ref = by_key.get((row.dataset, reference))
         if ref is None or row.method == reference:
             continue
-        gains = {m: row.stats[m].mean - ref.stats[m].mean for m in metrics if m in row.stats and m in ref.stats}
-        out.append((row.dataset, row.method, gains))
+        common = sorted(set(row.per_seed) & set(ref.per_seed))
+        gains: dict[str, Gain] = {}
+        for m in metrics:
+            diffs = [row.per_seed[s][m] - ref.per_seed[s][m] for s in common
+                     if m in row.per_seed[s] and m in ref.per_seed[s]]
+            if diffs:
+                std = statistics.stdev(diffs) if len(diffs) > 1 else None
+                gains[m] = Gain(Stat(statistics.fmean(diffs), std, len(diffs)), sum(d > 0 for d in diffs))
+        if gains:
+            out.append((row.dataset, row.method, gains))
     return out
