@@ -19,7 +19,7 @@ def test_reconstruction_terms_values_and_stop_gradient_on_code_target():
     values = {k: round(float(v.detach()), 6) for k, v in terms.items()}
     assert values == {"rec": 0.5, "cyc": 2.0, "code": 1.0, "cyc_code": 2.0}
     total = weighted_sum(terms, {"rec": 5, "cyc": 5, "code": 5, "cyc_code": 5})
-    assert abs(float(total) - 27.5) < 1e-6
+    assert abs(float(total.detach()) - 27.5) < 1e-6
     total.backward()
     assert a.grad is None  # the code target is detached
     assert torch.allclose(a_rec.grad, torch.full((2, 8), -5.0 / 16))  # d(5*L1)/d a_rec, a_rec < a
