@@ -14,11 +14,11 @@ repro: env
 	@$(VENV)/dvc repro
 
 test: env
-	@$(VENV)/ruff check genreid stages tests benchmarks
+	@$(VENV)/ruff check genreid stages tests benchmarks scripts
 	@$(VENV)/python -m pytest -q tests
 
 lint: env
-	@$(VENV)/ruff check genreid stages tests benchmarks
+	@$(VENV)/ruff check genreid stages tests benchmarks scripts
 
 bench: env
 	@$(VENV)/python -m pytest -q benchmarks --benchmark-enable --benchmark-only

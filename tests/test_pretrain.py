@@ -97,3 +97,20 @@ def test_recon_warmup_trains_only_the_reconstruction(toy, tmp_path):
     assert early["opt_g"]["param_groups"][0]["lr"] == 1e-3
     for k, v in dis.state_dict().items():  # D is never stepped during the warm start
         assert torch.equal(v, early["modules"]["discriminator"][k]), k
+
+
+def test_generator_diagnostics_script_on_a_trained_toy(toy, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "diagnose_generator.py"
+    spec = importlib.util.spec_from_file_location("diagnose_generator", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _run(toy, tmp_path)
+    report = module.diagnose(toy["df"], toy["render_dir"], toy["encoder"], tmp_path / "models" / "generator.pt",
+                             toy["height"], toy["width"], [0, 45, 90, 135, 180, 225, 270, 315], n_images=16)
+    assert report["images"] == 16 and len(report["colour_r2_upper_rgb_lower_rgb"]) == 6
+    assert all(r <= 1.0 for r in report["colour_r2_upper_rgb_lower_rgb"])
+    assert report["real_pair_l1"] > 0 and report["mean_image_l1"] > 0
+    assert 0 < report["reconstruction_l1"] < 10 and report["appearance_effect_l1"] >= 0
