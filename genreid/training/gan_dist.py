@@ -65,15 +65,6 @@ def broadcast_tensor(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return t
 
 
-def gather_rows(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Rows of every rank in rank order (equal row counts per rank)."""
-    if not info.enabled:
-        return t
-    parts = [torch.empty_like(t) for _ in range(info.world_size)]
-    dist.all_gather(parts, t.contiguous())
-    return torch.cat(parts)
-
-
 def assert_finite_everywhere(parts: dict[str, float], where: str, info: DistInfo) -> None:
     """Raise on every rank together when any rank saw a non-finite loss (no rank left waiting)."""
     if info.enabled:

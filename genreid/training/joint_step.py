@@ -18,9 +18,9 @@ import torch
 from genreid.losses.prototype import prototype_loss
 from genreid.losses.view_invariant import view_invariant_loss
 from genreid.memory.instance_memory import InstanceMemory
-from genreid.training.ddp import DistInfo
+from genreid.training.ddp import DistInfo, all_gather_cat
 from genreid.training.gan_batch import AmpContext, GanNets, discriminator_step, fake_sets, forward_views, generator_loss
-from genreid.training.gan_dist import assert_finite_everywhere, average_gradients, gather_rows
+from genreid.training.gan_dist import assert_finite_everywhere, average_gradients
 from genreid.training.mixup import draw_mix, mix, soft_targets
 
 
@@ -107,5 +107,5 @@ def joint_iteration(nets: GanNets, opts: Optimisers, amp: AmpContext, memory: In
     amp.step(opts.g)
     amp.step(opts.id)
     amp.update()
-    memory.update(gather_rows(idx, info), gather_rows(views.f.detach().float(), info), s.memory_momentum)
+    memory.update(all_gather_cat(idx, info), all_gather_cat(views.f.detach().float(), info), s.memory_momentum)
     return parts
