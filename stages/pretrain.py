@@ -19,12 +19,13 @@ from genreid.stage import run_stage, stage_parser
 
 
 def generator_widths(cfg: GenreidConfig):
+    """The generator's build arguments: ``model.generator`` widths + the decoder's two pretrain switches."""
     from genreid.models.generator import GeneratorWidths
 
-    g = cfg.model.generator
+    g, p = cfg.model.generator, cfg.pretrain
     return GeneratorWidths(str_channels=tuple(g.str_channels), str_out=g.str_out, dec_channels=tuple(g.dec_channels),
                            mlp_dim=g.mlp_dim, dis_channels=tuple(g.dis_channels), dis_scales=g.dis_scales,
-                           res_blocks=g.res_blocks)
+                           res_blocks=g.res_blocks, adain_scale_offset=p.adain_scale_offset, code_norm=p.code_norm)
 
 
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
@@ -38,8 +39,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
         epochs=p.epochs, batch_size=p.batch_size, iters_per_epoch=p.iters_per_epoch, angles=list(p.angles),
         weights=p.weights.model_dump(), lr_g=p.optim.lr_g, lr_d=p.optim.lr_d, weight_decay=p.optim.weight_decay,
         betas=(p.optim.beta1, p.optim.beta2), recon_warmup_iters=p.recon_warmup_iters,
-        recon_warmup_lr=p.recon_warmup_lr,
-        adain_scale_offset=p.adain_scale_offset, checkpoint_every_iters=p.checkpoint_every_iters,
+        recon_warmup_lr=p.recon_warmup_lr, checkpoint_every_iters=p.checkpoint_every_iters,
         sheet_every=p.sheet_every, sheet_rows=p.sheet_rows, seed=cfg.seed, deterministic=cfg.runtime.deterministic,
         amp=cfg.runtime.amp, num_workers=cfg.runtime.num_workers)
     model_dir = Path("models") / ds / "pretrain"

@@ -82,3 +82,24 @@ def test_safe_pad_reflects_when_it_fits_and_replicates_when_not():
     big = SafePad(9)(x)  # 9 >= width 8: reflection impossible
     assert big.shape == (1, 2, 34, 26)
     assert torch.equal(big, F.pad(x, (9,) * 4, mode="replicate"))
+
+
+def test_decoder_code_norm_standardises_with_fixed_training_statistics():
+    torch.manual_seed(0)
+    kw = dict(stripe_dim=8, stripes=4, in_channels=8, channels=(4, 4), res_blocks=1, mlp_dim=8)
+    plain, normed = Decoder(**kw), Decoder(**kw, code_norm=True)
+    normed.load_state_dict({**plain.state_dict(), "code_mean": torch.zeros(32), "code_std": torch.ones(32)})
+    s = torch.randn(3, 8, 4, 2)
+    codes = 0.9 + 0.3 * torch.randn(64, 32)  # a large shared offset, as a briefly trained E_id gives
+    normed.set_code_statistics(codes)
+    torch.testing.assert_close(normed.code_mean, codes.mean(0))
+    # G sees exactly the standardised code, so a plain decoder fed it paints the same image
+    z = (codes[:3] - codes.mean(0)) / (codes.std(0) + 1e-4)
+    torch.testing.assert_close(normed(s, codes[:3]), plain(s, z))
+    # the statistics are buffers: saved with the weights, never trained
+    assert {"code_mean", "code_std"} <= set(normed.state_dict()) and normed.arch["code_norm"] is True
+    assert all("code_" not in name for name, _ in normed.named_parameters())
+    with pytest.raises(ValueError, match="code_norm=True"):
+        plain.set_code_statistics(codes)
+    with pytest.raises(ValueError, match="expected"):
+        normed.set_code_statistics(codes[:, :5])

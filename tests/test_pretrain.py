@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,7 +12,8 @@ from gan_toy import make_toy
 from genreid.errors import CheckpointError, TrainingDiverged
 from genreid.models.generator import GeneratorWidths, load_generator
 from genreid.models.id_encoder import load_encoder
-from genreid.training.pretrain import PretrainSettings, pretrain_generator, sheet_rows
+from genreid.training.mesh_views import image_dataset
+from genreid.training.pretrain import PretrainSettings, appearance_codes, pretrain_generator, sheet_rows
 
 TINY = GeneratorWidths(str_channels=(4, 8, 8, 8), str_out=8, dec_channels=(8, 4), mlp_dim=8,
                        dis_channels=(4, 8), dis_scales=2, res_blocks=2)
@@ -28,8 +30,8 @@ def toy(tmp_path_factory):
     return make_toy(tmp_path_factory.mktemp("toy"))
 
 
-def _run(toy, out, **kw):
-    return pretrain_generator(toy["df"], toy["render_dir"], toy["encoder"], TINY, toy["height"], toy["width"],
+def _run(toy, out, widths=TINY, **kw):
+    return pretrain_generator(toy["df"], toy["render_dir"], toy["encoder"], widths, toy["height"], toy["width"],
                               out / "models", out / "results", _settings(**kw.pop("settings", {})), **kw)
 
 
@@ -88,8 +90,9 @@ def test_sheet_rows_pick_distinct_identities():
 
 
 def test_recon_warmup_trains_only_the_reconstruction(toy, tmp_path):
-    summary = _run(toy, tmp_path, settings={"epochs": 1, "recon_warmup_iters": 3, "recon_warmup_lr": 1e-3,
-                                            "adain_scale_offset": 1.0, "checkpoint_every_iters": 2})
+    summary = _run(toy, tmp_path, replace(TINY, adain_scale_offset=1.0),
+                   settings={"epochs": 1, "recon_warmup_iters": 3, "recon_warmup_lr": 1e-3,
+                             "checkpoint_every_iters": 2})
     assert set(summary["final"]) == {"epoch", "iterations", "rec", "g_total"}
     _, dec, dis, _ = load_generator(tmp_path / "models" / "generator.pt")
     assert dec.arch["scale_offset"] == 1.0
@@ -97,6 +100,21 @@ def test_recon_warmup_trains_only_the_reconstruction(toy, tmp_path):
     assert early["opt_g"]["param_groups"][0]["lr"] == 1e-3
     for k, v in dis.state_dict().items():  # D is never stepped during the warm start
         assert torch.equal(v, early["modules"]["discriminator"][k]), k
+
+
+def test_code_norm_statistics_are_fixed_from_the_training_codes_and_survive_resume(toy, tmp_path):
+    widths = replace(TINY, code_norm=True)
+    enc = load_encoder(toy["encoder"])[0].eval()
+    codes = appearance_codes(enc, image_dataset(toy["df"], toy["height"], toy["width"]), "cpu")
+    assert codes.shape == (len(toy["df"]), enc.appearance_dim)
+    _run(toy, tmp_path / "straight", widths)
+    _run(toy, tmp_path / "resumed", widths, stop_after_iters=4)
+    _run(toy, tmp_path / "resumed", widths)
+    for run in ("straight", "resumed"):
+        dec = load_generator(tmp_path / run / "models" / "generator.pt")[1]
+        assert dec.arch["code_norm"] is True
+        torch.testing.assert_close(dec.code_mean, codes.mean(0))
+        torch.testing.assert_close(dec.code_std, codes.std(0) + 1e-4)
 
 
 def test_generator_diagnostics_script_on_a_trained_toy(toy, tmp_path):

@@ -12,6 +12,13 @@ contiguous chunks and stripe k's MLPs produce chunk k: at paper sizes chunk k is
 layers of block k; small profiles with fewer blocks than stripes still let every stripe drive a
 part of the image. Scales are used raw, as in the authors' code (``scale_offset=0``);
 ``scale_offset=1`` centres them on identity.
+
+``code_norm`` (not in the papers) standardises the appearance code per dimension with fixed
+statistics (buffers set once by :meth:`Decoder.set_code_statistics`, before stage 2 trains). A
+briefly trained encoder's pooled features share a large common offset (SynthReID seed 1: mean
+0.94, per-dimension std across images 0.35), so the raw MLP input is nearly constant and G learns
+to ignore the person's colours within a short schedule; standardised, held-out reconstruction L1
+after 600 warm-start iterations fell from 0.49 to 0.36 (mean image: 0.53).
 """
 
 from __future__ import annotations
@@ -64,7 +71,7 @@ class Decoder(nn.Module):
 
     def __init__(self, stripe_dim: int = 2048, stripes: int = 4, in_channels: int = 128,
                  channels: Sequence[int] = (64, 32), res_blocks: int = 4, mlp_dim: int = 512,
-                 scale_offset: float = 0.0):
+                 scale_offset: float = 0.0, code_norm: bool = False):
         super().__init__()
         n_layers = 2 * res_blocks
         if stripes > n_layers * in_channels:
@@ -72,10 +79,14 @@ class Decoder(nn.Module):
                               "lower model.stripes or widen model.generator.str_out")
         self.arch = {"stripe_dim": stripe_dim, "stripes": stripes, "in_channels": in_channels,
                      "channels": list(channels), "res_blocks": res_blocks, "mlp_dim": mlp_dim,
-                     "scale_offset": scale_offset}
+                     "scale_offset": scale_offset, "code_norm": code_norm}
         self.stripes, self.stripe_dim, self.in_channels = stripes, stripe_dim, in_channels
         self.scale_offset = scale_offset
         self.n_layers = n_layers
+        self.code_norm = code_norm
+        if code_norm:  # identity until set_code_statistics; saved with the weights, fixed afterwards
+            self.register_buffer("code_mean", torch.zeros(stripes * stripe_dim))
+            self.register_buffer("code_std", torch.ones(stripes * stripe_dim))
         self.values_per_stripe = [len(c) for c in np.array_split(np.arange(n_layers * in_channels), stripes)]
         self.mlp_scale = nn.ModuleList(mlp(stripe_dim, mlp_dim, k) for k in self.values_per_stripe)
         self.mlp_bias = nn.ModuleList(mlp(stripe_dim, mlp_dim, k) for k in self.values_per_stripe)
@@ -89,12 +100,25 @@ class Decoder(nn.Module):
         )
         init_kaiming(self)
 
+    @torch.no_grad()
+    def set_code_statistics(self, codes: torch.Tensor, eps: float = 1e-4) -> None:
+        """Fix the standardisation from ``codes`` (N, stripes*stripe_dim), e.g. the training set's."""
+        if not self.code_norm:
+            raise ValueError("set_code_statistics needs a decoder built with code_norm=True")
+        if codes.ndim != 2 or codes.shape[1] != self.code_mean.numel() or codes.shape[0] < 2:
+            raise ValueError(f"expected (N>=2, {self.code_mean.numel()}) codes, got {tuple(codes.shape)}")
+        codes = codes.detach().float()
+        self.code_mean.copy_(codes.mean(0))
+        self.code_std.copy_(codes.std(0) + eps)
+
     def adain_params(self, appearance: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """One (scale, bias) pair per AdaIN layer, in layer order."""
         b = appearance.shape[0]
         if appearance.shape[1] != self.stripes * self.stripe_dim:
             raise ValueError(f"appearance code has {appearance.shape[1]} values, the decoder expects "
                              f"{self.stripes} stripes x {self.stripe_dim}")
+        if self.code_norm:
+            appearance = (appearance - self.code_mean) / self.code_std
         parts = appearance.reshape(b, self.stripes, self.stripe_dim)
         shape = (b, self.n_layers, self.in_channels)
         scales = torch.cat([m(parts[:, k]) for k, m in enumerate(self.mlp_scale)], 1).reshape(shape)

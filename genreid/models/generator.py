@@ -36,6 +36,7 @@ class GeneratorWidths:
     dis_scales: int = 3
     res_blocks: int = 4
     adain_scale_offset: float = 0.0  # authors' code: raw MLP scales (0); 1 centres AdaIN on identity
+    code_norm: bool = False  # authors' code: raw appearance code; True standardises it (see decoder.py)
 
 
 def build_generator(widths: GeneratorWidths, stripe_dim: int, stripes: int) -> tuple[nn.Module, nn.Module, nn.Module]:
@@ -43,7 +44,7 @@ def build_generator(widths: GeneratorWidths, stripe_dim: int, stripes: int) -> t
     e_str = StructureEncoder(widths.str_channels, widths.str_out, widths.res_blocks)
     dec = Decoder(stripe_dim=stripe_dim, stripes=stripes, in_channels=widths.str_out,
                   channels=widths.dec_channels, res_blocks=widths.res_blocks, mlp_dim=widths.mlp_dim,
-                  scale_offset=widths.adain_scale_offset)
+                  scale_offset=widths.adain_scale_offset, code_norm=widths.code_norm)
     dis = MultiScaleDiscriminator(widths.dis_channels, widths.dis_scales, widths.res_blocks)
     return e_str, dec, dis
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,6 @@ class PretrainSettings:
     betas: tuple[float, float] = (0.0, 0.999)
     recon_warmup_iters: int = 0
     recon_warmup_lr: float | None = None
-    adain_scale_offset: float = 0.0
     checkpoint_every_iters: int = 500
     sheet_every: int = 1
     sheet_rows: int = 4
@@ -80,6 +79,18 @@ def sheet_rows(pids: Sequence[int], n: int) -> list[int]:
     ids = sorted(first)
     pick = np.linspace(0, len(ids) - 1, num=min(n, len(ids))).round().astype(int)
     return [first[ids[i]] for i in pick]
+
+
+@torch.no_grad()
+def appearance_codes(id_enc: torch.nn.Module, dataset: torch.utils.data.Dataset, device: torch.device | str,
+                     max_images: int = 4096, batch_size: int = 128) -> torch.Tensor:
+    """E_id's appearance codes of up to ``max_images`` training images, evenly spread (a fixed choice)."""
+    rows = np.unique(np.linspace(0, len(dataset) - 1, num=min(max_images, len(dataset))).round().astype(int))
+    codes = []
+    for start in range(0, len(rows), batch_size):
+        x = torch.stack([dataset[int(r)]["image"] for r in rows[start:start + batch_size]]).to(device)
+        codes.append(id_enc(x)[0].float().cpu())
+    return torch.cat(codes)
 
 
 def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_path: str | Path,
@@ -102,7 +113,6 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
     id_enc, _ = load_encoder(encoder_path, map_location=device)
     id_enc.eval().requires_grad_(False)
     store = open_renders(str(render_dir), "train", train_df, s.angles)
-    widths = replace(widths, adain_scale_offset=s.adain_scale_offset)
     e_str, dec, dis = build_generator(widths, id_enc.channels, id_enc.stripes)
     nets = GanNets(id_enc, e_str.to(device), dec.to(device), dis.to(device))
     opt_g = torch.optim.Adam(nets.generator_parameters(), lr=s.lr_g, betas=s.betas, weight_decay=s.weight_decay)
@@ -124,6 +134,8 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
         history, busy, sums = state["history"], state["busy_s"], state["sums"]
         ckpt.restore_rng(state)
         log.info("resuming pretrain from %s: epoch %d, batch %d, iteration %d", ckpt.folder, epoch, batch_in_epoch, it)
+    elif dec.code_norm:  # fixed before the first step; a resumed run has them in the checkpoint
+        dec.set_code_statistics(appearance_codes(id_enc, image_dataset(train_df, height, width), device))
 
     def save(ep: int, b: int) -> None:
         if main:

@@ -66,6 +66,9 @@ class PretrainConfig(StrictModel):
         "E_str+G LR during the reconstruction warm start (a plain regression tolerates more); null = optim.lr_g"))
     adain_scale_offset: float = Field(0.0, description=(
         "AdaIN scale = MLP output + offset; authors' code: raw (0); 1 starts AdaIN at identity (learns faster)"))
+    code_norm: bool = Field(False, description=(
+        "not in the papers: standardise E_id's appearance code per dimension with statistics of the training "
+        "images fixed before stage 2 (kept in stage 3); authors' code: raw code (false)"))
     checkpoint_every_iters: int = Field(500, ge=1, description="authors' code: every 5000 (the tail is lost)")
     sheet_every: int = Field(1, ge=1, description="epochs between generator sheets logged with dvclive")
     sheet_rows: int = Field(4, ge=1, description="persons on the generator sheet")
