@@ -30,7 +30,8 @@ def setup():
     cfg = load_config(PARAMS)
     g = cfg.model.generator
     widths = GeneratorWidths(tuple(g.str_channels), g.str_out, tuple(g.dec_channels), g.mlp_dim,
-                             tuple(g.dis_channels), g.dis_scales, g.res_blocks)
+                             tuple(g.dis_channels), g.dis_scales, g.res_blocks, code_split=g.code_split,
+                             aspp_activation=g.aspp_activation, decoder_norm=g.decoder_norm)
     torch.manual_seed(0)
     torch.set_num_threads(cfg.runtime.num_threads or torch.get_num_threads())
     enc = build_encoder(cfg.model.backbone, "none", "avg", cfg.model.embedding_dim, cfg.model.last_stride,

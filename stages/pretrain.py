@@ -19,13 +19,15 @@ from genreid.stage import run_stage, stage_parser
 
 
 def generator_widths(cfg: GenreidConfig):
-    """The generator's build arguments: ``model.generator`` widths + the decoder's two pretrain switches."""
+    """The generator's build arguments: ``model.generator`` widths and switches + the decoder's two pretrain
+    switches."""
     from genreid.models.generator import GeneratorWidths
 
     g, p = cfg.model.generator, cfg.pretrain
     return GeneratorWidths(str_channels=tuple(g.str_channels), str_out=g.str_out, dec_channels=tuple(g.dec_channels),
                            mlp_dim=g.mlp_dim, dis_channels=tuple(g.dis_channels), dis_scales=g.dis_scales,
-                           res_blocks=g.res_blocks, adain_scale_offset=p.adain_scale_offset, code_norm=p.code_norm)
+                           res_blocks=g.res_blocks, adain_scale_offset=p.adain_scale_offset, code_norm=p.code_norm,
+                           code_split=g.code_split, aspp_activation=g.aspp_activation, decoder_norm=g.decoder_norm)
 
 
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:

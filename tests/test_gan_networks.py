@@ -46,21 +46,28 @@ def test_decoder_output_depends_on_both_codes():
     base = dec(s, a)
     assert not torch.allclose(base, dec(s, a + torch.randn_like(a)))
     assert not torch.allclose(base, dec(s + torch.randn_like(s), a))
-    # each stripe drives its own AdaIN layers: changing only the last stripe still changes the image
+    # changing only the last stripe still changes the image (it reaches every MLP under the authors'
+    # channel split, MLP 3 alone under code_split='stripes')
     a2 = a.clone()
     a2[:, 96:] += 1.0
     assert not torch.allclose(base, dec(s, a2))
 
 
-def test_decoder_with_fewer_adain_layers_than_stripes_lets_every_stripe_act():
+@pytest.mark.parametrize("split", ["channels", "stripes"])
+def test_decoder_with_fewer_adain_layers_than_stripes_lets_every_mlp_act(split):
     torch.manual_seed(0)
-    dec = Decoder(stripe_dim=8, stripes=4, in_channels=8, channels=(4, 4), res_blocks=1, mlp_dim=8)
+    dec = Decoder(stripe_dim=8, stripes=4, in_channels=8, channels=(4, 4), res_blocks=1, mlp_dim=8, code_split=split)
     assert dec.values_per_stripe == [4, 4, 4, 4]  # 2 layers x 8 channels cut in 4
     s, a = torch.randn(2, 8, 4, 2), torch.randn(2, 32)
     base = dec(s, a)
     for k in range(4):
+        # the code values MLP pair k reads: channels 2k, 2k+1 of every stripe, or stripe k
+        cols = [st * 8 + c for st in range(4) for c in (2 * k, 2 * k + 1)] if split == "channels" \
+            else list(range(8 * k, 8 * (k + 1)))
         a2 = a.clone()
-        a2[:, 8 * k:8 * (k + 1)] += 1.0
+        a2[:, cols] += 1.0
+        changed = [not torch.equal(p1, p2) for p1, p2 in zip(dec.mlp_inputs(a).unbind(1), dec.mlp_inputs(a2).unbind(1))]
+        assert changed == [j == k for j in range(4)], k
         assert not torch.allclose(base, dec(s, a2)), k
     with pytest.raises(ConfigError, match="stripes"):
         Decoder(stripe_dim=8, stripes=17, in_channels=8, res_blocks=1)

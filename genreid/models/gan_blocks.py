@@ -27,18 +27,48 @@ class SafePad(nn.Module):
         return F.pad(x, (self.pad,) * 4, mode=mode)
 
 
+class AuthorsLayerNorm(nn.Module):
+    """The decoder's layer norm as the authors' code (MUNIT/DG-Net lineage) computes it.
+
+    Per sample over (C, H, W): ``(x - mean) / (std + eps)`` with the *unbiased* std and eps added to
+    the std (not to the variance, as ``GroupNorm(1, C)`` does), then a per-channel affine whose
+    ``gamma`` starts uniform in [0, 1) and ``beta`` at 0. Parameters are named ``gamma``/``beta``
+    as the authors', so a GroupNorm checkpoint never loads into it silently.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.empty(channels).uniform_())
+        self.beta = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.float().reshape(x.shape[0], -1)
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        mean, std = flat.mean(1).view(shape), flat.std(1).view(shape)
+        y = ((x.float() - mean) / (std + self.eps)).to(x.dtype)
+        affine = (1, -1) + (1,) * (x.dim() - 2)
+        return y * self.gamma.view(affine) + self.beta.view(affine)
+
+
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "in":
         return nn.InstanceNorm2d(channels, affine=False)
-    if kind == "ln":  # MUNIT/DG-Net "LayerNorm": per sample over C,H,W with a per-channel affine
+    if kind in ("ln", "group_norm"):  # genreid's earlier layer norm: GroupNorm(1, C), eps inside the sqrt
         return nn.GroupNorm(1, channels)
+    if kind == "authors_ln":
+        return AuthorsLayerNorm(channels)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}")
 
 
 class ConvBlock(nn.Module):
-    """pad -> conv -> norm -> activation, the one unit every network here is made of."""
+    """pad -> conv -> norm -> activation, the one unit every network here is made of.
+
+    ``norm``: ``in`` (instance norm, no affine), ``authors_ln`` (:class:`AuthorsLayerNorm`),
+    ``group_norm``/``ln`` (``GroupNorm(1, C)``) or ``none``.
+    """
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, dilation: int = 1,
                  norm: str = "none", activation: bool = True):

@@ -2,6 +2,8 @@
 
 ``generator.pt`` stores each network's build arguments next to its weights, so a later stage
 rebuilds exactly what was trained and a width mismatch fails loudly (never a partial load).
+Files written before ``code_split``/``decoder_norm``/``aspp_activation`` existed lack those
+build arguments; they load with the behaviour they were trained with (stripes, GroupNorm, LeakyReLU).
 """
 
 from __future__ import annotations
@@ -37,14 +39,23 @@ class GeneratorWidths:
     res_blocks: int = 4
     adain_scale_offset: float = 0.0  # authors' code: raw MLP scales (0); 1 centres AdaIN on identity
     code_norm: bool = False  # authors' code: raw appearance code; True standardises it (see decoder.py)
+    code_split: str = "channels"  # authors' code: MLP k reads channels kC/4..(k+1)C/4 of all stripes
+    aspp_activation: str = "none"  # authors' code: no activation after E_str's ASPP convolutions
+    decoder_norm: str = "authors_ln"  # authors' code: their layer norm (unbiased std + eps, gamma ~ U(0,1))
+
+# Build arguments of files written before these options existed: what those networks computed.
+LEGACY_ARCH = {"str_encoder": {"aspp_activation": "lrelu"}, "decoder": {"code_split": "stripes", "norm": "group_norm"},
+               "discriminator": {}}
 
 
 def build_generator(widths: GeneratorWidths, stripe_dim: int, stripes: int) -> tuple[nn.Module, nn.Module, nn.Module]:
     """(E_str, G, D); the decoder's MLP input is one appearance stripe of the identity encoder."""
-    e_str = StructureEncoder(widths.str_channels, widths.str_out, widths.res_blocks)
+    e_str = StructureEncoder(widths.str_channels, widths.str_out, widths.res_blocks,
+                             aspp_activation=widths.aspp_activation)
     dec = Decoder(stripe_dim=stripe_dim, stripes=stripes, in_channels=widths.str_out,
                   channels=widths.dec_channels, res_blocks=widths.res_blocks, mlp_dim=widths.mlp_dim,
-                  scale_offset=widths.adain_scale_offset, code_norm=widths.code_norm)
+                  scale_offset=widths.adain_scale_offset, code_norm=widths.code_norm,
+                  code_split=widths.code_split, norm=widths.decoder_norm)
     dis = MultiScaleDiscriminator(widths.dis_channels, widths.dis_scales, widths.res_blocks)
     return e_str, dec, dis
 
@@ -77,7 +88,7 @@ def load_generator(path: str | os.PathLike, map_location: str | torch.device = "
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a genreid generator checkpoint (format {FORMAT} expected)",
                               "write it with genreid.models.generator.save_generator")
-    arch = blob["arch"]
+    arch = {k: {**LEGACY_ARCH[k], **blob["arch"][k]} for k in LEGACY_ARCH}
     e_str = StructureEncoder(**arch["str_encoder"])
     dec = Decoder(**arch["decoder"])
     dis = MultiScaleDiscriminator(**arch["discriminator"])

@@ -10,7 +10,7 @@ from genreid.config.base import StrictModel
 
 
 class GeneratorWidths(StrictModel):
-    """Channel widths; the paper's values are the defaults, small CPU profiles shrink them."""
+    """Generator widths and architecture switches; the paper's / authors' values are the defaults."""
 
     str_channels: list[int] = Field(default_factory=lambda: [16, 32, 32, 64], min_length=4, max_length=4)
     str_out: int = Field(128, ge=4)
@@ -19,6 +19,16 @@ class GeneratorWidths(StrictModel):
     dis_channels: list[int] = Field(default_factory=lambda: [32, 64], min_length=2, max_length=2)
     dis_scales: int = Field(3, ge=1, le=4)
     res_blocks: int = Field(4, ge=1)
+    code_split: Literal["channels", "stripes"] = Field("channels", description=(
+        "which part of E_id's appearance code feeds AdaIN MLP pair k: channels = the authors' channel-major "
+        "flattening (channels kC/stripes..(k+1)C/stripes of all stripes); stripes = stripe k (genreid before "
+        "issue 17). Both give every MLP C inputs"))
+    aspp_activation: Literal["none", "lrelu"] = Field("none", description=(
+        "E_str's ASPP: none = the authors' (no activation after the 1x1 branch, the dilated convolutions and "
+        "the fuse); lrelu = LeakyReLU after each (genreid before issue 17)"))
+    decoder_norm: Literal["authors_ln", "group_norm"] = Field("authors_ln", description=(
+        "layer norm after G's upsampling convs: authors_ln = the authors' (x - mean) / (unbiased std + 1e-5) "
+        "per sample, gamma ~ U(0,1) at init; group_norm = GroupNorm(1, C) (genreid before issue 17)"))
 
 
 class ModelConfig(StrictModel):
