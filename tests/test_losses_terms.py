@@ -27,12 +27,31 @@ def test_reconstruction_terms_values_and_stop_gradient_on_code_target():
         weighted_sum(terms, {"rec": 1, "code": 1, "cyc_code": 1})
 
 
-def test_prototypes_are_normalised_cluster_means_ignoring_outliers():
+def test_prototypes_are_raw_cluster_means_ignoring_outliers():
     feats = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 3.0], [5.0, 5.0]])
     labels = torch.tensor([0, 0, 1, -1])
-    raw = cluster_prototypes(feats, labels, normalise=False)
+    raw = cluster_prototypes(feats, labels)  # the trainer's call: plain means, normalised only by the loss
     assert torch.allclose(raw, torch.tensor([[0.5, 0.5], [0.0, 3.0]]))
-    assert torch.allclose(cluster_prototypes(feats, labels), F.normalize(raw, dim=1))
+    assert torch.allclose(cluster_prototypes(feats, labels, normalise=True), F.normalize(raw, dim=1))
+
+
+def test_prototype_loss_without_normalisation_uses_raw_features_and_centres():
+    """train.gcl_plus.proto_normalise: false (the authors' code): logits = f C^T with f the raw embedding and
+    C the plain mean of each cluster's memory slots, no temperature (1.0); the default path is unchanged."""
+    torch.manual_seed(0)
+    memory = F.normalize(torch.randn(12, 8), dim=1)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, -1, -1, 0])
+    means = torch.stack([memory[labels == k].mean(0) for k in range(3)])  # norms < 1: not normalised
+    assert (means.norm(dim=1) < 0.99).all()
+    protos = cluster_prototypes(memory, labels)
+    f, y = 4.0 * torch.randn(5, 8), torch.tensor([0, 1, 2, 0, 1])
+    raw, _ = prototype_loss(f, y, protos, temperature=1.0, normalise=False)
+    torch.testing.assert_close(raw, F.cross_entropy(f @ means.t(), y))
+    target = F.one_hot(torch.tensor([1, 2, 0, 0, 2]), 3).float() * 0.3 + F.one_hot(y, 3).float() * 0.7
+    both, _ = prototype_loss(f, y, protos, 1.0, False, f_mix=2 * f, soft_target=target)
+    torch.testing.assert_close(both - raw, -(target * F.log_softmax(2 * f @ means.t(), 1)).sum(1).mean())
+    normed, _ = prototype_loss(f, y, protos, temperature=0.05, normalise=True)
+    torch.testing.assert_close(normed, F.cross_entropy(F.normalize(f, dim=1) @ F.normalize(means, dim=1).t() / 0.05, y))
 
 
 def test_prototype_loss_hard_equals_ce_and_soft_equals_ce_on_one_hot():

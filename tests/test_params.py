@@ -59,6 +59,15 @@ def test_ablations_change_one_thing_against_market(name, dotted, value):
     assert dotted in changed and changed <= own | {"train.methods"}
 
 
+def test_authors_code_quirks_recipe_restores_the_authors_prototype_loss_and_lr():
+    cfg = load_config(PARAMS / "ablations" / "authors_code_quirks.yaml")
+    assert cfg.train.gcl_plus.proto_normalise is False and cfg.train.gcl_plus.proto_temperature == 1.0
+    assert cfg.train.positive_includes_self is True and cfg.train.term3_negatives == "f_nv"
+    assert cfg.train.stage3_lr_g == 1e-5 and cfg.train.gd_lr_step is False
+    assert cfg.train.step_epoch == 10 and cfg.train.lr_gamma == 0.1  # E_id still steps at epoch 10
+    assert 315 not in cfg.train.angles and 315 not in cfg.pretrain.angles
+
+
 def test_tiny_profile_is_small():
     tiny = load_config(PARAMS / "tiny.yaml")
     assert (tiny.data.height, tiny.data.width) == (32, 16)

@@ -2,9 +2,11 @@
 
 Prototypes are the mean memory feature of each cluster, computed once per epoch. The loss is
 CE(f C^T / T, y) + soft-CE(f_mix C^T / T, soft target). The authors' code uses raw (un-normalised)
-f and C and no temperature, and never defines the criterion or its weight (the released GCL+ code
-does not run); here f and C are L2-normalised with temperature 0.05 by default
-(``normalise=False`` and ``temperature=1`` reproduce the raw variant).
+f and C (C = plain means of the memory slots) and no temperature, and never defines the criterion
+or its weight (the released GCL+ code does not run); here f and C are L2-normalised with
+temperature 0.05 by default, and ``normalise=False`` with ``temperature=1`` is the authors' variant.
+:func:`cluster_prototypes` returns the raw means; :func:`prototype_logits` normalises both sides
+when asked, so the switch is in one place (``train.gcl_plus.proto_normalise``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import torch.nn.functional as F
 
 @torch.no_grad()
 def cluster_prototypes(features: torch.Tensor, labels: torch.Tensor, num_clusters: int | None = None,
-                       normalise: bool = True) -> torch.Tensor:
-    """(num_clusters, D) mean feature per label >= 0; outliers (-1) are ignored."""
+                       normalise: bool = False) -> torch.Tensor:
+    """(num_clusters, D) mean feature per label >= 0 (raw unless ``normalise``); outliers (-1) are ignored."""
     labels = labels.to(features.device).long()
     keep = labels >= 0
     n = int(labels[keep].max().item()) + 1 if num_clusters is None else num_clusters

@@ -94,13 +94,18 @@ class TrainConfig(StrictModel):
     epochs: int = Field(20, ge=1)
     iters_per_epoch: int | None = Field(None, ge=1, description="null = one pass over clustered images")
     batch_size: int = Field(16, ge=2)
-    step_epoch: int = Field(10, ge=1, description="LR x lr_gamma from this epoch on (all three optimisers)")
+    step_epoch: int = Field(10, ge=1, description="LR x lr_gamma from this epoch on (E_id; G and D too unless "
+                                                  "gd_lr_step is false)")
     lr_gamma: float = Field(0.1, gt=0.0, le=1.0)
     angles: list[int] = Field(default_factory=lambda: list(ALL_ANGLES),
                               description="novel-view angles drawn; authors' code never draws 315")
     weights: LossWeights = Field(default_factory=LossWeights)
     stage3_lr_g: float = Field(1e-4, gt=0.0, description=(
-        "stage-3 LR of E_str+G and D (Adam); the authors' resume silently gave 1e-5 or 1e-4 by PyTorch version"))
+        "stage-3 LR of E_str+G and D (Adam); the authors' resume silently gave 1e-5 or 1e-4 by PyTorch version "
+        "(1e-5 under their PyTorch 1.2)"))
+    gd_lr_step: bool = Field(True, description=(
+        "E_str+G and D LR also x lr_gamma from step_epoch on; false keeps them at stage3_lr_g while E_id steps "
+        "(the authors' PyTorch 1.2 run: their resumed G/D scheduler sat past its milestone, constant 1e-5)"))
     optim: TrainOptim = Field(default_factory=TrainOptim)
     memory_temperature: float = Field(0.04, gt=0.0)
     memory_momentum: float = Field(0.2, ge=0.0, le=1.0, description="M <- norm(m*M + (1-m)*f)")

@@ -43,6 +43,10 @@ class WarmupConfig(StrictModel):
     eval_every: int = Field(5, ge=1, description="validation every N epochs (and after the last)")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
     extract_batch_size: int = Field(256, ge=1, description="batch size of feature extraction for clustering/validation")
+    import_encoder: str | None = Field(
+        None, description="path of an identity encoder converted from the authors' stage-1 file by `genreid "
+                          "import-authors` (DIR/encoder.pt), used instead of training one; null = train stage 1 "
+                          "(Cluster-Contrast)")
     source_dataset: Literal["market1501", "dukemtmc", "msmt17"] | None = Field(
         None, description="UDA: labelled source dataset pre-trained on before the warm-up; null = fully "
                           "unsupervised (source pre-training is not implemented yet: a value stops the stage)")
