@@ -1,4 +1,4 @@
-"""The ``genreid`` command: doctor, evaluate, recipe, config."""
+"""The ``genreid`` command: doctor, evaluate, recipe, config, import-authors."""
 
 from __future__ import annotations
 
@@ -39,6 +39,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate_cli(args)
 
 
+def _cmd_import_authors(args: argparse.Namespace) -> int:
+    from genreid.models.authors_import import import_authors
+
+    summary = import_authors(args.id, args.out, args.gen, args.dis)
+    print(f"imported the {summary['source']}:")
+    for net in summary["networks"]:
+        print(f"  {net['network']}: {net['mapped']} tensors mapped")
+        for verb in ("dropped", "filled"):
+            for why, keys in net[verb].items():
+                shown = ", ".join(keys[:2]) + (f", ... ({len(keys)} in all)" if len(keys) > 2 else "")
+                print(f"    {verb} {shown}: {why}")
+    for path in summary["written"]:
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genreid", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -59,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("recipe")
     ra.add_argument("--out", default="params.yaml")
     ra.set_defaults(func=_cmd_recipe_apply)
+
+    ia = sub.add_parser("import-authors", help="convert the authors' checkpoints into encoder.pt / generator.pt",
+                        description="Convert the authors' checkpoints (METHOD.md section 9): a stage-1 ft_net "
+                                    "(JVTC file) or id_*.pt into DIR/encoder.pt; with gen_*.pt and dis_*.pt also "
+                                    "DIR/generator.pt. Every key is mapped or dropped for a stated reason; any other "
+                                    "mismatch is listed and nothing is written.")
+    ia.add_argument("--id", required=True, help="identity encoder: JVTC stage-1 .pth or the trainer's id_*.pt")
+    ia.add_argument("--gen", help="the trainer's gen_*.pt (AdaINGen); needs --dis")
+    ia.add_argument("--dis", help="the trainer's dis_*.pt (MsImageDis); needs --gen")
+    ia.add_argument("--out", required=True, help="folder for encoder.pt (and generator.pt)")
+    ia.set_defaults(func=_cmd_import_authors)
 
     e = sub.add_parser("evaluate", help="metrics from features or a distance matrix")
     try:
