@@ -33,6 +33,21 @@ def _cmd_recipe_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recipe_deviations(args: argparse.Namespace) -> int:
+    from genreid.config.deviations import DEVIATIONS, flatten, kept, matches
+    from genreid.config.loader import resolve_recipe
+
+    tree = resolve_recipe(args.recipe)
+    flat, rows = flatten(tree), kept(tree)
+    print(f"{args.recipe} keeps {len(rows)} of {sum(bool(d.authors) for d in DEVIATIONS)} switchable differences "
+          "from the authors' code (params/README.md, 'Deviations'):")
+    for d in rows:
+        keys = ", ".join(f"{k}={flat.get(k)!r} (authors: {v})" for k, v in d.authors.items()
+                         if not matches(v, flat.get(k)))
+        print(f"  {d.topic} [{d.source}]: {keys}")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from genreid.evaluation.cli import run_evaluate_cli
 
@@ -75,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("recipe")
     ra.add_argument("--out", default="params.yaml")
     ra.set_defaults(func=_cmd_recipe_apply)
+    rd = rsub.add_parser("deviations", help="list the differences from the authors' code a recipe keeps")
+    rd.add_argument("recipe", nargs="?", default="params.yaml")
+    rd.set_defaults(func=_cmd_recipe_deviations)
 
     ia = sub.add_parser("import-authors", help="convert the authors' checkpoints into encoder.pt / generator.pt",
                         description="Convert the authors' checkpoints (METHOD.md section 9): a stage-1 ft_net "

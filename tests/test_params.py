@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from genreid.config import load_config, resolve_recipe
+from genreid.config.deviations import DEVIATIONS, kept, matches, unknown_keys
 from genreid.config.docs import iter_fields, recipe_summary, render
 from genreid.config.loader import load_raw
 from genreid.config.schema import GenreidConfig
@@ -66,6 +67,48 @@ def test_authors_code_quirks_recipe_restores_the_authors_prototype_loss_and_lr()
     assert cfg.train.stage3_lr_g == 1e-5 and cfg.train.gd_lr_step is False
     assert cfg.train.step_epoch == 10 and cfg.train.lr_gamma == 0.1  # E_id still steps at epoch 10
     assert 315 not in cfg.train.angles and 315 not in cfg.pretrain.angles
+
+
+def test_deviation_table_names_only_schema_keys():
+    assert unknown_keys() == [], "a key in genreid/config/deviations.py is not in the schema: update the table"
+    topics = [d.topic for d in DEVIATIONS]
+    assert len(topics) == len(set(topics))
+
+
+def test_authors_code_recipe_restores_every_row_of_the_deviation_table():
+    """params/ablations/authors_code.yaml sets every switchable difference to the authors' value, and sets
+    nothing the table does not name (besides what its Market-1501 base sets)."""
+    tree = resolve_recipe(PARAMS / "ablations" / "authors_code.yaml")
+    assert [d.topic for d in kept(tree)] == []
+    flat = _flat(tree)
+    for d in DEVIATIONS:
+        for key, value in d.authors.items():
+            assert matches(value, flat[key]), (d.topic, key, flat[key])
+    named = {k for d in DEVIATIONS for k in d.authors}
+    assert set(_flat(load_raw(PARAMS / "ablations" / "authors_code.yaml"))) - set(
+        _flat(load_raw(PARAMS / "market1501.yaml"))) <= named
+    assert set(load_config(PARAMS / "ablations" / "authors_code.yaml").train.methods) == {"gcl", "gcl_plus"}
+
+
+def test_other_recipes_keep_the_differences_they_choose():
+    market = {d.topic for d in kept(resolve_recipe(PARAMS / "market1501.yaml"))}
+    assert {"stage-1 method", "body model", "model selection", "novel-view angles"} <= market
+    assert "decoder layer norm" not in market and "appearance code to AdaIN MLPs" not in market
+    quirks = {d.topic for d in kept(resolve_recipe(PARAMS / "ablations" / "authors_code_quirks.yaml"))}
+    assert not quirks & {"prototype loss: normalisation and temperature", "stage-3 G/D learning rate",
+                         "anchor as its own positive", "negatives of the third memory term", "novel-view angles"}
+    cpu = {d.topic for d in kept(resolve_recipe(PARAMS / "synthetic_cpu.yaml"))}
+    assert {"appearance-code standardisation", "reconstruction warm start", "AdaIN scale offset"} <= cpu
+
+
+def test_recipe_deviations_command_lists_what_a_recipe_keeps(capsys):
+    from genreid.cli import main
+
+    assert main(["recipe", "deviations", str(PARAMS / "ablations" / "authors_code.yaml")]) == 0
+    assert " keeps 0 of " in capsys.readouterr().out
+    assert main(["recipe", "deviations", str(PARAMS / "market1501.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "warmup.import_encoder=None" in out and "train.term3_negatives='f'" in out
 
 
 def test_tiny_profile_is_small():

@@ -1,4 +1,5 @@
-"""Generate ``params/README.md`` from the pydantic schema and the recipes' header comments.
+"""Generate ``params/README.md`` from the pydantic schema, the recipes' header comments and the
+deviation table (``genreid/config/deviations.py``).
 
 The reference of every key is derived, never written by hand, so it cannot drift:
 ``python -m genreid.config.docs`` rewrites the file and a test compares the committed copy.
@@ -20,6 +21,8 @@ import yaml
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from genreid.config.deviations import deviations_markdown
+from genreid.config.loader import resolve_recipe
 from genreid.config.schema import GenreidConfig
 from genreid.utils.atomic import write_text
 
@@ -145,7 +148,8 @@ def recipes_markdown(params_dir: Path = PARAMS_DIR) -> str:
 
 
 def render(params_dir: Path = PARAMS_DIR) -> str:
-    return "\n".join([HEADER, recipes_markdown(params_dir), reference_markdown()]).rstrip() + "\n"
+    table = deviations_markdown(resolve_recipe(params_dir / "synthetic_cpu.yaml"))
+    return "\n".join([HEADER, recipes_markdown(params_dir), table, reference_markdown()]).rstrip() + "\n"
 
 
 def undocumented_keys() -> list[str]:
