@@ -2,7 +2,8 @@
 
 ``model(x)`` returns ``(a, f)``:
 - ``a`` (B, stripes*C): appearance code for the generator, layer4 average-pooled into
-  ``stripes`` horizontal stripes; stripe k (top to bottom) is ``a[:, k*C:(k+1)*C]``;
+  ``stripes`` horizontal stripes; stripe k (top to bottom) is ``a[:, k*C:(k+1)*C]`` (the decoder
+  regroups it for its MLPs: ``model.generator.code_split``, the authors' channel-major split by default);
 - ``f`` (B, embedding_dim): ReID embedding, global pool -> Linear -> BatchNorm1d (BN-neck),
   un-normalised (callers L2-normalise).
 Checkpoints store the build arguments next to the weights and load strictly, because the
