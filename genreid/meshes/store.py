@@ -252,7 +252,7 @@ class RenderStore:
         return out
 
     def smpl(self) -> dict[str, np.ndarray]:
-        with np.load(self.root / f"{self.split}_smpl.npz") as npz:
+        with np.load(self.root / f"{self.split}_smpl.npz", allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
 
     def check_aligned(self, paths: Sequence[str]) -> None:

@@ -20,6 +20,7 @@ from genreid.models.discriminator import MultiScaleDiscriminator
 from genreid.models.structure_encoder import StructureEncoder
 from genreid.training.checkpoint import load_state_strict
 from genreid.utils.atomic import torch_save
+from genreid.utils.safe_load import load_weights_only, plain, require_mappings
 
 FORMAT = "genreid.generator/1"
 
@@ -55,10 +56,12 @@ def _inner(m: nn.Module) -> nn.Module:
 
 def save_generator(path: str | os.PathLike, str_encoder: nn.Module, decoder: nn.Module, discriminator: nn.Module,
                    extra: dict[str, Any] | None = None) -> Path:
+    """Write the three networks' build arguments and weights; plain values only, so
+    :func:`load_generator` reads the file with ``weights_only=True``."""
     nets = {"str_encoder": _inner(str_encoder), "decoder": _inner(decoder), "discriminator": _inner(discriminator)}
-    blob = {"format": FORMAT, "arch": {k: dict(m.arch) for k, m in nets.items()},
+    blob = {"format": FORMAT, "arch": {k: plain(dict(m.arch), f"arch.{k}") for k, m in nets.items()},
             "state": {k: {n: t.detach().cpu() for n, t in m.state_dict().items()} for k, m in nets.items()},
-            "extra": dict(extra or {})}
+            "extra": plain(dict(extra or {}))}
     return torch_save(blob, path)
 
 
@@ -69,18 +72,21 @@ def load_generator(path: str | os.PathLike, map_location: str | torch.device = "
     if not path.is_file():
         raise CheckpointError(f"generator checkpoint not found: {path}",
                               "run the pretrain stage first (`dvc repro pretrain@<dataset>`)")
-    try:
-        blob = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - truncated/corrupt/not a torch file
-        raise CheckpointError(f"cannot read generator checkpoint {path}: {exc}",
-                              "delete it and rerun the pretrain stage") from exc
+    blob = load_weights_only(path, "generator checkpoint", "rerun the pretrain stage", map_location)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a genreid generator checkpoint (format {FORMAT} expected)",
                               "write it with genreid.models.generator.save_generator")
-    arch = blob["arch"]
-    e_str = StructureEncoder(**arch["str_encoder"])
-    dec = Decoder(**arch["decoder"])
-    dis = MultiScaleDiscriminator(**arch["discriminator"])
+    require_mappings(path, blob, {"arch": "build arguments", "state": "weights per network"})
+    arch, nets = blob["arch"], ("str_encoder", "decoder", "discriminator")
+    require_mappings(path, arch, {n: "build arguments" for n in nets}, "arch.")
+    require_mappings(path, blob["state"], {n: "weights" for n in nets}, "state.")
+    try:
+        e_str = StructureEncoder(**arch["str_encoder"])
+        dec = Decoder(**arch["decoder"])
+        dis = MultiScaleDiscriminator(**arch["discriminator"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: entry 'arch' does not describe the generator networks ({exc})",
+                              "delete it and rerun the pretrain stage") from None
     for name, module in (("str_encoder", e_str), ("decoder", dec), ("discriminator", dis)):
         load_state_strict(module, blob["state"][name], f"{path} [{name}]")
     return e_str.to(map_location), dec.to(map_location), dis.to(map_location), dict(blob.get("extra", {}))
