@@ -18,7 +18,7 @@ from genreid.errors import CheckpointError
 from genreid.models.decoder import Decoder
 from genreid.models.discriminator import MultiScaleDiscriminator
 from genreid.models.structure_encoder import StructureEncoder
-from genreid.training.checkpoint import load_state_strict
+from genreid.models.state import load_state_strict
 from genreid.utils.atomic import torch_save
 from genreid.utils.safe_load import load_weights_only, plain, require_mappings
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from genreid.errors import CheckpointError, ConfigError, GenreidError
 from genreid.models.layers import global_pool
-from genreid.training.checkpoint import load_state_strict
+from genreid.models.state import load_state_strict
 from genreid.utils.atomic import torch_save
 from genreid.utils.safe_load import load_weights_only, plain, require_mappings
 
@@ -32,10 +32,15 @@ _BACKBONES = {
 }
 
 
+def imagenet_weights_url(backbone: str) -> str:
+    """The ImageNet weights :class:`IdEncoder` loads for ``backbone`` (torchvision's V1 files)."""
+    return _BACKBONES[backbone][1].url
+
+
 def imagenet_weights_path(backbone: str) -> Path:
-    """Where torchvision looks for (and caches) the ImageNet weights of ``backbone``."""
-    url = _BACKBONES[backbone][1].url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    """Where torchvision looks for (and caches) the ImageNet weights of ``backbone``; ``genreid doctor``
+    checks this same path, so the two can never disagree."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(imagenet_weights_url(backbone))
 
 
 def _imagenet_state(backbone: str) -> dict[str, torch.Tensor]:

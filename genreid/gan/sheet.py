@@ -16,10 +16,20 @@ import torch
 from PIL import Image
 
 from genreid.data.loader import denormalize
+from genreid.gan.nets import GanNets
+from genreid.gan.renders import renders_to_tensor
 from genreid.meshes.store import RenderStore
-from genreid.training.gan_batch import GanNets
-from genreid.training.mesh_views import renders_to_tensor
 from genreid.utils.atomic import atomic_path
+
+
+def sheet_rows(pids: Sequence[int], n: int) -> list[int]:
+    """Manifest rows of ``n`` different identities, spread over the id range (a fixed choice)."""
+    first: dict[int, int] = {}
+    for row, pid in enumerate(pids):
+        first.setdefault(int(pid), row)
+    ids = sorted(first)
+    pick = np.linspace(0, len(ids) - 1, num=min(n, len(ids))).round().astype(int)
+    return [first[ids[i]] for i in pick]
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Training batches of (image, 0-degree render, render at a random angle), keyed by manifest row.
+"""Mesh renders as network inputs (0-degree and novel-view renders), keyed by manifest row.
 
 Renders come from :class:`genreid.meshes.store.RenderStore` (uint8, stored size) and enter
 E_str as (x/255 - 0.5)/0.5 after a bicubic resize to the network size (the authors resize
@@ -14,19 +14,9 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
-from genreid.data.loader import ImageDataset, seed_worker
 from genreid.errors import DataError
 from genreid.meshes.store import RenderStore
-from genreid.utils.seeding import torch_generator
-
-CACHE_LIMIT_BYTES = 1 << 30  # decoded images stay in memory when a split fits in 1 GB
-
-
-def image_dataset(df: pd.DataFrame, height: int, width: int) -> ImageDataset:
-    """The split's images at network size, decoded once when they fit in memory (SynthReID does)."""
-    return ImageDataset(df, height, width, cache=len(df) * 3 * height * width * 4 <= CACHE_LIMIT_BYTES)
 
 
 def open_renders(render_dir: str, split: str, df: pd.DataFrame, angles: Sequence[int]) -> RenderStore:
@@ -55,16 +45,3 @@ def draw_angles(n: int, angles: Sequence[int]) -> list[int]:
     """One novel-view angle per sample, uniform over ``angles`` (global torch RNG)."""
     pick = torch.randint(len(angles), (n,))
     return [int(angles[i]) for i in pick]
-
-
-def epoch_batches(indices: Sequence[int] | np.ndarray, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """A seeded shuffle of ``indices`` cut into full batches (drop_last), the same for (seed, epoch)."""
-    order = np.random.default_rng([int(seed), int(epoch)]).permutation(np.asarray(indices, dtype=np.int64))
-    n = len(order) // batch_size
-    return [order[i * batch_size:(i + 1) * batch_size].tolist() for i in range(n)]
-
-
-def batch_loader(dataset: ImageDataset, batches: list[list[int]], seed: int, num_workers: int = 0) -> DataLoader:
-    """A loader over precomputed batches; its own generator keeps the global RNG untouched (exact resume)."""
-    return DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, worker_init_fn=seed_worker,
-                      generator=torch_generator(seed), pin_memory=torch.cuda.is_available())

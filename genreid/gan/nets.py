@@ -1,4 +1,4 @@
-"""One generator iteration, shared by stage 2 (pretrain) and stage 3 (joint) (METHOD.md section 3).
+"""The GAN half of an iteration, shared by stage 2 (pretrain) and stage 3 (joint) (METHOD.md section 3).
 
     s0 = E_str(m0), s_t = E_str(m_t); (a, f) = E_id(x)
     x_rec = G(s0, a); x_nv = G(s_t, a); (a_rec, f_rec) = E_id(x_rec); (a_nv, f_nv) = E_id(x_nv)
@@ -13,19 +13,17 @@ training mode; in eval mode, stage 2, the sets are batched because that is exact
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from genreid.engine.amp import AmpContext
+from genreid.engine.dist import DistInfo, average_gradients
 from genreid.losses.gan import discriminator_loss, lsgan_generator
 from genreid.losses.reconstruction import reconstruction_terms, weighted_sum
-from genreid.training.ddp import DistInfo
-from genreid.training.gan_dist import assert_finite_everywhere, average_gradients
 
-log = logging.getLogger(__name__)
 RECON_KEYS = ("rec", "cyc", "code", "cyc_code")
 
 
@@ -122,75 +120,3 @@ def discriminator_step(nets: GanNets, opt_d: torch.optim.Optimizer, fakes: Seque
         average_gradients(nets.discriminator.parameters(), info)
     amp.step(opt_d)
     return parts
-
-
-def pretrain_iteration(nets: GanNets, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, amp: AmpContext,
-                       x: torch.Tensor, m0: torch.Tensor, mt: torch.Tensor, weights: dict[str, float],
-                       info: DistInfo, where: str, recon_only: bool = False) -> dict[str, float]:
-    """One stage-2 iteration (E_id frozen). ``recon_only``: only ``rec * L1(G(E_str(m0), a), x)``,
-    no D and no pass through E_id's graph (the small profile's cheap reconstruction warm start)."""
-    if recon_only:
-        opt_g.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            a, _ = nets.id_encoder(x)
-        with amp.autocast():
-            rec = (nets.decoder(nets.str_encoder(m0), a).float() - x.float()).abs().mean()
-            loss = weights["rec"] * rec
-        parts = {"rec": float(rec.detach()), "g_total": float(loss.detach())}
-    else:
-        with amp.autocast():
-            views = forward_views(nets, x, m0, mt)
-        fakes = fake_sets(views)
-        parts = discriminator_step(nets, opt_d, fakes, x, weights, amp, info)
-        opt_g.zero_grad(set_to_none=True)
-        with amp.autocast():
-            loss, g_parts = generator_loss(nets, views, x, weights, fakes)
-        parts.update(g_parts, g_total=float(loss.detach()))
-    assert_finite_everywhere(parts, where, info)
-    amp.backward(loss)
-    average_gradients(nets.generator_parameters(), info)
-    amp.step(opt_g)
-    amp.update()
-    return parts
-
-
-class AmpContext:
-    """Mixed precision on CUDA only: bf16 autocast, or fp16 autocast with a gradient scaler.
-
-    On CPU (and with ``mode='off'``) every method is a plain fp32 pass-through. One scaler serves
-    the D and the G step of an iteration; :meth:`update` is called once at its end.
-    """
-
-    def __init__(self, device: torch.device, mode: str = "off"):
-        self.device = torch.device(device)
-        cuda = self.device.type == "cuda"
-        if mode != "off" and not cuda:
-            log.warning("runtime.amp=%s ignored on %s (mixed precision is CUDA only)", mode, self.device)
-        self.enabled = mode != "off" and cuda
-        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode, torch.float32)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and mode == "fp16")
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if not self.enabled:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.dtype)
-
-    def scale_value(self) -> float:
-        return float(self.scaler.get_scale()) if self.scaler.is_enabled() else 1.0
-
-    def backward(self, loss: torch.Tensor) -> None:
-        self.scaler.scale(loss).backward() if self.scaler.is_enabled() else loss.backward()
-
-    def step(self, opt: torch.optim.Optimizer) -> None:
-        self.scaler.step(opt) if self.scaler.is_enabled() else opt.step()
-
-    def update(self) -> None:
-        if self.scaler.is_enabled():
-            self.scaler.update()
-
-    def state_dict(self) -> dict:
-        return self.scaler.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        if state:
-            self.scaler.load_state_dict(state)
