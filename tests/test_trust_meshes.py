@@ -6,12 +6,48 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
-from test_meshes_stage import ANGLES, CountingEstimator, H, W, make_prepared
+from PIL import Image
 
 from genreid.body import load_body_model
-from genreid.data.manifest import load_prepared
+from genreid.data.manifest import load_prepared, write_manifest
+from genreid.meshes.estimators import Estimator, SmplParams
 from genreid.meshes.stage import render_split
+
+ANGLES = [0, 90, 180, 270]
+H, W = 32, 16
+
+
+def make_prepared(root, counts):
+    """A prepared folder in the manifest format with random JPEGs."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val", "query", "gallery"):
+        rows = []
+        for i in range(counts.get(split, 2)):
+            rel = f"images/{split}/{i:04d}_c{i % 3 + 1}s1_000{i}_00.jpg"
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (64, 32, 3), dtype=np.uint8)).save(path)
+            rows.append({"path": rel, "pid": i // 2, "camid": i % 3, "split": split,
+                         "sha1": hashlib.sha1(path.read_bytes()).hexdigest()})
+        write_manifest(pd.DataFrame(rows), root / f"manifest_{split}.csv")
+    return root
+
+
+class CountingEstimator(Estimator):
+    """A per-image pose from the file name (deterministic, no network)."""
+
+    name = "counting"
+
+    def estimate(self, paths, rel_paths):
+        seeds = [int(hashlib.sha1(p.encode()).hexdigest()[:8], 16) for p in rel_paths]
+        pose = np.stack([np.random.default_rng(s).normal(0, 0.2, 72) for s in seeds]).astype(np.float32)
+        n = len(paths)
+        return SmplParams(betas=np.zeros((n, 10), np.float32), pose=pose,
+                          cam=np.tile(np.array([[1.0, 0.0, 0.05]], np.float32), (n, 1)))
+
 
 TIMING_KEYS = {"seconds", "renders_per_s", "stats", "device", "finished_at", "started_at"}
 
