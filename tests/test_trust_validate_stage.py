@@ -63,7 +63,8 @@ def test_valid_params_run_once_and_then_nothing(repo):
 def test_an_edit_no_stage_tracks_still_fails_the_next_repro(repo, edit, fragment):
     params = repo / "params.yaml"
     good = params.read_text()
-    _run([DVC, "repro"], repo)
+    if not (repo / "results" / "params_check.json").is_file():
+        _run([DVC, "repro"], repo)
     before = (repo / "results" / "params_check.json").read_bytes()
     params.write_text(edit(good))
     bad = _run([DVC, "repro"], repo, check=False)

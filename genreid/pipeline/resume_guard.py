@@ -38,6 +38,8 @@ SIGNATURE_FILE = "resume_signature.json"
 MODULE = "genreid.pipeline.resume_guard"
 # Params that never change what a trainer computes (so a kill + rerun after editing them resumes).
 IGNORED_SECTIONS: tuple[str, ...] = ("runtime",)
+# Without a dvc.yaml stage (``code_roots``): every section but these, as before stages were read.
+UNREAD_BY_TRAINERS: tuple[str, ...] = ("runtime", "report", "eval")
 CODE_ROOTS: tuple[str, ...] = ("genreid", "stages")
 HASH_CACHE = Path(".dvc") / "tmp" / "genreid-resume-guard-hashes.json"
 log = logging.getLogger(__name__)
@@ -140,8 +142,8 @@ def guard(folders: list[Path], inputs: list[Path], params_path: Path = Path("par
 
     Params are validated before anything is read or removed: an invalid file raises ConfigError
     and leaves every checkpoint where it is. ``code_roots`` (no dvc.yaml: a trainer run by hand)
-    fingerprints all params but ``runtime`` and every file under those folders instead of the
-    stage's own keys and code dependencies."""
+    fingerprints all params but ``runtime``, ``report`` and ``eval``, and every file under those folders,
+    instead of the stage's own keys and code dependencies."""
     from genreid.config import load_config
     from genreid.config.loader import read_yaml
 
@@ -149,7 +151,7 @@ def guard(folders: list[Path], inputs: list[Path], params_path: Path = Path("par
     tree = cfg.model_dump(mode="json")
     code: list[str] | None = None
     if code_roots is not None and stage is None:
-        spec = StageSpec("<all params>", (), tuple(k for k in tree if k not in IGNORED_SECTIONS), ())
+        spec = StageSpec("<all params>", (), tuple(k for k in tree if k not in UNREAD_BY_TRAINERS), ())
         code = [str(r) for r in code_roots]
     else:
         stages = load_stages(dvc_yaml, read_yaml(Path(params_path).read_text()))
