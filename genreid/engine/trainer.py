@@ -36,6 +36,8 @@ from genreid.engine import dist
 from genreid.engine.checkpoint import Checkpointer, set_rng_state
 from genreid.engine.dist import DistInfo
 from genreid.engine.selection import BestModel, Selection
+from genreid.errors import CheckpointError
+from genreid.models.state import load_state_strict
 from genreid.utils.atomic import write_json
 
 log = logging.getLogger(__name__)
@@ -152,12 +154,13 @@ class Trainer:
         registry = self.registry()
         missing = sorted(set(registry) - set(blob["state"]))
         if missing:
-            from genreid.errors import CheckpointError
-
             raise CheckpointError(f"checkpoint in {self.checkpointer.folder} lacks {missing}",
                                   f"delete the files in {self.checkpointer.folder} to start this stage afresh")
         for name, obj in registry.items():
-            obj.load_state_dict(blob["state"][name])
+            if isinstance(obj, nn.Module) and type(obj).load_state_dict is nn.Module.load_state_dict:
+                load_state_strict(obj, blob["state"][name], f"{self.checkpointer.folder} [{name}]")
+            else:
+                obj.load_state_dict(blob["state"][name])
         self.epoch, self.iter_in_epoch, self.iteration = blob["epoch"], blob["iter_in_epoch"], blob["step"]
         set_rng_state(blob["rng"])
         timing = self.results_dir / "timing.json"

@@ -3,6 +3,7 @@ the step from ``train``, train, and write the encoder selected on the validation
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from genreid.engine.batches import image_dataset
 from genreid.engine.hooks import Validation, default_hooks
 from genreid.engine.schedule import StepSchedule
 from genreid.engine.selection import BestModel
-from genreid.engine.trainer import Trainer
+from genreid.engine.trainer import Hook, Trainer
 from genreid.errors import TrainingDiverged
 from genreid.gan.nets import GanNets
 from genreid.gan.renders import open_renders
@@ -33,7 +34,8 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
                 encoder_path: str | Path, generator_path: str | Path, cfg: TrainConfig, method_name: str,
                 runtime: RuntimeConfig, *, seed: int, height: int, width: int, model_dir: str | Path,
                 results_dir: str | Path, device: torch.device | str = "cpu",
-                stop_after_iters: int | None = None) -> dict[str, Any]:
+                stop_after_iters: int | None = None,
+                extra_hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     """Train E_id jointly with the pre-trained generator; write ``model_dir/encoder.pt`` (val-selected).
 
     Under ``torchrun`` each rank trains on its share of every batch (gradients averaged, memory
@@ -71,7 +73,7 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
                             [cfg.step_epoch])
     best = BestModel(nets.id_encoder, use_validation=cfg.selection == "val_map" and val_set is not None)
     hooks = default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters, log_every=10,
-                          validation=validation)
+                          validation=validation) + list(extra_hooks)
     trainer = Trainer(step, info=info, epochs=cfg.epochs, ckpt_dir=model_dir / "ckpt",
                       results_dir=results_dir / "train", best=best, hooks=hooks, stop_after_iters=stop_after_iters)
     return trainer.train()

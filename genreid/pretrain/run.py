@@ -3,6 +3,7 @@ write ``generator.pt`` and the views sheet."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from genreid.engine.amp import AmpContext
 from genreid.engine.batches import image_dataset
 from genreid.engine.hooks import default_hooks
 from genreid.engine.schedule import StepSchedule
-from genreid.engine.trainer import Trainer
+from genreid.engine.trainer import Hook, Trainer
 from genreid.gan.nets import GanNets
 from genreid.gan.renders import open_renders
 from genreid.gan.sheet import sheet_rows
@@ -37,7 +38,8 @@ def generator_widths(g: GeneratorSection, p: PretrainConfig) -> GeneratorWidths:
 def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_path: str | Path,
                        cfg: PretrainConfig, widths: GeneratorWidths, runtime: RuntimeConfig, *, seed: int,
                        height: int, width: int, model_dir: str | Path, results_dir: str | Path,
-                       device: torch.device | str = "cpu", stop_after_iters: int | None = None) -> dict[str, Any]:
+                       device: torch.device | str = "cpu", stop_after_iters: int | None = None,
+                extra_hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     """Train E_str, G, D; write ``model_dir/generator.pt``, ``results_dir/views.png`` and, next to the
     dvclive log, ``results_dir/train/summary.json`` and the per-epoch sheets.
 
@@ -59,7 +61,7 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
     schedule = StepSchedule({"g": cfg.optim.lr_g, "d": cfg.optim.lr_d}, warm_iters=cfg.recon_warmup_iters,
                             warm_lr=cfg.recon_warmup_lr, warm=("g",))
     hooks = default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters, log_every=10,
-                          validation=None)
+                          validation=None) + list(extra_hooks)
     trainer = Trainer(step, info=info, epochs=cfg.epochs, ckpt_dir=model_dir / "ckpt",
                       results_dir=results_dir / "train", hooks=hooks, stop_after_iters=stop_after_iters)
     return trainer.train()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from genreid.engine.batches import image_dataset
 from genreid.engine.hooks import Validation, default_hooks
 from genreid.engine.schedule import StepSchedule
 from genreid.engine.selection import BestModel
-from genreid.engine.trainer import Trainer
+from genreid.engine.trainer import Hook, Trainer
 from genreid.errors import ConfigError
 from genreid.models.id_encoder import build_encoder
 from genreid.models.layers import set_bn_group_size
@@ -36,7 +37,8 @@ def encoder_kwargs(model: ModelConfig, pooling: str | None) -> dict[str, Any]:
 def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: WarmupConfig, model_cfg: ModelConfig,
                  runtime: RuntimeConfig, *, seed: int, height: int, width: int, model_dir: str | Path,
                  results_dir: str | Path, device: torch.device | str = "cpu",
-                 stop_after_iters: int | None = None) -> dict[str, Any]:
+                 stop_after_iters: int | None = None,
+                 extra_hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     """Train, select on validation mAP, write ``model_dir/encoder.pt`` and ``results_dir/train/``.
 
     ``stop_after_iters`` checkpoints and returns after that many iterations of this call, exactly
@@ -62,6 +64,6 @@ def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: Warmu
     trainer = Trainer(step, info=info, epochs=cfg.epochs, ckpt_dir=model_dir / "ckpt",
                       results_dir=results_dir / "train", best=BestModel(encoder, val_set is not None),
                       hooks=default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters,
-                                          log_every=50, validation=validation),
+                                          log_every=50, validation=validation) + list(extra_hooks),
                       stop_after_iters=stop_after_iters)
     return trainer.train()
