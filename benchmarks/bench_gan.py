@@ -14,12 +14,15 @@ import pytest
 import torch
 
 from genreid.config import load_config
+from genreid.engine.amp import AmpContext
+from genreid.engine.dist import DistInfo
+from genreid.gan.nets import GanNets
+from genreid.joint.iteration import JointBatch, Optimisers, joint_iteration
+from genreid.joint.methods import build_method
 from genreid.memory.instance_memory import InstanceMemory
 from genreid.models.generator import GeneratorWidths, build_generator
 from genreid.models.id_encoder import build_encoder
-from genreid.training.ddp import DistInfo
-from genreid.training.gan_batch import AmpContext, GanNets, pretrain_iteration
-from genreid.training.joint_step import JointLossSettings, Optimisers, joint_iteration
+from genreid.pretrain.step import pretrain_iteration
 
 PARAMS = Path(__file__).resolve().parents[1] / "params" / "synthetic_cpu.yaml"
 N_MEMORY = 700  # about the SynthReID training split
@@ -77,13 +80,13 @@ def test_joint_iteration(benchmark, setup, method):
     memory.initialise(torch.randn(N_MEMORY, enc.embedding_dim))
     labels = torch.arange(N_MEMORY) // 12
     memory.set_labels(labels)
-    protos = torch.nn.functional.normalize(torch.randn(int(labels.max()) + 1, enc.embedding_dim), dim=1)
-    s = JointLossSettings(method=method, weights=t.weights.model_dump(), num_negatives=t.num_negatives)
+    chosen = build_method(method, t)
+    chosen.begin_epoch(memory)
     idx = torch.randperm(N_MEMORY)[:x.shape[0]]
+    batch, weights = JointBatch(x, m0, mt, idx, labels[idx]), t.weights.model_dump()
 
     def step():
-        joint_iteration(nets, opts, AmpContext(torch.device("cpu")), memory, protos, x, m0, mt, idx, labels[idx], s,
-                        "bench")
+        joint_iteration(nets, opts, AmpContext("cpu"), memory, chosen, batch, t, weights, "bench")
 
     benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
     _report(benchmark, x.shape[0])

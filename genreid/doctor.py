@@ -98,7 +98,9 @@ def check_params(path: str):
     try:
         return load_config(path), Check(OK, "params", f"{path} is valid")
     except GenreidError as exc:
-        return None, Check(FAIL, "params", str(exc).splitlines()[0], "fix the keys listed by "
+        lines = [ln.strip() for ln in exc.problem.splitlines() if ln.strip()]
+        detail = lines[0] + (" " + "; ".join(lines[1:6]) if len(lines) > 1 else "")
+        return None, Check(FAIL, "params", detail, exc.fix or "fix the keys listed by "
                            f"`genreid config validate {path}`")
 
 
@@ -113,7 +115,8 @@ def check_datasets(cfg) -> list[Check]:
 
             src = None if name == "synthetic" else getattr(cfg.data, name)
             ok, message = dataset_status(name, prepared_dir=str(prepared), source=src and src.archive,
-                                         url=src and src.url)
+                                         url=src and src.url,
+                                         canonical_size=cfg.data.expected_counts == "canonical")
         except ImportError:
             ok, message = prepared.is_dir(), f"prepared folder {prepared} {'exists' if prepared.is_dir() else 'absent'}"
         if ok:
@@ -163,16 +166,21 @@ def check_model_files(cfg) -> list[Check]:
 
 
 def _imagenet_check(backbone: str) -> Check:
-    import torch
-    import torchvision
+    """The very file :func:`genreid.models.id_encoder.imagenet_weights_path` names (the encoder loads
+    that one), with its size and the hash prefix torchvision puts in its name."""
+    from genreid.data.archive import file_sha256
+    from genreid.models.id_encoder import imagenet_weights_path, imagenet_weights_url
 
-    weights = torchvision.models.get_model_weights(backbone).DEFAULT
-    fname = Path(weights.url).name
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / fname
-    if cached.is_file():
-        return Check(OK, "ImageNet weights", f"{cached}")
-    return Check(WARN, "ImageNet weights", f"{fname} not in the torch cache; it is fetched on first use if online",
-                 f"offline: download {weights.url} and place it at {cached}")
+    path, url = imagenet_weights_path(backbone), imagenet_weights_url(backbone)
+    fix = f"download {url} and place it at {path} (or set TORCH_HOME), or set model.pretrained: none"
+    if not path.is_file():
+        return Check(WARN, "ImageNet weights", f"{path.name} not in the torch cache; it is fetched on first use "
+                     "if online", f"offline: {fix}")
+    prefix = path.stem.rsplit("-", 1)[-1]
+    if path.stat().st_size < 1 << 20 or not file_sha256(path).startswith(prefix):
+        return Check(FAIL, "ImageNet weights", f"{path} is damaged or another file ({path.stat().st_size} bytes, "
+                     f"sha256 does not start with {prefix})", fix)
+    return Check(OK, "ImageNet weights", f"{path}")
 
 
 def check_resources(root: str) -> list[Check]:

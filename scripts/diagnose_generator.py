@@ -26,9 +26,10 @@ from sklearn.linear_model import Ridge
 
 from genreid.config import load_config
 from genreid.data.manifest import load_prepared
+from genreid.engine.batches import image_dataset
+from genreid.gan.renders import open_renders, renders_to_tensor
 from genreid.models.generator import load_generator
 from genreid.models.id_encoder import load_encoder
-from genreid.training.mesh_views import image_dataset, open_renders, renders_to_tensor
 
 
 def _colour_targets(x: torch.Tensor) -> np.ndarray:

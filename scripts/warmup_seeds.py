@@ -12,7 +12,6 @@ wall time). An ad-hoc check of the warm-up recipe; the pipeline's own numbers co
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import resource
@@ -23,13 +22,6 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _stage_module():
-    spec = importlib.util.spec_from_file_location("warmup_stage", REPO / "stages" / "warmup.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cpu_seconds() -> float:
@@ -61,13 +53,12 @@ def main() -> None:
     from genreid.data.manifest import load_prepared
     from genreid.models.id_encoder import build_encoder, load_encoder
     from genreid.stage import apply_runtime
-    from genreid.training.warmup import train_warmup
     from genreid.utils.device import resolve_device
     from genreid.utils.seeding import seed_everything
+    from genreid.warmup.run import encoder_kwargs, train_warmup
 
     cfg = load_config(args.params)
     apply_runtime(cfg)
-    stage = _stage_module()
     device = resolve_device(cfg.runtime.device)
     frames = load_prepared(Path(cfg.data.root) / "prepared" / args.dataset)
     h, w = cfg.data.height, cfg.data.width
@@ -76,20 +67,20 @@ def main() -> None:
         cfg.seed = seed
         out = Path(args.work) / f"seed{seed}"
         seed_everything(seed)
-        untrained = build_encoder(**stage.encoder_args(cfg)).to(device)
+        untrained = build_encoder(**encoder_kwargs(cfg.model, cfg.warmup.pooling)).to(device)
         before = test_metrics(untrained, frames, h, w, device)
         t0, c0 = time.perf_counter(), _cpu_seconds()
-        summary = train_warmup(frames["train"], frames["val"], stage.encoder_args(cfg), h, w, out / "models",
-                               out / "results", stage.warmup_settings(cfg), device=device)
+        summary = train_warmup(frames["train"], frames["val"], cfg.warmup, cfg.model, cfg.runtime, seed=seed, height=h,
+                               width=w, model_dir=out / "models", results_dir=out / "results", device=device)
         wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
         model, extra = load_encoder(out / "models" / "encoder.pt", map_location=device)
         after = test_metrics(model, frames, h, w, device)
         last = summary["history"][-1]
         rows.append({"seed": seed, "untrained": before, "warmup": after, "warmup_wall_s": round(wall, 1),
                      "warmup_cpu_s": round(cpu, 1),
-                     "selected_epoch": extra["selected_epoch"], "val_mAP": extra["val_mAP"],
-                     "last_clusters": last["clusters"], "last_nmi": last["nmi"], "last_outlier_ratio":
-                     last["outlier_ratio"]})
+                     "selected_epoch": extra["selected_epoch"], "val_map": extra["val_map"],
+                     "last_clusters": last["pseudo_num_clusters"], "last_nmi": last["pseudo_nmi"],
+                     "last_outlier_ratio": last["pseudo_outlier_ratio"]})
         print(json.dumps(rows[-1]), flush=True)
     table = {"rows": rows}
     for key in ("untrained", "warmup"):

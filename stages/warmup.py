@@ -20,31 +20,10 @@ from genreid.errors import ConfigError
 from genreid.stage import run_stage, stage_parser
 
 
-def encoder_args(cfg: GenreidConfig) -> dict:
-    """The identity encoder's build arguments: ``model`` with ``warmup.pooling`` (if set) on top."""
-    m = cfg.model
-    return {"backbone": m.backbone, "pretrained": m.pretrained, "pooling": cfg.warmup.pooling or m.pooling,
-            "embedding_dim": m.embedding_dim, "last_stride": m.last_stride, "stripes": m.stripes}
-
-
-def warmup_settings(cfg: GenreidConfig):
-    from genreid.training.warmup import WarmupSettings
-
-    w = cfg.warmup
-    return WarmupSettings(
-        epochs=w.epochs, iters_per_epoch=w.iters_per_epoch, batch_size=w.batch_size, num_instances=w.num_instances,
-        lr=w.lr, weight_decay=w.weight_decay, step_size=w.step_size, gamma=w.lr_gamma, temperature=w.temperature,
-        momentum=w.momentum, bn_group_size=w.bn_group_size, eps=w.cluster.eps, rho=w.cluster.rho, k1=w.cluster.k1,
-        k2=w.cluster.k2, min_samples=w.cluster.min_samples, camera_norm=w.cluster.camera_norm, augment=w.augment,
-        eval_every=w.eval_every, checkpoint_every=w.checkpoint_every, extract_batch_size=w.extract_batch_size,
-        seed=cfg.seed, deterministic=cfg.runtime.deterministic, amp=cfg.runtime.amp,
-        num_workers=cfg.runtime.num_workers)
-
-
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     from genreid.data.manifest import load_prepared
-    from genreid.training.warmup import train_warmup
     from genreid.utils.device import resolve_device
+    from genreid.warmup.run import train_warmup
 
     ds = args.dataset
     if cfg.warmup.source_dataset is not None:
@@ -52,10 +31,10 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
                           "(UDA) is not implemented yet", "set warmup.source_dataset: null for fully unsupervised runs")
     tables = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("train", "val"))
     results = Path("results") / ds / "baseline"
-    summary = train_warmup(tables["train"], tables["val"], encoder_args(cfg), cfg.data.height, cfg.data.width,
-                           Path("models") / ds / "baseline", results, warmup_settings(cfg),
-                           device=resolve_device(cfg.runtime.device))
-    if summary:  # the main process (all of them without torchrun)
+    summary = train_warmup(tables["train"], tables["val"], cfg.warmup, cfg.model, cfg.runtime, seed=cfg.seed,
+                           height=cfg.data.height, width=cfg.data.width, model_dir=Path("models") / ds / "baseline",
+                           results_dir=results, device=resolve_device(cfg.runtime.device))
+    if summary.get("selected_on"):  # rank 0 (the only process without torchrun) wrote the outputs
         write_resolved_config(cfg, results / "train")
 
 

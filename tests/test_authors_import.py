@@ -16,7 +16,7 @@ from genreid.config import load_config
 from genreid.models.authors_import import AuthorsImportError, import_authors
 from genreid.models.generator import GeneratorWidths, build_generator, load_generator
 from genreid.models.id_encoder import build_encoder, load_encoder
-from genreid.training.checkpoint import load_state_strict
+from genreid.models.state import load_state_strict
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = json.loads((ROOT / "tests" / "fixtures" / "authors_state_dicts.json").read_text())

@@ -1,4 +1,5 @@
-"""Cluster memory: centroid initialisation, loss and gradient, the momentum update rule."""
+"""Cluster memory and its loss: centroid initialisation (the shared cluster-means helper), the
+cluster-contrast loss and gradient, the momentum update rule, checkpoint round trip."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genreid.memory.cluster_memory import ClusterMemory, cluster_centroids
+from genreid.cluster.means import cluster_means
+from genreid.losses.cluster_contrast import cluster_contrast_loss
+from genreid.memory.cluster_memory import ClusterMemory
 
 
 def _sequential_update(mem: torch.Tensor, x: torch.Tensor, y: torch.Tensor, m: float) -> torch.Tensor:
@@ -21,9 +24,10 @@ def _sequential_update(mem: torch.Tensor, x: torch.Tensor, y: torch.Tensor, m: f
 def test_centroids_are_normalised_means_ignoring_outliers():
     f = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 4.0], [-1.0, -1.0], [0.6, 0.8]])
     labels = torch.tensor([0, 0, 1, -1, 1])
-    c = cluster_centroids(f, labels)
+    c = F.normalize(cluster_means(f, labels), dim=1)
     torch.testing.assert_close(c, torch.tensor([[0.5 ** 0.5, 0.5 ** 0.5], [0.6, 0.8]]))
-    assert cluster_centroids(f, torch.full((5,), -1)).shape == (0, 2)
+    torch.testing.assert_close(cluster_means(f, labels)[1], torch.tensor([1.8, 2.4]))  # raw mean
+    assert cluster_means(f, torch.full((5,), -1)).shape == (0, 2)
 
 
 def test_reset_normalises_features_first():
@@ -34,11 +38,11 @@ def test_reset_normalises_features_first():
 
 def test_loss_and_gradient_match_the_formula():
     torch.manual_seed(0)
-    mem = ClusterMemory(8, temperature=0.05)
+    mem = ClusterMemory(8)
     mem.reset(torch.randn(30, 8), torch.arange(30) % 5)
     x = F.normalize(torch.randn(6, 8), dim=1).requires_grad_(True)
     y = torch.tensor([0, 1, 2, 3, 4, 0])
-    loss = mem(x, y)
+    loss = cluster_contrast_loss(x, mem.features, y, 0.05)
     logits = x.detach() @ mem.features.t() / 0.05
     want = -(logits.log_softmax(1)[torch.arange(6), y]).mean()
     assert loss.item() == pytest.approx(want.item(), rel=1e-6)
@@ -80,4 +84,12 @@ def test_update_extremes():
 
 def test_empty_memory_is_a_clear_error():
     with pytest.raises(RuntimeError, match="reset"):
-        ClusterMemory(4)(torch.randn(2, 4), torch.tensor([0, 0]))
+        cluster_contrast_loss(torch.randn(2, 4), ClusterMemory(4).features, torch.tensor([0, 0]), 0.05)
+
+
+def test_checkpoint_round_trip_restores_a_memory_of_another_size():
+    mem = ClusterMemory(4)
+    mem.reset(torch.randn(9, 4), torch.arange(9) % 3)
+    fresh = ClusterMemory(4)
+    fresh.load_state_dict(mem.state_dict())
+    assert torch.equal(fresh.features, mem.features) and fresh.num_clusters == 3

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from genreid.joint.mixing import draw_mix, mix, soft_targets
 from genreid.losses.prototype import cluster_prototypes, prototype_loss, soft_cross_entropy
 from genreid.losses.reconstruction import reconstruction_terms, weighted_sum
-from genreid.training.mixup import draw_mix, mix, soft_targets
 
 
 def test_reconstruction_terms_values_and_stop_gradient_on_code_target():

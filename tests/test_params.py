@@ -36,7 +36,8 @@ def test_paper_recipes_keep_paper_values():
     market = load_config(PARAMS / "market1501.yaml")
     assert market.datasets == ["market1501"] and market.data.height == 256 and market.model.backbone == "resnet50"
     assert market.train.methods == ["gcl", "gcl_plus"] and market.warmup.source_dataset is None
-    assert load_config(PARAMS / "msmt17.yaml").train.gcl_rho == 0.0012
+    msmt = load_config(PARAMS / "msmt17.yaml").train
+    assert msmt.gcl.cluster.eps_rule == "rho" and msmt.gcl.cluster.rho == 0.0012 and msmt.gcl_plus.cluster.eps == 0.55
     assert load_config(PARAMS / "gcl" / "dukemtmc.yaml").train.methods == ["gcl"]
     uda = load_config(PARAMS / "uda" / "market1501_to_dukemtmc.yaml")
     assert uda.datasets == ["dukemtmc"] and uda.warmup.source_dataset == "market1501"

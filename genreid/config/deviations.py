@@ -119,7 +119,9 @@ DEVIATIONS: list[Deviation] = [
               "GroupNorm(1, C) before issue 17 (kept as an option)", {"model.generator.decoder_norm": "authors_ln"}),
     Deviation("camera-centred clustering", "not in the papers",
               "encoders trained from scratch group images by camera; the CPU recipe centres features per camera "
-              "before the Jaccard distance", {"train.camera_norm": False, "warmup.cluster.camera_norm": False}),
+              "before the Jaccard distance",
+              {"train.gcl.cluster.camera_norm": False, "train.gcl_plus.cluster.camera_norm": False,
+               "warmup.cluster.camera_norm": False}),
     Deviation("stage-1 augmentation", "Cluster-Contrast",
               "Cluster-Contrast flips, pads + crops and erases its training batches; genreid's default keeps "
               "them off (GCL's only views are generated ones)", {"warmup.augment": True}),

@@ -36,15 +36,22 @@ def _load_chain(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"params file not found: {path}", "check the path (recipes live under params/)")
     try:
-        data = read_yaml(path.read_text()) or {}
+        data = read_yaml(path.read_text())
     except (yaml.YAMLError, ruamel_yaml.YAMLError) as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:  # an empty file would silently mean "every default", i.e. the paper setting
+        raise ConfigError(f"{path} is empty (no params at all)",
+                          "restore it (`git checkout -- params.yaml`) or write it from a recipe: "
+                          "`genreid recipe apply params/synthetic_cpu.yaml`")
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of params, found {type(data).__name__}")
     base = data.pop(BASE_KEY, None)
     if base is None:
         return data
-    bases = [base] if isinstance(base, str) else list(base)
+    bases = [base] if isinstance(base, str) else base
+    if not isinstance(bases, list) or not bases or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: {BASE_KEY} must be a recipe file name or a list of them, got {base!r}",
+                          f"write e.g. `{BASE_KEY}: base.yaml` (a path relative to {path.parent})")
     merged: dict[str, Any] = {}
     for b in bases:
         merged = deep_merge(merged, _load_chain(path.parent / b, (*seen, path)))

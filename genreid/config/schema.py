@@ -21,6 +21,35 @@ from genreid.config.sections.warmup import WarmupConfig
 
 DatasetName = Literal["market1501", "dukemtmc", "msmt17", "synthetic"]
 
+# Keys of earlier versions: each names its replacement, so an old recipe fails with the fix.
+RENAMED_KEYS: dict[str, str] = {
+    "train.gcl_rho": "train.gcl.cluster.rho (GCL's eps rule is train.gcl.cluster.eps_rule: rho)",
+    "train.gcl_plus_eps": "train.gcl_plus.cluster.eps (with train.gcl_plus.cluster.eps_rule: fixed)",
+    "train.k1": "train.gcl.cluster.k1 and train.gcl_plus.cluster.k1",
+    "train.k2": "train.gcl.cluster.k2 and train.gcl_plus.cluster.k2",
+    "train.min_samples": "train.gcl.cluster.min_samples and train.gcl_plus.cluster.min_samples",
+    "train.camera_norm": "train.gcl.cluster.camera_norm and train.gcl_plus.cluster.camera_norm",
+    "train.sheet_rows": "pretrain.sheet_rows (stage 3 draws no sheet; remove the key)",
+    "warmup.checkpoint_every": "warmup.checkpoint_every_iters (checkpoints are by iteration; every epoch end "
+                               "always has one)",
+}
+
+
+def renamed_key_errors(tree: object) -> list[str]:
+    """Messages for every key of ``tree`` that an earlier version used (see RENAMED_KEYS)."""
+    found = []
+    for dotted, new in RENAMED_KEYS.items():
+        node = tree
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            found.append(f"{dotted} was replaced by {new}")
+    if isinstance(tree, dict) and isinstance(tree.get("warmup"), dict) \
+            and isinstance(tree["warmup"].get("cluster"), dict) and "eps" in tree["warmup"]["cluster"] \
+            and tree["warmup"]["cluster"]["eps"] is None:
+        found.append("warmup.cluster.eps: null (the rho rule) was replaced by warmup.cluster.eps_rule: rho")
+    return found
+
 
 class RuntimeConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when available, else CPU")
@@ -28,7 +57,8 @@ class RuntimeConfig(StrictModel):
     num_threads: int = Field(0, ge=0, le=512, description="torch CPU threads; 0 = torch default")
     deterministic: bool = Field(True, description="request deterministic torch algorithms (cudnn.benchmark stays off)")
     amp: Literal["off", "bf16", "fp16"] = Field("off", description="mixed precision on CUDA only")
-    channels_last: bool = Field(False, description="channels-last memory format on CUDA (not read by any stage yet)")
+    channels_last: bool = Field(False, description="channels-last memory format for the four networks and their "
+                                                   "inputs (faster convolutions on recent GPUs)")
 
 
 class GenreidConfig(StrictModel):
@@ -44,6 +74,14 @@ class GenreidConfig(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_renamed_keys(cls, data: object) -> object:
+        errors = renamed_key_errors(data)
+        if errors:
+            raise ValueError("; ".join(errors))
+        return data
 
     @field_validator("datasets")
     @classmethod

@@ -12,7 +12,6 @@ import hashlib
 import logging
 import lzma
 import os
-import shutil
 import tarfile
 import urllib.error
 import urllib.request
@@ -20,6 +19,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from genreid.data.extract import copy_folder, extract_tar, extract_zip
 from genreid.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -127,19 +127,19 @@ def _download_error(url: str, part: Path, dest: Path, dataset: str, reason: str)
 
 
 def unpack(source: Path, dest: Path, *, dataset: str = "dataset") -> None:
-    """Unpack an archive (zip, tar, tar.gz/bz2/xz) or copy a folder into the existing folder ``dest``."""
+    """Unpack an archive (zip, tar, tar.gz/bz2/xz) or copy a folder into the existing folder ``dest``.
+
+    Members must stay inside ``dest`` and within size limits (:mod:`genreid.data.extract`)."""
     if source.is_dir():
-        shutil.copytree(source, dest / source.name, dirs_exist_ok=False)
+        copy_folder(source, dest, dataset)
         return
     fix = (f"{source} is damaged: delete it and download or copy it again (set data.{dataset}.sha256 to the "
            "published checksum to catch this before unpacking)")
     try:
         if zipfile.is_zipfile(source) or _magic(source).startswith(b"PK\x03\x04"):
-            with zipfile.ZipFile(source) as zf:
-                zf.extractall(dest)
+            extract_zip(source, dest, dataset)
         elif tarfile.is_tarfile(source) or _compressed_tar(source):
-            with tarfile.open(source) as tf:
-                tf.extractall(dest, filter="data")
+            extract_tar(source, dest, dataset)
         else:
             raise DataError(f"{dataset}: {source} is neither a zip nor a tar archive (or it is truncated)",
                             f"supply the original archive or an unpacked folder; {fix}")
@@ -148,12 +148,49 @@ def unpack(source: Path, dest: Path, *, dataset: str = "dataset") -> None:
                         fix) from None
 
 
-def _magic(path: Path) -> bytes:
+def _magic(path: Path, size: int = 6) -> bytes:
     with open(path, "rb") as fh:
-        return fh.read(6)
+        return fh.read(size)
 
 
 def _compressed_tar(path: Path) -> bool:
     """``tarfile.is_tarfile`` says False for a truncated .tar.gz; route those to tarfile for a clear error."""
     magic = _magic(path)
     return magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic == b"\xfd7zXZ\x00"
+
+
+def archive_kind(path: Path) -> str | None:
+    """``zip``, ``tar``, ``tar.gz``, ``tar.bz2``, ``tar.xz`` from the file's first bytes, or None."""
+    head = _magic(path, 512)
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "zip"
+    if head[:2] == b"\x1f\x8b":
+        return "tar.gz"
+    if head[:3] == b"BZh":
+        return "tar.bz2"
+    if head[:6] == b"\xfd7zXZ\x00":
+        return "tar.xz"
+    if head[257:262] == b"ustar":
+        return "tar"
+    return None
+
+
+def archive_problem(path: Path, min_bytes: int = 0) -> str | None:
+    """Why ``path`` cannot be the dataset archive (wrong signature, too small, cut short), or None.
+
+    Cheap enough for ``genreid doctor``: the first bytes, the size and, for zips, the central
+    directory at the end; a saved HTML error page or a partial download fails here."""
+    size = path.stat().st_size
+    kind = archive_kind(path)
+    if kind is None:
+        head = _magic(path, 512).lstrip().lower()
+        looks = ("an HTML page (a login or error page saved in place of the archive)"
+                 if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")) else
+                 f"no zip or tar signature (starts with {_magic(path, 8)!r})")
+        return f"{path} is not an archive: {looks}"
+    if size < min_bytes:
+        return (f"{path} is only {size / 2**20:.1f} MiB; the complete archive is at least "
+                f"{min_bytes / 2**20:.0f} MiB (a partial download?)")
+    if kind == "zip" and not zipfile.is_zipfile(path):
+        return f"{path} starts like a zip but has no central directory: it is truncated"
+    return None

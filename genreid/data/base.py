@@ -115,6 +115,8 @@ class ReidDataset:
         for split in SPLITS:
             parsed = self.list_split(split)
             problems.extend(parsed.problems)
+            parsed.rows, outside = self._inside_tree(parsed.rows)
+            problems.extend(f"{p}: resolves outside the dataset folder {self.dataset_root}" for p in outside)
             df = pd.DataFrame(parsed.rows, columns=["path", "raw_pid", "camid"])
             df = df.sort_values("path", kind="stable").reset_index(drop=True)
             if split == "train":
@@ -127,6 +129,15 @@ class ReidDataset:
                 problems.append(f"{self.name}: split {split!r} has no images under {self.dataset_root}")
         return frames, problems
 
+    def _inside_tree(self, rows: list[tuple[str, int, int]]) -> tuple[list[tuple[str, int, int]], list[str]]:
+        """Every image must live inside the dataset tree (a list file or a link could point anywhere);
+        paths are compared after resolving '..' and links, so neither can escape."""
+        root = self.dataset_root.resolve()
+        kept, outside = [], []
+        for row in rows:
+            (kept if Path(row[0]).resolve().is_relative_to(root) else outside).append(row)
+        return kept, [r[0] for r in outside]
+
     def load(self, expected_counts: Any = "off") -> ReidSplits:
         """Parse and check; every problem (names, counts) is reported in one error."""
         frames, problems = self.parse()
@@ -138,6 +149,12 @@ class ReidDataset:
         return ReidSplits(**frames)
 
     # ---- expectations and summary ----------------------------------------------------------
+    @classmethod
+    def min_archive_bytes(cls) -> int:
+        """A floor for the archive of the published dataset: 1 KiB per canonical image (real crops
+        are 3-10 KiB of JPEG), so an error page or a partial download is caught before unpacking."""
+        return 1024 * sum(c.images for c in cls.canonical_counts.values())
+
     def expected(self) -> dict[str, SplitCounts]:
         """The counts this dataset must have (canonical; synthetic reads its own summary)."""
         return dict(self.canonical_counts)
@@ -200,6 +217,12 @@ def summary_table(name: str, frames: Mapping[str, pd.DataFrame]) -> str:
         lines.append(f"  {r['split']:<8} | {r['ids']:>6} | {r['images']:>9} | {r['cameras']:>9}")
     lines.append("  ----------------------------------------")
     return "\n".join(lines)
+
+
+def query_ids_absent_from_gallery(query: pd.DataFrame, gallery: pd.DataFrame) -> list[int]:
+    """Query identities with no gallery image at all: their queries can never be matched, so the
+    evaluation skips them; the dataset summary counts them instead of leaving that silent."""
+    return sorted(int(p) for p in set(query["pid"]) - set(gallery["pid"]))
 
 
 def format_problems(header: str, problems: list[str], limit: int = 200) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from genreid.data.base import ParsedSplit, ReidDataset, SplitCounts
+from genreid.data.extract import member_parts
 from genreid.data.registry import register_dataset
 
 # version -> (train folder, test folder)
@@ -81,6 +82,10 @@ class MSMT17(ReidDataset):
                     problems.append(f"{where}: expected '<relative path> <pid>', got {line!r}")
                     continue
                 rel, pid = parts[0], int(parts[1])
+                if member_parts(rel) is None:
+                    problems.append(f"{where}: path {rel!r} leaves the {image_dir.name}/ folder (absolute or "
+                                    "'..'); list lines must name images inside the dataset")
+                    continue
                 fields = Path(rel).name.split("_")
                 if len(fields) < 3 or not fields[2].isdigit() or not 1 <= int(fields[2]) <= self.num_cameras:
                     problems.append(f"{where}: cannot read the camera (third '_' field, 1..{self.num_cameras}) "

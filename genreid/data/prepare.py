@@ -17,7 +17,14 @@ from typing import Any
 import pandas as pd
 
 from genreid.data.archive import acquire_archive, unpack
-from genreid.data.base import ReidDataset, check_counts, format_problems, summary_rows, summary_table
+from genreid.data.base import (
+    ReidDataset,
+    check_counts,
+    format_problems,
+    query_ids_absent_from_gallery,
+    summary_rows,
+    summary_table,
+)
 from genreid.data.manifest import PREPARED_SPLITS, manifest_path, write_manifest
 from genreid.data.registry import get_dataset_class
 from genreid.data.validation import carve_validation
@@ -70,7 +77,11 @@ def prepare_dataset(name: str, source: Mapping[str, Any] | str | os.PathLike, ou
         splits = {"train": train, "val": val, "query": frames["query"], "gallery": frames["gallery"]}
         for split in PREPARED_SPLITS:
             write_manifest(_manifest_frame(splits[split], split, checked.sha1, tmp), manifest_path(tmp, split))
+        absent = query_ids_absent_from_gallery(splits["query"], splits["gallery"])
         table = summary_table(name, splits)
+        if absent:
+            table += (f"\n  {len(absent)} query identit{'y' if len(absent) == 1 else 'ies'} absent from the "
+                      f"gallery (never matchable; evaluation skips their queries): {_shown(absent)}")
         summary = {
             "dataset": name,
             "splits": {r["split"]: {k: r[k] for k in ("ids", "images", "cameras")} for r in summary_rows(splits)},
@@ -80,16 +91,23 @@ def prepare_dataset(name: str, source: Mapping[str, Any] | str | os.PathLike, ou
             "verify": verify,
             "expected_counts": expected_counts if isinstance(expected_counts, str) else "custom",
             "skipped_images": skipped,
+            "query_ids_absent_from_gallery": {"count": len(absent), "pids": absent},
             "table": table,
         }
         write_json(tmp / "summary.json", summary)
         write_text(tmp / "summary.txt", table + "\n")
     problems_file.unlink(missing_ok=True)
     print(table)
+    if absent:
+        log.warning("%s: %d query identities have no gallery image: %s", name, len(absent), _shown(absent))
     if skipped:
         log.warning("%s: skipped %d unreadable image(s) (data.max_bad_images=%d): %s", name, len(skipped),
                     max_bad_images, ", ".join(s["path"] for s in skipped))
     return summary
+
+
+def _shown(pids: list[int], limit: int = 10) -> str:
+    return ", ".join(map(str, pids[:limit])) + (f", ... ({len(pids) - limit} more)" if len(pids) > limit else "")
 
 
 def _materialise(name: str, cls: type, src: dict[str, Any], images: Path, out_dir: Path,

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from genreid.data.archive import archive_kind, archive_problem
 from genreid.data.manifest import PREPARED_SPLITS, manifest_path
 from genreid.data.registry import get_dataset_class
 from genreid.errors import DataError
 
 
 def dataset_status(name: str, *, prepared_dir: str | Path, source: str | Path | None = None,
-                   url: str | None = None) -> tuple[bool, str]:
-    """``(ok, message)``: ok when prepared, or when ``prepare`` can run (source present or downloadable)."""
+                   url: str | None = None, canonical_size: bool = True) -> tuple[bool, str]:
+    """``(ok, message)``: ok when prepared, or when ``prepare`` can run (source present or downloadable).
+
+    A present archive must carry a zip/tar signature and, with ``canonical_size``, be large enough
+    for the dataset's published image count: existence alone passed an HTML error page."""
     try:
         cls = get_dataset_class(name)
     except DataError as exc:
@@ -37,8 +41,11 @@ def dataset_status(name: str, *, prepared_dir: str | Path, source: str | Path | 
     if src.is_dir():
         return True, f"folder {src} found, not prepared yet: run `dvc repro prepare@{name}`"
     if src.is_file():
-        return True, (f"archive {src} found ({src.stat().st_size / 2**20:.0f} MiB), not prepared yet: "
-                      f"run `dvc repro prepare@{name}`")
+        problem = archive_problem(src, cls.min_archive_bytes() if canonical_size else 0)
+        if problem:
+            return False, f"{problem}; replace it with {cls.archive_name} (or its unpacked folder)"
+        return True, (f"archive {src} found ({archive_kind(src)}, {src.stat().st_size / 2**20:.0f} MiB), "
+                      f"not prepared yet: run `dvc repro prepare@{name}`")
     part = src.with_name(src.name + ".part")
     if url and not cls.no_download_reason:
         resume = f"; {part.stat().st_size / 2**20:.0f} MiB already downloaded" if part.is_file() else ""

@@ -49,9 +49,9 @@ def load_arrays(path: str | Path) -> dict[str, Any]:
             with np.load(path, allow_pickle=False) as z:
                 raw = {k: z[k] for k in z.files}
         elif path.suffix in (".pt", ".pth"):
-            import torch
+            from genreid.utils.safe_load import load_weights_only
 
-            raw = torch.load(path, map_location="cpu", weights_only=True)
+            raw = load_weights_only(path, "evaluation input", "write it with numpy.savez or torch.save (tensors only)")
         else:
             raise GenreidError(f"evaluation input {path} has an unknown suffix {path.suffix!r}", "use .npz or .pt")
     except GenreidError:
@@ -61,7 +61,60 @@ def load_arrays(path: str | Path) -> dict[str, Any]:
                            "write it with numpy.savez or torch.save") from exc
     if not isinstance(raw, dict):
         raise GenreidError(f"{path} must hold a mapping of arrays, found {type(raw).__name__}")
-    return {k: raw[k] for k in KEYS if k in raw}
+    out = {k: raw[k] for k in KEYS if k in raw}
+    for key in ("query_pids", "gallery_pids", "query_camids", "gallery_camids"):
+        if key in out:
+            out[key] = _integer_ids(out[key], key, path)
+    return out
+
+
+def _integer_ids(value: Any, key: str, path: Path) -> np.ndarray:
+    """Identity and camera labels must be integers: ranking compares them with ``==`` on tensors."""
+    arr = np.asarray(value.cpu().numpy() if hasattr(value, "cpu") else value)
+    if arr.ndim != 1:
+        raise GenreidError(f"{path}: {key} must be a 1-D array, found shape {arr.shape}",
+                           f"save {key} as one integer per query/gallery item")
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f" and np.isfinite(arr).all() and (arr == np.round(arr)).all():
+        return arr.astype(np.int64)
+    if arr.dtype.kind in "US":
+        try:
+            return np.array([int(v) for v in arr], dtype=np.int64)
+        except ValueError:
+            pass
+    bad = next((v for v in arr.tolist() if not _is_int(v)), arr.tolist()[:1])
+    raise GenreidError(f"{path}: {key} must hold integers, found {arr.dtype} values such as {bad!r}",
+                       f"map each identity/camera to an integer (e.g. numpy.unique(..., return_inverse=True)) "
+                       f"and save {key} as int64")
+
+
+def _is_int(v: Any) -> bool:
+    try:
+        return float(v) == int(v)
+    except (TypeError, ValueError):
+        return False
+
+
+def cli_device(name: str | None) -> Any:
+    """``--device``: a torch device that exists here, or a message saying what to pass instead."""
+    import torch
+
+    if name is None:
+        return None
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise GenreidError(f"--device {name!r} is not a torch device", "use --device cpu or --device cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GenreidError(f"--device {name} asked for a GPU but CUDA is not available on this machine",
+                           "use --device cpu (or leave --device out)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise GenreidError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible",
+                           "use --device cuda:0 or another index that exists")
+    if dev.type not in ("cpu", "cuda"):
+        raise GenreidError(f"--device {name}: only cpu and cuda are supported", "use --device cpu or --device cuda")
+    return dev
 
 
 def _require(arrays: dict[str, Any], path: str, *keys: str) -> None:
@@ -76,6 +129,7 @@ def run_evaluate_cli(args: argparse.Namespace) -> int:
     from genreid.evaluation.rank import cmc_csv, evaluate_rank
     from genreid.utils.atomic import write_json, write_text
 
+    device = cli_device(args.device)
     a = load_arrays(args.input)
     cams = ("query_camids", "gallery_camids") if args.camera_filter else ()
     _require(a, args.input, "query_pids", "gallery_pids", *cams)
@@ -87,8 +141,8 @@ def run_evaluate_cli(args: argparse.Namespace) -> int:
         import torch
 
         dist = torch.as_tensor(a["distmat"])
-        if args.device:
-            dist = dist.to(args.device)
+        if device is not None:
+            dist = dist.to(device)
         result = evaluate_rank(dist, a["query_pids"], a["gallery_pids"], qc, gc, max_rank=args.max_rank,
                                protocol=args.protocol, camera_filter=args.camera_filter)
         source = "distmat"
@@ -97,7 +151,7 @@ def run_evaluate_cli(args: argparse.Namespace) -> int:
         rerank = RerankParams(args.k1, args.k2, args.lambda_value) if args.rerank else None
         result = evaluate_features(a["query_features"], a["gallery_features"], a["query_pids"], a["gallery_pids"],
                                    qc, gc, metric=args.metric, protocol=args.protocol, max_rank=args.max_rank,
-                                   camera_filter=args.camera_filter, rerank=rerank, device=args.device).result
+                                   camera_filter=args.camera_filter, rerank=rerank, device=device).result
         source = "features"
     record = result.summary(percent=True)
     record.update({"input": str(args.input), "source": source,

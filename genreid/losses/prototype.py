@@ -14,19 +14,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from genreid.cluster.means import cluster_means
+
 
 @torch.no_grad()
 def cluster_prototypes(features: torch.Tensor, labels: torch.Tensor, num_clusters: int | None = None,
                        normalise: bool = False) -> torch.Tensor:
     """(num_clusters, D) mean feature per label >= 0 (raw unless ``normalise``); outliers (-1) are ignored."""
-    labels = labels.to(features.device).long()
-    keep = labels >= 0
-    n = int(labels[keep].max().item()) + 1 if num_clusters is None else num_clusters
-    if n <= 0:
+    protos = cluster_means(features, labels, num_clusters)
+    if protos.shape[0] == 0:
         raise ValueError("no clusters: every label is -1")
-    sums = features.new_zeros(n, features.shape[1]).index_add_(0, labels[keep], features[keep].float())
-    counts = torch.bincount(labels[keep], minlength=n).clamp(min=1).to(sums.dtype)
-    protos = sums / counts[:, None]
     return F.normalize(protos, dim=1) if normalise else protos
 
 

@@ -1,8 +1,8 @@
 """Cluster-level memory of Cluster-Contrast (Dai et al. 2021): one L2-normalised centroid per
 pseudo-identity, rebuilt from the clustering every epoch.
 
-Loss: ``CE(f_hat @ C^T / tau, y)`` with the memory treated as constant (the gradient reaches
-only the encoder), tau = 0.05.
+The loss, ``CE(f_hat @ C^T / tau, y)`` with the memory treated as constant, is
+:func:`genreid.losses.cluster_contrast.cluster_contrast_loss` (tau = 0.05).
 Update (the only write, after the backward pass, with the batch's detached features):
 ``C[y] <- normalize(m * C[y] + (1 - m) * f_hat)`` applied sample by sample in batch order,
 m = 0.1 in the published recipe. Cluster-Contrast performs this inside an autograd
@@ -15,28 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def cluster_centroids(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(K, D) L2-normalised means of ``features`` per label 0..K-1; -1 (outliers) is ignored."""
-    labels = torch.as_tensor(labels, dtype=torch.long, device=features.device)
-    keep = labels >= 0
-    num = int(labels.max().item()) + 1 if bool(keep.any()) else 0
-    sums = torch.zeros(num, features.shape[1], dtype=features.dtype, device=features.device)
-    sums.index_add_(0, labels[keep], features[keep])
-    counts = torch.bincount(labels[keep], minlength=num).clamp(min=1).to(features.dtype)
-    return F.normalize(sums / counts[:, None], dim=1)
+from genreid.cluster.means import cluster_means
 
 
 class ClusterMemory(nn.Module):
-    """Centroid memory with a contrastive loss over all clusters."""
+    """Centroid memory: one L2-normalised centroid per cluster, moved towards each batch's features."""
 
-    def __init__(self, dim: int, temperature: float = 0.05, momentum: float = 0.1):
+    def __init__(self, dim: int, momentum: float = 0.1):
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must be in [0, 1], got {momentum}")
-        self.temperature = temperature
         self.momentum = momentum
         self.register_buffer("features", torch.zeros(0, dim))
 
@@ -47,14 +35,12 @@ class ClusterMemory(nn.Module):
     @torch.no_grad()
     def reset(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         """Start the epoch's memory from the centroids of (normalised) ``features`` per label."""
-        self.features = cluster_centroids(F.normalize(features.float(), dim=1), labels).to(self.features.device)
+        centroids = F.normalize(cluster_means(F.normalize(features.float(), dim=1), labels), dim=1)
+        self.features = centroids.to(self.features.device)
 
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Contrastive loss of L2-normalised ``inputs`` (B, D) against all centroids."""
-        if self.num_clusters == 0:
-            raise RuntimeError("ClusterMemory is empty: call reset() with this epoch's clusters first")
-        logits = inputs @ self.features.t() / self.temperature
-        return F.cross_entropy(logits, targets.to(inputs.device))
+    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
+        """Restore a checkpointed memory; its size is that epoch's cluster count."""
+        self.features = state["features"].to(self.features.device)
 
     @torch.no_grad()
     def update(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genreid.errors import CheckpointError
+from genreid.utils.safe_load import load_weights_only
 
 NUM_JOINTS = 24
 NPOSE_6D = NUM_JOINTS * 6
@@ -125,7 +126,7 @@ def load_smpl_mean_params(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"SMPL mean parameters not found: {path}", WHERE_TO_GET)
     try:
-        with np.load(path) as npz:
+        with np.load(path, allow_pickle=False) as npz:
             data = {k: np.asarray(npz[k]) for k in npz.files}
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a readable .npz file: {exc}", WHERE_TO_GET) from exc
@@ -166,11 +167,8 @@ def load_hmr_state(model: HMR, checkpoint: str | os.PathLike) -> None:
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"HMR checkpoint not found: {path}", WHERE_TO_GET)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a user-fixable file problem
-        raise CheckpointError(f"cannot read HMR checkpoint {path}: {exc}",
-                              "the file must be a torch.save'd dict of tensors; " + WHERE_TO_GET) from exc
+    blob = load_weights_only(path, "HMR checkpoint", "get SPIN's model_checkpoint.pt again (a torch.save'd dict "
+                             "of tensors); " + WHERE_TO_GET)
     state = blob.get("model", blob) if isinstance(blob, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} holds {type(blob).__name__}, expected a dict with key 'model'",

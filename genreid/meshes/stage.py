@@ -87,7 +87,8 @@ def render_split(table: pd.DataFrame, prepared_dir: str | os.PathLike, out_dir: 
                  estimator: Estimator, body_model: Any, body_model_spec: str, angles: Sequence[int],
                  height: int, width: int, batch_size: int, device: torch.device | str = "cpu",
                  progress: bool = True, stop_after_chunks: int | None = None) -> dict[str, Any]:
-    """Render one split resumably; returns counts and timing. ``stop_after_chunks`` simulates a kill."""
+    """Render one split resumably; returns counts and this run's timing (for the results file only:
+    the cached outputs never hold timings). ``stop_after_chunks`` simulates a kill."""
     from tqdm import tqdm
 
     abs_paths = [Path(p) for p in table["path"]]
@@ -96,13 +97,14 @@ def render_split(table: pd.DataFrame, prepared_dir: str | os.PathLike, out_dir: 
     signature = {**estimator.signature(), "body_model": body_model_spec, "body": body_fingerprint(body_model),
                  "code": code_fingerprint(), "manifest": manifest_digest(rel, hashes)}
     writer = RenderWriter(out_dir, split, len(table), angles, height, width, batch_size, signature)
+    start, done = time.perf_counter(), 0
     if writer.is_complete():
         log.info("meshes %s: %d images already rendered and verified, nothing to do", split, len(table))
-        return {**writer.finished_stats(), "images": len(table), "rendered_chunks": 0, "reused": True}
+        return {"seconds": round(time.perf_counter() - start, 3), "renders_per_s": None, "device": str(device),
+                "images": len(table), "rendered_chunks": 0, "reused": True}
     pending = writer.open()
     total = (len(table) + batch_size - 1) // batch_size
     log.info("meshes %s: %d images, %d of %d chunks to render", split, len(table), len(pending), total)
-    start, done = time.perf_counter(), 0
     for k in tqdm(pending, desc=f"meshes {split}", unit="chunk", disable=not progress):
         if stop_after_chunks is not None and done >= stop_after_chunks:
             raise KeyboardInterrupt(f"stopped after {done} chunks (simulated interruption)")
@@ -118,7 +120,7 @@ def render_split(table: pd.DataFrame, prepared_dir: str | os.PathLike, out_dir: 
     rendered = sum(writer.chunk_rows(k).stop - writer.chunk_rows(k).start for k in pending) * len(angles)
     stats = {"seconds": round(seconds, 3), "renders_per_s": round(rendered / seconds, 1) if seconds > 0 else None,
              "device": str(device)}
-    writer.finalize(index, stats)
+    writer.finalize(index)
     return {**stats, "images": len(table), "rendered_chunks": len(pending), "reused": False}
 
 

@@ -6,7 +6,8 @@ Layout in ``<out>/`` (CONTRIBUTING.md, "Files between stages"):
 - ``<split>_smpl.npz``            betas (N,10), pose (N,72) axis-angle, cam (N,3) image camera
 - ``<split>_index.csv``           row, path (relative to the prepared folder), pid, camid
 - ``<split>_done.json``           the run signature and a CRC per file, written last: its
-                                  presence means the split is complete
+                                  presence means the split is complete (no timings: they live
+                                  in ``results/<ds>/meshes/alignment.json``, not cached by DVC)
 
 While a split is being rendered everything lives in ``.<split>.partial/``: one
 ``np.lib.format.open_memmap`` file per angle and per SMPL array, and ``progress.json``, which
@@ -114,13 +115,6 @@ class RenderWriter:
     def chunk_rows(self, k: int) -> slice:
         return slice(k * self.chunk_size, min(self.n, (k + 1) * self.chunk_size))
 
-    def finished_stats(self) -> dict[str, Any]:
-        """The ``stats`` stored by :meth:`finalize` ({} when absent)."""
-        try:
-            return dict(json.loads((self.root / f"{self.split}_done.json").read_text()).get("stats", {}))
-        except (OSError, ValueError):
-            return {}
-
     # ---------------------------------------------------------------- writing
     def write_chunk(self, k: int, renders: dict[int, np.ndarray], smpl: dict[str, np.ndarray]) -> None:
         """Store chunk ``k`` then record it as done: data reaches the files before the sidecar says so."""
@@ -138,9 +132,12 @@ class RenderWriter:
         self.done[str(k)] = crcs
         self._save_progress()
 
-    def finalize(self, index: pd.DataFrame, stats: dict[str, Any] | None = None) -> None:
-        """Move the finished arrays into place, write the SMPL table, the index and, last, the marker
-        (which keeps ``stats`` of the run that finished the split, reported again by reruns)."""
+    def finalize(self, index: pd.DataFrame) -> None:
+        """Move the finished arrays into place, write the SMPL table, the index and, last, the marker.
+
+        Everything here is a DVC-cached output, so it holds only what the inputs determine (no
+        timings, dates or devices): a rerun or a resumed run gives byte-identical files and
+        nothing downstream retrains. Timings go to the stage's ``cache: false`` results file."""
         if self.pending():
             raise RuntimeError(f"finalize() with chunks pending: {self.pending()[:5]}")
         if len(index) != self.n:
@@ -160,7 +157,7 @@ class RenderWriter:
         with atomic_path(self.root / f"{self.split}_index.csv") as tmp:
             index.to_csv(tmp, index=False)
         write_json(self.root / f"{self.split}_done.json",
-                   {"signature": self.signature, "crc": crcs, "stats": stats or {}})
+                   {"signature": self.signature, "crc": crcs})
         shutil.rmtree(self.work, ignore_errors=True)
 
     # ---------------------------------------------------------------- internals
@@ -252,7 +249,7 @@ class RenderStore:
         return out
 
     def smpl(self) -> dict[str, np.ndarray]:
-        with np.load(self.root / f"{self.split}_smpl.npz") as npz:
+        with np.load(self.root / f"{self.split}_smpl.npz", allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
 
     def check_aligned(self, paths: Sequence[str]) -> None:

@@ -2,8 +2,8 @@
 
 ``generator.pt`` stores each network's build arguments next to its weights, so a later stage
 rebuilds exactly what was trained and a width mismatch fails loudly (never a partial load).
-Files written before ``code_split``/``decoder_norm``/``aspp_activation`` existed lack those
-build arguments; they load with the behaviour they were trained with (stripes, GroupNorm, LeakyReLU).
+Files written before ``code_split``/``decoder_norm``/``aspp_activation`` existed are refused with
+a message (their networks computed something else; retrain stage 2).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from genreid.errors import CheckpointError
 from genreid.models.decoder import Decoder
 from genreid.models.discriminator import MultiScaleDiscriminator
 from genreid.models.structure_encoder import StructureEncoder
-from genreid.training.checkpoint import load_state_strict
+from genreid.models.state import load_state_strict
 from genreid.utils.atomic import torch_save
+from genreid.utils.safe_load import load_weights_only, plain, require_mappings
 
 FORMAT = "genreid.generator/1"
 
@@ -43,10 +44,6 @@ class GeneratorWidths:
     aspp_activation: str = "none"  # authors' code: no activation after E_str's ASPP convolutions
     decoder_norm: str = "authors_ln"  # authors' code: their layer norm (unbiased std + eps, gamma ~ U(0,1))
 
-# Build arguments of files written before these options existed: what those networks computed.
-LEGACY_ARCH = {"str_encoder": {"aspp_activation": "lrelu"}, "decoder": {"code_split": "stripes", "norm": "group_norm"},
-               "discriminator": {}}
-
 
 def build_generator(widths: GeneratorWidths, stripe_dim: int, stripes: int) -> tuple[nn.Module, nn.Module, nn.Module]:
     """(E_str, G, D); the decoder's MLP input is one appearance stripe of the identity encoder."""
@@ -66,10 +63,12 @@ def _inner(m: nn.Module) -> nn.Module:
 
 def save_generator(path: str | os.PathLike, str_encoder: nn.Module, decoder: nn.Module, discriminator: nn.Module,
                    extra: dict[str, Any] | None = None) -> Path:
+    """Write the three networks' build arguments and weights; plain values only, so
+    :func:`load_generator` reads the file with ``weights_only=True``."""
     nets = {"str_encoder": _inner(str_encoder), "decoder": _inner(decoder), "discriminator": _inner(discriminator)}
-    blob = {"format": FORMAT, "arch": {k: dict(m.arch) for k, m in nets.items()},
+    blob = {"format": FORMAT, "arch": {k: plain(dict(m.arch), f"arch.{k}") for k, m in nets.items()},
             "state": {k: {n: t.detach().cpu() for n, t in m.state_dict().items()} for k, m in nets.items()},
-            "extra": dict(extra or {})}
+            "extra": plain(dict(extra or {}))}
     return torch_save(blob, path)
 
 
@@ -80,18 +79,25 @@ def load_generator(path: str | os.PathLike, map_location: str | torch.device = "
     if not path.is_file():
         raise CheckpointError(f"generator checkpoint not found: {path}",
                               "run the pretrain stage first (`dvc repro pretrain@<dataset>`)")
-    try:
-        blob = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - truncated/corrupt/not a torch file
-        raise CheckpointError(f"cannot read generator checkpoint {path}: {exc}",
-                              "delete it and rerun the pretrain stage") from exc
+    blob = load_weights_only(path, "generator checkpoint", "rerun the pretrain stage", map_location)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a genreid generator checkpoint (format {FORMAT} expected)",
                               "write it with genreid.models.generator.save_generator")
-    arch = {k: {**LEGACY_ARCH[k], **blob["arch"][k]} for k in LEGACY_ARCH}
-    e_str = StructureEncoder(**arch["str_encoder"])
-    dec = Decoder(**arch["decoder"])
-    dis = MultiScaleDiscriminator(**arch["discriminator"])
+    require_mappings(path, blob, {"arch": "build arguments", "state": "weights per network"})
+    arch, nets = blob["arch"], ("str_encoder", "decoder", "discriminator")
+    require_mappings(path, arch, {n: "build arguments" for n in nets}, "arch.")
+    if "code_split" not in arch["decoder"] or "aspp_activation" not in arch["str_encoder"]:
+        raise CheckpointError(f"{path} was written before the generator followed the authors' networks "
+                              "(model.generator.code_split / decoder_norm / aspp_activation)",
+                              "rerun the pretrain stage (`dvc repro pretrain@<dataset>`)")
+    require_mappings(path, blob["state"], {n: "weights" for n in nets}, "state.")
+    try:
+        e_str = StructureEncoder(**arch["str_encoder"])
+        dec = Decoder(**arch["decoder"])
+        dis = MultiScaleDiscriminator(**arch["discriminator"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: entry 'arch' does not describe the generator networks ({exc})",
+                              "delete it and rerun the pretrain stage") from None
     for name, module in (("str_encoder", e_str), ("decoder", dec), ("discriminator", dis)):
         load_state_strict(module, blob["state"][name], f"{path} [{name}]")
     return e_str.to(map_location), dec.to(map_location), dis.to(map_location), dict(blob.get("extra", {}))

@@ -22,8 +22,9 @@ from torch import nn
 
 from genreid.errors import CheckpointError, ConfigError, GenreidError
 from genreid.models.layers import global_pool
-from genreid.training.checkpoint import load_state_strict
+from genreid.models.state import load_state_strict
 from genreid.utils.atomic import torch_save
+from genreid.utils.safe_load import load_weights_only, plain, require_mappings
 
 FORMAT = "genreid.id_encoder/1"
 _BACKBONES = {
@@ -32,16 +33,21 @@ _BACKBONES = {
 }
 
 
+def imagenet_weights_url(backbone: str) -> str:
+    """The ImageNet weights :class:`IdEncoder` loads for ``backbone`` (torchvision's V1 files)."""
+    return _BACKBONES[backbone][1].url
+
+
 def imagenet_weights_path(backbone: str) -> Path:
-    """Where torchvision looks for (and caches) the ImageNet weights of ``backbone``."""
-    url = _BACKBONES[backbone][1].url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    """Where torchvision looks for (and caches) the ImageNet weights of ``backbone``; ``genreid doctor``
+    checks this same path, so the two can never disagree."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(imagenet_weights_url(backbone))
 
 
 def _imagenet_state(backbone: str) -> dict[str, torch.Tensor]:
     weights = _BACKBONES[backbone][1]
     try:
-        return weights.get_state_dict(progress=False)
+        return weights.get_state_dict(progress=False, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - offline / proxy / corrupt file: all end in the same fix
         raise GenreidError(
             f"cannot load ImageNet weights for {backbone} ({type(exc).__name__}: {exc})",
@@ -100,6 +106,9 @@ def build_encoder(backbone: str = "resnet50", pretrained: str = "imagenet", pool
     return IdEncoder(backbone, pretrained, pooling, embedding_dim, last_stride, stripes)
 
 
+_ARCH_KEYS = ("backbone", "pretrained", "pooling", "embedding_dim", "last_stride", "stripes")
+
+
 def _unwrap(model: nn.Module) -> IdEncoder:
     inner = getattr(model, "module", model)  # DistributedDataParallel / DataParallel
     if not isinstance(inner, IdEncoder):
@@ -108,11 +117,14 @@ def _unwrap(model: nn.Module) -> IdEncoder:
 
 
 def save_encoder(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-    """Write arch + weights + ``extra`` (epoch, selected_on, resumed, ...) atomically."""
+    """Write arch + weights + ``extra`` (epoch, selected_on, resumed, ...) atomically.
+
+    Everything is stored as plain values and tensors so :func:`load_encoder` reads it with
+    ``weights_only=True`` (no code in the file can run)."""
     enc = _unwrap(model)
     state = {k: v.detach().cpu() for k, v in enc.state_dict().items()}
-    return torch_save({"format": FORMAT, "arch": dict(enc.arch), "state_dict": state, "extra": dict(extra or {})},
-                      path)
+    return torch_save({"format": FORMAT, "arch": plain(enc.arch, "arch"), "state_dict": state,
+                       "extra": plain(dict(extra or {}))}, path)
 
 
 def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[IdEncoder, dict]:
@@ -121,16 +133,21 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
     if not path.is_file():
         raise CheckpointError(f"encoder checkpoint not found: {path}",
                               "run the stage that writes it (e.g. `dvc repro warmup`) or fix the path")
-    try:
-        blob = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - truncated/corrupt/not a torch file
-        raise CheckpointError(f"cannot read encoder checkpoint {path}: {exc}",
-                              "delete the file and rerun the stage that writes it") from exc
+    blob = load_weights_only(path, "encoder checkpoint", "rerun the stage that writes it", map_location)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or "arch" not in blob:
         raise CheckpointError(f"{path} is not a genreid identity-encoder checkpoint (format {FORMAT} expected)",
                               "write it with genreid.models.id_encoder.save_encoder")
+    require_mappings(path, blob, {"arch": "build arguments", "state_dict": "weights"})
+    unknown = sorted(set(blob["arch"]) - set(_ARCH_KEYS))
+    if unknown:
+        raise CheckpointError(f"{path}: entry 'arch' has unknown build argument(s) {unknown}",
+                              f"the file was written by other code; expected only {list(_ARCH_KEYS)}")
     arch = dict(blob["arch"], pretrained="none")  # the stored weights replace any initialisation
-    model = build_encoder(**arch)
+    try:
+        model = build_encoder(**arch)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: entry 'arch' does not describe an encoder ({exc})",
+                              "delete the file and rerun the stage that writes it") from None
     load_state_strict(model, blob["state_dict"], str(path))
     model.arch["pretrained"] = blob["arch"].get("pretrained", "none")
     return model.to(map_location), dict(blob.get("extra", {}))

@@ -1,12 +1,20 @@
-"""Keep a training stage's persisted checkpoints only while its inputs are unchanged.
+"""Keep a training stage's persisted checkpoints only while what it computes from is unchanged.
 
 DVC keeps ``persist: true`` folders (checkpoints, dvclive logs) between runs so that a killed
 stage resumes. The trainers resume from whatever checkpoint they find, so after a change of
 seed, params, code or upstream files they would silently continue the old run. dvc.yaml
-therefore runs ``python -m genreid.pipeline.resume_guard <folders> --inputs <files>`` before
-each trainer: it stores a signature of (params.yaml without runtime/report/eval, every .py file
-of genreid/ and stages/, the listed input files) in the first folder and empties the folders
-when the signature differs. A rerun after a kill has the same signature and resumes.
+therefore runs ``python -m genreid.pipeline.resume_guard <folders> --inputs <paths>`` before
+each trainer. The guard
+
+1. validates params.yaml first and touches nothing when it is invalid (a typo never wipes a run);
+2. fingerprints exactly what DVC tracks for the stage: the param keys its dvc.yaml entry lists
+   (``runtime`` excepted: threads or workers never change what is computed), the files of its
+   code dependencies, and the ``--inputs`` (folders by the content of every file in them);
+3. empties the folders only when that fingerprint differs from the one stored in the first.
+
+A rerun after a kill, or after an edit to a param the stage does not read (``train.epochs`` for
+the warm-up), has the same fingerprint and resumes. The stage is found in dvc.yaml from the
+guard's own command line (or given with ``--stage warmup@synthetic``).
 """
 
 from __future__ import annotations
@@ -15,53 +23,96 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-import ruamel.yaml as ruamel_yaml
-
-from genreid.config.loader import read_yaml
 from genreid.errors import GenreidError
+from genreid.pipeline.dvc_stages import StageSpec, load_stages, stage_for_folder
 from genreid.utils.atomic import write_json
 
 SIGNATURE_FILE = "resume_signature.json"
+MODULE = "genreid.pipeline.resume_guard"
 # Params that never change what a trainer computes (so a kill + rerun after editing them resumes).
-IGNORED_SECTIONS: tuple[str, ...] = ("runtime", "report", "eval")
+IGNORED_SECTIONS: tuple[str, ...] = ("runtime",)
+# Without a dvc.yaml stage (``code_roots``): every section but these, as before stages were read.
+UNREAD_BY_TRAINERS: tuple[str, ...] = ("runtime", "report", "eval")
 CODE_ROOTS: tuple[str, ...] = ("genreid", "stages")
+HASH_CACHE = Path(".dvc") / "tmp" / "genreid-resume-guard-hashes.json"
 log = logging.getLogger(__name__)
 
 
-def _sha(h: hashlib._Hash, path: Path) -> None:
-    h.update(path.as_posix().encode() + b"\0")
+def _file_digest(path: Path, cache: dict[str, Any]) -> str:
+    """sha256 of a file; unchanged files (same size, mtime, inode) reuse the cached digest, as DVC's
+    own state database does, so a multi-GB render folder is read once, not at every rerun."""
+    st = path.stat()
+    key, stamp = str(path.absolute()), [st.st_size, st.st_mtime_ns, st.st_ino]
+    hit = cache.get(key)
+    if hit and hit[:3] == stamp:
+        return hit[3]
+    h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
+    cache[key] = [*stamp, h.hexdigest()]
+    return h.hexdigest()
 
 
-def signature(params_path: Path, inputs: Iterable[Path], code_roots: Iterable[Path]) -> dict[str, str]:
-    """Hashes of the params that matter, the code, and each input file (folders: every file inside)."""
-    try:
-        params = read_yaml(params_path.read_text()) or {}
-    except (OSError, ruamel_yaml.YAMLError) as exc:
-        raise GenreidError(f"cannot read {params_path} ({exc})", "run the stage from the repository root") from exc
-    for section in IGNORED_SECTIONS:
-        params.pop(section, None)
-    out = {"params": hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()}
-    code = hashlib.sha256()
-    for root in code_roots:
-        for path in sorted(Path(root).rglob("*.py")):
-            _sha(code, path)
-    out["code"] = code.hexdigest()
+def _tree_digest(item: Path, cache: dict[str, Any], code: bool = False) -> str:
+    """One digest of a file, or of a folder's relative file names and contents (DVC's .dir idea)."""
+    if item.is_dir():
+        files = sorted(p for p in item.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        if code:
+            files = [p for p in files if p.suffix not in (".pyc", ".pyo")]
+    elif item.is_file():
+        files = [item]
+    else:
+        raise GenreidError(f"input {item} of this stage is missing", "run the upstream stage first")
+    h = hashlib.sha256()
+    for path in files:
+        rel = path.relative_to(item).as_posix() if item.is_dir() else path.name
+        h.update(rel.encode() + b"\0" + _file_digest(path, cache).encode() + b"\n")
+    return h.hexdigest()
+
+
+def param_values(cfg_tree: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The values of the stage's param keys (dotted), ``runtime`` left out."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        if key.split(".")[0] in IGNORED_SECTIONS:
+            continue
+        node: Any = cfg_tree
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise GenreidError(f"dvc.yaml lists param {key!r}, which params.yaml does not define",
+                                   "fix the stage's params list in dvc.yaml")
+            node = node[part]
+        out[key] = node
+    return out
+
+
+def code_deps(stage: StageSpec) -> list[str]:
+    """The stage's dependencies that are code (under genreid/ or stages/); data deps are --inputs."""
+    return sorted(d for d in stage.deps if Path(d).parts[:1] and Path(d).parts[0] in CODE_ROOTS)
+
+
+def signature(stage: StageSpec, cfg_tree: dict[str, Any], inputs: Iterable[Path], cache: dict[str, Any],
+              code: Iterable[str] | None = None) -> dict[str, str]:
+    """Hashes of the stage's params, its code dependencies and each input (file or folder)."""
+    params = param_values(cfg_tree, stage.params)
+    out = {"stage": stage.name,
+           "params": hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()}
+    code_hash = hashlib.sha256()
+    for dep in sorted(code_deps(stage) if code is None else code):
+        path = Path(dep)
+        code_hash.update(dep.encode() + b"\0" + (_tree_digest(path, cache, code=True) if path.exists()
+                                                 else "missing").encode())
+    out["code"] = code_hash.hexdigest()
     for item in inputs:
-        h = hashlib.sha256()
-        files = sorted(p for p in item.rglob("*") if p.is_file()) if item.is_dir() else [item]
-        for path in files:
-            if not path.is_file():
-                raise GenreidError(f"input {path} of this stage is missing", "run the upstream stage first")
-            _sha(h, path)
-        out[f"input:{item.as_posix()}"] = h.hexdigest()
+        out[f"input:{item.as_posix()}"] = _tree_digest(item, cache)
     return out
 
 
@@ -76,10 +127,42 @@ def _empty(folder: Path) -> int:
     return removed
 
 
+def _load_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def guard(folders: list[Path], inputs: list[Path], params_path: Path = Path("params.yaml"),
-          code_roots: Iterable[Path] = tuple(Path(r) for r in CODE_ROOTS)) -> bool:
-    """Empty ``folders`` unless they were written under the same signature; True when they were kept."""
-    current = signature(params_path, inputs, code_roots)
+          code_roots: Iterable[Path] | None = None, *, stage: str | None = None, dvc_yaml: Path = Path("dvc.yaml"),
+          hash_cache: Path | None = HASH_CACHE) -> bool:
+    """Empty ``folders`` unless they were written under the same signature; True when they were kept.
+
+    Params are validated before anything is read or removed: an invalid file raises ConfigError
+    and leaves every checkpoint where it is. ``code_roots`` (no dvc.yaml: a trainer run by hand)
+    fingerprints all params but ``runtime``, ``report`` and ``eval``, and every file under those folders,
+    instead of the stage's own keys and code dependencies."""
+    from genreid.config import load_config
+    from genreid.config.loader import read_yaml
+
+    cfg = load_config(params_path)  # raises before any folder is touched
+    tree = cfg.model_dump(mode="json")
+    code: list[str] | None = None
+    if code_roots is not None and stage is None:
+        spec = StageSpec("<all params>", (), tuple(k for k in tree if k not in UNREAD_BY_TRAINERS), ())
+        code = [str(r) for r in code_roots]
+    else:
+        stages = load_stages(dvc_yaml, read_yaml(Path(params_path).read_text()))
+        if stage is not None and stage not in stages:
+            raise GenreidError(f"stage {stage!r} is not in {dvc_yaml} (stages: {', '.join(stages)})",
+                               "pass --stage as `dvc status` spells it, e.g. warmup@synthetic")
+        spec = stages[stage] if stage else stage_for_folder(stages, folders[0], MODULE)
+    cache = _load_cache(hash_cache) if hash_cache else {}
+    current = signature(spec, tree, inputs, cache, code)
+    if hash_cache and hash_cache.parent.is_dir():
+        write_json(hash_cache, cache)
     marker = folders[0] / SIGNATURE_FILE
     try:
         kept = json.loads(marker.read_text()) == current
@@ -88,7 +171,7 @@ def guard(folders: list[Path], inputs: list[Path], params_path: Path = Path("par
     if not kept:
         for folder in folders:
             if folder.is_dir() and _empty(folder):
-                log.info("resume guard: inputs changed, starting %s afresh", folder)
+                log.info("resume guard: %s's params, code or inputs changed, starting %s afresh", spec.name, folder)
         write_json(marker, current)
     return kept
 
@@ -96,14 +179,18 @@ def guard(folders: list[Path], inputs: list[Path], params_path: Path = Path("par
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folders", nargs="+", type=Path, help="persisted folders; the signature lives in the first")
-    p.add_argument("--inputs", nargs="*", type=Path, default=[], help="upstream files the stage reads")
+    p.add_argument("--inputs", nargs="*", type=Path, default=[], help="upstream files or folders the stage reads")
     p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--stage", default=None, help="dvc.yaml stage (e.g. warmup@synthetic); default: the stage "
+                                                 "whose command runs this guard on the first folder")
+    p.add_argument("--dvc-yaml", type=Path, default=Path("dvc.yaml"))
     args = p.parse_args(argv)
-    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=os.environ.get("GENREID_LOG", "INFO"), format="%(levelname)s %(name)s: %(message)s")
     try:
-        kept = guard(args.folders, args.inputs, args.params)
+        kept = guard(args.folders, args.inputs, args.params, stage=args.stage, dvc_yaml=args.dvc_yaml)
     except GenreidError as exc:
         print(f"genreid: error: {exc}", file=sys.stderr)
+        print(f"resume guard: nothing was removed from {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 2
     print(f"resume guard: {'resuming from' if kept else 'fresh start in'} {args.folders[0]}")
     return 0

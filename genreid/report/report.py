@@ -123,8 +123,7 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
     return "\n".join(lines).rstrip() + "\n"
 
 
-SELECTION_LABELS = {"val_map": "validation mAP", "val_mAP": "validation mAP", "last": "last epoch",
-                    "last_epoch": "last epoch"}  # the warm-up and joint trainers spell them differently
+SELECTION_LABELS = {"val_map": "validation mAP", "last_epoch": "last epoch"}  # genreid.engine.selection
 
 
 def _criterion(selected_on: str | None) -> str:

@@ -25,10 +25,22 @@ def _umask() -> int:
     return mask
 
 
+def _free_space(folder: Path) -> str:
+    """Free space where ``path`` lives, for the disk-full message (best effort)."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return f"{shutil.disk_usage(probe).free / 2**20:.0f} MiB free in {probe}"
+    except OSError:
+        return f"free space in {probe} unknown"
+
+
 def _explain_os_error(path: Path, exc: OSError) -> GenreidError:
-    if exc.errno == errno.ENOSPC:
-        return GenreidError(f"no space left on device while writing {path}",
-                            "free disk space (see `df -h`) and rerun; earlier outputs were kept")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return GenreidError(f"disk full (no space left on device) writing {path}: {_free_space(path.parent)}",
+                            "free space (see `df -h`) or point the output elsewhere, then rerun; the earlier "
+                            "file and every finished checkpoint were kept")
     if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return GenreidError(f"cannot write {path}: {exc.strerror}",
                             "make the output directory writable and rerun; earlier outputs were kept")
@@ -87,13 +99,46 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
+class _RecordingWriter:
+    """A file handle that remembers the OSError of a failed write: torch.save hides it behind a
+    RuntimeError ("unexpected pos ..."), which would leave the user without the real cause."""
+
+    def __init__(self, fh: Any):
+        self._fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+
 def torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` through a temporary file, so a kill never leaves a truncated checkpoint."""
+    """``torch.save`` through a temporary file, so a kill never leaves a truncated checkpoint.
+
+    torch names the records inside its zip archive after the file it writes to; saving into an
+    open handle gives them the fixed name ``archive``, so the same weights always give the same
+    bytes (and the same DVC hash) whatever the temporary file was called.
+    """
     import torch
 
+    path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-    return Path(path)
+        with open(tmp, "wb") as fh:
+            writer = _RecordingWriter(fh)
+            try:
+                torch.save(obj, writer)
+            except RuntimeError as exc:
+                if writer.error is not None:
+                    raise writer.error from exc
+                raise
+            fh.flush()
+    return path
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from genreid.config.base import StrictModel
+from genreid.config.sections.cluster import ClusterConfig
 
 Method = Literal["gcl", "gcl_plus"]
 ALL_ANGLES = [45, 90, 135, 180, 225, 270, 315]
@@ -79,7 +80,28 @@ class PretrainConfig(StrictModel):
         return _check_angles(v)
 
 
+class GclCluster(ClusterConfig):
+    """GCL's clustering: the rho rule by default, also when a recipe sets only some keys."""
+
+    eps_rule: Literal["fixed", "rho"] = Field("rho", description="GCL: rho (0.002 Market/Duke, 0.0012 MSMT17)")
+
+
+class GclPlusCluster(ClusterConfig):
+    """GCL+'s clustering: a fixed eps of 0.55 by default."""
+
+    eps: float = Field(0.55, gt=0.0, lt=1.0, description="GCL+: fixed DBSCAN eps 0.55")
+
+
+class GclConfig(StrictModel):
+    """GCL (CVPR 2021): view-invariant memory loss; pseudo-labels with the rho rule."""
+
+    cluster: GclCluster = Field(default_factory=GclCluster, description="GCL: eps by the rho rule")
+
+
 class GclPlusConfig(StrictModel):
+    """GCL+ (TPAMI 2023): adds identity mixing and prototype losses; fixed eps 0.55."""
+
+    cluster: GclPlusCluster = Field(default_factory=GclPlusCluster, description="GCL+: fixed eps 0.55")
     mixup: Literal["d_mixup", "mixup", "f_mixup", "none"] = Field(
         "d_mixup", description="identity mixing: codes through G (paper), pixels, features, or off")
     beta_alpha: float = Field(0.6, gt=0.0, description="lambda ~ Beta(a, a), folded to >= 0.5")
@@ -115,21 +137,13 @@ class TrainConfig(StrictModel):
     term3_negatives: Literal["f", "f_nv"] = Field("f", description="authors' code scores term 3's negatives with f_nv")
     positive_includes_self: bool = Field(False, description="authors' code may draw the anchor as its own positive")
     vi_weight: float = Field(1.0, ge=0.0, description="view-invariant memory loss weight")
-    k1: int = Field(30, ge=1)
-    k2: int = Field(6, ge=1)
-    min_samples: int = Field(4, ge=1)
-    gcl_rho: float = Field(0.002, gt=0.0, lt=1.0, description="GCL eps = mean of smallest rho fraction")
-    gcl_plus_eps: float = Field(0.55, gt=0.0, lt=1.0)
-    camera_norm: bool = Field(False, description=(
-        "not in the papers: centre memory features per camera before the Jaccard distance (as "
-        "warmup.cluster.camera_norm); for encoders trained from scratch whose features group by camera"))
+    gcl: GclConfig = Field(default_factory=GclConfig)
     gcl_plus: GclPlusConfig = Field(default_factory=GclPlusConfig)
-    checkpoint_every_iters: int = Field(500, ge=1)
+    checkpoint_every_iters: int = Field(500, ge=1, description="iterations between checkpoints (and every epoch end)")
     eval_every: int = Field(1, ge=1, description="validation (model selection) every N epochs; last always")
     selection: Literal["val_map", "last"] = Field("val_map", description="encoder kept: best val mAP or last")
     extract_batch_size: int = Field(128, ge=1, description="batch size of feature extraction for validation "
                                                            "(kept apart from eval.batch_size so eval never retrains)")
-    sheet_rows: int = Field(4, ge=1)
 
     @field_validator("angles")
     @classmethod

@@ -11,16 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from genreid.config.base import StrictModel
-
-
-class ClusterConfig(StrictModel):
-    k1: int = Field(30, ge=1, description="k-reciprocal neighbourhood size of the Jaccard distance")
-    k2: int = Field(6, ge=1, description="query-expansion neighbours of the Jaccard distance")
-    eps: float | None = Field(0.6, gt=0.0, lt=1.0, description="fixed DBSCAN eps; null = rho rule")
-    rho: float = Field(0.002, gt=0.0, lt=1.0, description="used when eps is null")
-    min_samples: int = Field(4, ge=1, description="DBSCAN min_samples; unclustered images are dropped that epoch")
-    camera_norm: bool = Field(False, description="centre features per camera before the Jaccard distance "
-                                                 "(not in Cluster-Contrast; helps encoders trained from scratch)")
+from genreid.config.sections.cluster import ClusterConfig
 
 
 class WarmupConfig(StrictModel):
@@ -39,9 +30,10 @@ class WarmupConfig(StrictModel):
                                              "batches; off by default (GCL's only views are generated ones)")
     pooling: Literal["avg", "gem"] | None = Field(
         "gem", description="warm-up encoder pooling (Cluster-Contrast: GeM); null = model.pooling")
-    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Cluster-Contrast: fixed eps 0.6")
     eval_every: int = Field(5, ge=1, description="validation every N epochs (and after the last)")
-    checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    checkpoint_every_iters: int | None = Field(
+        None, ge=1, description="iterations between checkpoints besides the one at every epoch end; null = epoch ends")
     extract_batch_size: int = Field(256, ge=1, description="batch size of feature extraction for clustering/validation")
     import_encoder: str | None = Field(
         None, description="path of an identity encoder converted from the authors' stage-1 file by `genreid "

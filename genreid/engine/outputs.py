@@ -1,0 +1,31 @@
+"""The final write of a stage that trains the identity encoder (stages 1 and 3): the selected
+weights into ``encoder.pt`` with the :class:`Selection` record, and ``train/summary.json``."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from genreid.engine.selection import Selection
+from genreid.engine.trainer import Trainer
+from genreid.models.id_encoder import save_encoder
+from genreid.utils.atomic import write_json
+from genreid.utils.provenance import run_record
+
+
+def write_selected_encoder(trainer: Trainer, selection: Selection, encoder: nn.Module, method: str, *, seed: int,
+                           batch_size: int, model_dir: Path, results_dir: Path,
+                           extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    selected = copy.deepcopy(encoder).cpu()
+    if trainer.best is not None and trainer.best.selected_weights() is not None:
+        selected.load_state_dict(trainer.best.selected_weights())
+    record = {"method": method, **selection.as_dict(), "resumed": trainer.resumed, "iterations": trainer.iteration,
+              "epochs": trainer.epochs, "seed": seed, **(extra or {})}
+    save_encoder(selected, Path(model_dir) / "encoder.pt", record)
+    summary = {**record, "history": trainer.history, **trainer.throughput(batch_size),
+               "world_size": trainer.info.world_size, "provenance": run_record(seed, trainer.info.device)}
+    write_json(Path(results_dir) / "train" / "summary.json", summary)
+    return summary

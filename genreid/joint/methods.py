@@ -1,0 +1,113 @@
+"""The stage-3 methods as objects chosen once (METHOD.md sections 3-5): what each adds to the shared
+joint iteration, which clustering it uses and what state it keeps across an epoch.
+
+- :class:`GCL`: the view-invariant memory loss only; pseudo-labels with ``train.gcl.cluster``.
+- :class:`GCLPlus`: identity mixing (D-Mixup / Mixup / F-Mixup / none) and prototype losses on top;
+  prototypes are the memory's cluster means, fixed for the epoch; ``train.gcl_plus.cluster``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from genreid.config.sections.cluster import ClusterConfig
+from genreid.config.sections.gan import TrainConfig
+from genreid.errors import ConfigError
+from genreid.gan.nets import GanNets, Views
+from genreid.joint.mixing import draw_mix, mix, soft_targets
+from genreid.losses.prototype import cluster_prototypes, prototype_loss
+from genreid.memory.instance_memory import InstanceMemory
+
+
+@dataclass
+class MixedView:
+    """GCL+'s mixed identity view of one batch (empty for methods without one)."""
+
+    f_mix: torch.Tensor | None = None
+    target: torch.Tensor | None = None
+    fakes: list[torch.Tensor] = field(default_factory=list)  # extra generated sets D and G's adversarial term see
+
+
+class JointMethod:
+    """GCL's behaviour; subclasses override what they add."""
+
+    name = "gcl"
+
+    def __init__(self, cluster: ClusterConfig):
+        self.cluster = cluster
+
+    def begin_epoch(self, memory: InstanceMemory) -> None:
+        """Per-epoch state from the freshly labelled memory (not called when resuming mid-epoch)."""
+
+    def mixed_view(self, nets: GanNets, views: Views, x: torch.Tensor, labels: torch.Tensor) -> MixedView:
+        return MixedView()
+
+    def extra_loss(self, views: Views, labels: torch.Tensor, mixed: MixedView
+                   ) -> tuple[torch.Tensor | None, dict[str, float]]:
+        return None, {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class GCL(JointMethod):
+    name = "gcl"
+
+
+class GCLPlus(JointMethod):
+    name = "gcl_plus"
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__(cfg.gcl_plus.cluster)
+        self.cfg = cfg.gcl_plus
+        self.prototypes: torch.Tensor | None = None
+
+    def begin_epoch(self, memory: InstanceMemory) -> None:
+        self.prototypes = cluster_prototypes(memory.features, memory.labels)
+
+    def mixed_view(self, nets: GanNets, views: Views, x: torch.Tensor, labels: torch.Tensor) -> MixedView:
+        kind = self.cfg.mixup
+        if kind == "none":
+            return MixedView()
+        draw = draw_mix(x.shape[0], self.cfg.beta_alpha)
+        out = MixedView(target=soft_targets(labels, draw, self.prototypes.shape[0]))
+        if kind == "d_mixup":
+            x_mix = nets.decoder(views.s0, mix(views.a, draw))
+            out.f_mix = nets.id_encoder(x_mix)[1]
+            if self.cfg.mix_adv:
+                out.fakes.append(x_mix)
+        elif kind == "mixup":
+            out.f_mix = nets.id_encoder(mix(x, draw))[1]
+        else:  # f_mixup
+            out.f_mix = mix(views.f, draw)
+        return out
+
+    def extra_loss(self, views: Views, labels: torch.Tensor, mixed: MixedView
+                   ) -> tuple[torch.Tensor | None, dict[str, float]]:
+        if self.cfg.id_w <= 0:
+            return None, {}
+        proto, parts = prototype_loss(views.f, labels, self.prototypes, self.cfg.proto_temperature,
+                                      self.cfg.proto_normalise, mixed.f_mix, mixed.target)
+        return self.cfg.id_w * proto, {**parts, "proto": float(proto.detach())}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"prototypes": self.prototypes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.prototypes = state["prototypes"]
+
+
+def build_method(name: str, cfg: TrainConfig) -> JointMethod:
+    """The method object for ``--method``; control arms register here as well."""
+    if name == "gcl":
+        return GCL(cfg.gcl.cluster)
+    if name == "gcl_plus":
+        return GCLPlus(cfg)
+    raise ConfigError(f"--method {name!r} is not a stage-3 method",
+                      "use one of gcl, gcl_plus (the baseline is the warm-up encoder, stage 1)")

@@ -1,0 +1,79 @@
+"""Stage 3 end to end: load the warm-up encoder and the pre-trained generator, build the method and
+the step from ``train``, train, and write the encoder selected on the validation split."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from genreid.config.schema import RuntimeConfig
+from genreid.config.sections.gan import TrainConfig
+from genreid.engine import dist
+from genreid.engine.amp import AmpContext
+from genreid.engine.batches import image_dataset
+from genreid.engine.hooks import Validation, default_hooks
+from genreid.engine.schedule import StepSchedule
+from genreid.engine.selection import BestModel
+from genreid.engine.trainer import Hook, Trainer
+from genreid.errors import TrainingDiverged
+from genreid.gan.nets import GanNets
+from genreid.gan.renders import open_renders
+from genreid.joint.iteration import DIVERGED_FIX, Optimisers
+from genreid.joint.methods import build_method
+from genreid.joint.step import JointStep
+from genreid.models.generator import load_generator
+from genreid.models.id_encoder import load_encoder
+from genreid.utils.seeding import seed_everything
+
+
+def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir: str | Path,
+                encoder_path: str | Path, generator_path: str | Path, cfg: TrainConfig, method_name: str,
+                runtime: RuntimeConfig, *, seed: int, height: int, width: int, model_dir: str | Path,
+                results_dir: str | Path, device: torch.device | str = "cpu",
+                stop_after_iters: int | None = None,
+                extra_hooks: Sequence[Hook] = ()) -> dict[str, Any]:
+    """Train E_id jointly with the pre-trained generator; write ``model_dir/encoder.pt`` (val-selected).
+
+    Under ``torchrun`` each rank trains on its share of every batch (gradients averaged, memory
+    updated with every rank's features, clustering broadcast from rank 0); rank 0 writes the files.
+    """
+    method = build_method(method_name, cfg)
+    info = dist.init_distributed(device)
+    model_dir, results_dir = Path(model_dir), Path(results_dir)
+    seed_everything(seed, runtime.deterministic)
+    amp = AmpContext(info.device, runtime.amp, runtime.channels_last)
+    id_enc, _ = load_encoder(encoder_path, map_location=info.device)
+    e_str, dec, dis, _ = load_generator(generator_path, map_location=info.device)
+    if dec.stripe_dim != id_enc.channels or dec.stripes != id_enc.stripes:
+        raise TrainingDiverged(f"{generator_path} was trained for {dec.stripes} x {dec.stripe_dim} appearance codes "
+                               f"but {encoder_path} gives {id_enc.stripes} x {id_enc.channels}",
+                               "rerun the pretrain stage with this encoder")
+    nets = GanNets(*(amp.module(m).train() for m in (id_enc, e_str, dec, dis)))
+    o = cfg.optim
+    opts = Optimisers(
+        g=torch.optim.Adam(nets.generator_parameters(), lr=cfg.stage3_lr_g, betas=(o.beta1, o.beta2),
+                           weight_decay=o.weight_decay),
+        d=torch.optim.Adam(dis.parameters(), lr=cfg.stage3_lr_g, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay),
+        id=torch.optim.SGD(id_enc.parameters(), lr=o.lr_id, momentum=o.momentum, nesterov=True,
+                           weight_decay=o.weight_decay))
+    store = open_renders(str(render_dir), "train", train_df, cfg.angles)
+    dataset = image_dataset(train_df, height, width)
+    val_set = image_dataset(val_df, height, width) if val_df is not None and len(val_df) else None
+    validation = Validation(nets.id_encoder, val_set, cfg.eval_every, cfg.extract_batch_size, runtime.num_workers,
+                            DIVERGED_FIX) if val_set is not None else None
+    step = JointStep(cfg, method, seed=seed, nets=nets, opts=opts, dataset=dataset, store=store,
+                     camids=train_df["camid"].to_numpy(), true_ids=train_df["pid"].to_numpy(), info=info, amp=amp,
+                     validation=validation, model_dir=model_dir, results_dir=results_dir,
+                     num_workers=runtime.num_workers)
+    schedule = StepSchedule({"g": cfg.stage3_lr_g, "d": cfg.stage3_lr_g, "id": o.lr_id}, cfg.lr_gamma,
+                            [cfg.step_epoch])
+    best = BestModel(nets.id_encoder, use_validation=cfg.selection == "val_map" and val_set is not None)
+    hooks = default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters, log_every=10,
+                          validation=validation) + list(extra_hooks)
+    trainer = Trainer(step, info=info, epochs=cfg.epochs, ckpt_dir=model_dir / "ckpt",
+                      results_dir=results_dir / "train", best=best, hooks=hooks, stop_after_iters=stop_after_iters)
+    return trainer.train()

@@ -1,0 +1,1 @@
+"""Stage 2: generator pre-training with the warm-up encoder frozen."""

@@ -1,0 +1,68 @@
+"""Stage 2 end to end: load the frozen encoder, build (E_str, G, D) from the config sections, train,
+write ``generator.pt`` and the views sheet."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from genreid.config.schema import RuntimeConfig
+from genreid.config.sections.gan import PretrainConfig
+from genreid.config.sections.model import GeneratorWidths as GeneratorSection
+from genreid.engine import dist
+from genreid.engine.amp import AmpContext
+from genreid.engine.batches import image_dataset
+from genreid.engine.hooks import default_hooks
+from genreid.engine.schedule import StepSchedule
+from genreid.engine.trainer import Hook, Trainer
+from genreid.gan.nets import GanNets
+from genreid.gan.renders import open_renders
+from genreid.gan.sheet import sheet_rows
+from genreid.models.generator import GeneratorWidths, build_generator
+from genreid.models.id_encoder import load_encoder
+from genreid.pretrain.step import PretrainStep
+from genreid.utils.seeding import seed_everything
+
+
+def generator_widths(g: GeneratorSection, p: PretrainConfig) -> GeneratorWidths:
+    """The generator's build arguments: ``model.generator`` widths + the decoder's two pretrain switches."""
+    return GeneratorWidths(str_channels=tuple(g.str_channels), str_out=g.str_out, dec_channels=tuple(g.dec_channels),
+                           mlp_dim=g.mlp_dim, dis_channels=tuple(g.dis_channels), dis_scales=g.dis_scales,
+                           res_blocks=g.res_blocks, adain_scale_offset=p.adain_scale_offset, code_norm=p.code_norm,
+                           code_split=g.code_split, aspp_activation=g.aspp_activation, decoder_norm=g.decoder_norm)
+
+
+def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_path: str | Path,
+                       cfg: PretrainConfig, widths: GeneratorWidths, runtime: RuntimeConfig, *, seed: int,
+                       height: int, width: int, model_dir: str | Path, results_dir: str | Path,
+                       device: torch.device | str = "cpu", stop_after_iters: int | None = None,
+                extra_hooks: Sequence[Hook] = ()) -> dict[str, Any]:
+    """Train E_str, G, D; write ``model_dir/generator.pt``, ``results_dir/views.png`` and, next to the
+    dvclive log, ``results_dir/train/summary.json`` and the per-epoch sheets.
+
+    Under ``torchrun`` each rank trains on its share of every batch; rank 0 writes the files.
+    """
+    info = dist.init_distributed(device)
+    model_dir, results_dir = Path(model_dir), Path(results_dir)
+    seed_everything(seed, runtime.deterministic)
+    amp = AmpContext(info.device, runtime.amp, runtime.channels_last)
+    id_enc, _ = load_encoder(encoder_path, map_location=info.device)
+    id_enc = amp.module(id_enc).eval().requires_grad_(False)
+    store = open_renders(str(render_dir), "train", train_df, cfg.angles)
+    e_str, dec, dis = build_generator(widths, id_enc.channels, id_enc.stripes)
+    nets = GanNets(id_enc, amp.module(e_str), amp.module(dec), amp.module(dis))
+    dataset = image_dataset(train_df, height, width)
+    step = PretrainStep(cfg, seed=seed, nets=nets, dataset=dataset, store=store,
+                        sheet_rows=sheet_rows(dataset.pids, cfg.sheet_rows), info=info, amp=amp, model_dir=model_dir,
+                        results_dir=results_dir, num_workers=runtime.num_workers)
+    schedule = StepSchedule({"g": cfg.optim.lr_g, "d": cfg.optim.lr_d}, warm_iters=cfg.recon_warmup_iters,
+                            warm_lr=cfg.recon_warmup_lr, warm=("g",))
+    hooks = default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters, log_every=10,
+                          validation=None) + list(extra_hooks)
+    trainer = Trainer(step, info=info, epochs=cfg.epochs, ckpt_dir=model_dir / "ckpt",
+                      results_dir=results_dir / "train", hooks=hooks, stop_after_iters=stop_after_iters)
+    return trainer.train()

@@ -1,1 +1,0 @@
-"""Trainers for the three training stages, and what they share (checkpoints)."""

@@ -1,0 +1,1 @@
+"""Stage 1: the identity-encoder warm-up with Cluster-Contrast, reported as the "baseline"."""

@@ -1,0 +1,40 @@
+"""Cluster-Contrast's training batches for one epoch: PK groups over the pseudo-identities,
+``iters_per_epoch`` of them, drawing further sampler passes when one pass gives fewer."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchvision.transforms.v2 as T
+
+from genreid.data.samplers import RandomIdentitySampler
+from genreid.errors import GenreidError
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The warm-up's per-epoch seed: its sampler and (with the rank) its augmentation draws."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
+def pk_batches(labels: np.ndarray, camids: np.ndarray, batch_size: int, num_instances: int, seed: int,
+               iterations: int) -> list[list[int]]:
+    """``iterations`` full PK batches; each sampler pass is cut into batches (the partial rest dropped)."""
+    sampler = RandomIdentitySampler(labels, camids, batch_size, num_instances, seed)
+    out: list[list[int]] = []
+    while len(out) < iterations:
+        order = list(iter(sampler))
+        full = len(order) // batch_size
+        if full == 0:
+            raise GenreidError("the warm-up sampler produced no full batch this epoch",
+                               "lower warmup.batch_size or warmup.num_instances, or check the clustering")
+        out += [order[i * batch_size:(i + 1) * batch_size] for i in range(full)]
+    return out[:iterations]
+
+
+def augment_batch(images: torch.Tensor) -> torch.Tensor:
+    """Cluster-Contrast's training augmentation, drawn per image from the global RNG: horizontal
+    flip, pad (10 px at 256x128, scaled) + random crop, random erasing (p 0.5)."""
+    h, w = images.shape[-2:]
+    pad = max(1, round(10 * h / 256))
+    t = T.Compose([T.RandomHorizontalFlip(), T.Pad(pad), T.RandomCrop((h, w)), T.RandomErasing(p=0.5, value=0)])
+    return torch.stack([t(img) for img in images])

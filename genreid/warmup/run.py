@@ -1,0 +1,69 @@
+"""Stage 1 end to end: build the encoder and the step from the config sections, train, and write
+``encoder.pt`` (the epoch selected on validation mAP) and ``train/summary.json``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genreid.config.schema import RuntimeConfig
+from genreid.config.sections.model import ModelConfig
+from genreid.config.sections.warmup import WarmupConfig
+from genreid.engine import dist
+from genreid.engine.amp import AmpContext
+from genreid.engine.batches import image_dataset
+from genreid.engine.hooks import Validation, default_hooks
+from genreid.engine.schedule import StepSchedule
+from genreid.engine.selection import BestModel
+from genreid.engine.trainer import Hook, Trainer
+from genreid.errors import ConfigError
+from genreid.models.id_encoder import build_encoder
+from genreid.models.layers import set_bn_group_size
+from genreid.utils.seeding import seed_everything
+from genreid.warmup.step import DIVERGED_FIX, WarmupStep
+
+
+def encoder_kwargs(model: ModelConfig, pooling: str | None) -> dict[str, Any]:
+    """The identity encoder's build arguments: ``model`` with the warm-up's pooling (if set) on top."""
+    return {"backbone": model.backbone, "pretrained": model.pretrained, "pooling": pooling or model.pooling,
+            "embedding_dim": model.embedding_dim, "last_stride": model.last_stride, "stripes": model.stripes}
+
+
+def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: WarmupConfig, model_cfg: ModelConfig,
+                 runtime: RuntimeConfig, *, seed: int, height: int, width: int, model_dir: str | Path,
+                 results_dir: str | Path, device: torch.device | str = "cpu",
+                 stop_after_iters: int | None = None,
+                 extra_hooks: Sequence[Hook] = ()) -> dict[str, Any]:
+    """Train, select on validation mAP, write ``model_dir/encoder.pt`` and ``results_dir/train/``.
+
+    ``stop_after_iters`` checkpoints and returns after that many iterations of this call, exactly
+    what a kill right after a checkpoint leaves (tests use it).
+    """
+    info = dist.init_distributed(device)
+    if cfg.batch_size % (info.world_size * cfg.num_instances):
+        raise ConfigError(f"warmup.batch_size {cfg.batch_size} must split into {info.world_size} process(es) x "
+                          f"groups of warmup.num_instances {cfg.num_instances}", "change batch_size or num_instances")
+    model_dir, results_dir = Path(model_dir), Path(results_dir)
+    seed_everything(seed, runtime.deterministic)
+    amp = AmpContext(info.device, runtime.amp, runtime.channels_last)
+    encoder = amp.module(set_bn_group_size(build_encoder(**encoder_kwargs(model_cfg, cfg.pooling)), cfg.bn_group_size))
+    train_set = image_dataset(train_df, height, width)
+    val_set = image_dataset(val_df, height, width) if val_df is not None and len(val_df) else None
+    step = WarmupStep(cfg, seed=seed, encoder=encoder, dataset=train_set,
+                      camids=train_df["camid"].to_numpy(dtype=np.int64),
+                      true_ids=train_df["pid"].to_numpy(dtype=np.int64), info=info, amp=amp, model_dir=model_dir,
+                      results_dir=results_dir, num_workers=runtime.num_workers)
+    schedule = StepSchedule({"encoder": cfg.lr}, cfg.lr_gamma, StepSchedule.every(cfg.step_size, cfg.epochs))
+    validation = Validation(encoder, val_set, cfg.eval_every, cfg.extract_batch_size, runtime.num_workers,
+                            DIVERGED_FIX) if val_set is not None else None
+    trainer = Trainer(step, info=info, epochs=cfg.epochs, ckpt_dir=model_dir / "ckpt",
+                      results_dir=results_dir / "train", best=BestModel(encoder, val_set is not None),
+                      hooks=default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters,
+                                          log_every=50, validation=validation) + list(extra_hooks),
+                      stop_after_iters=stop_after_iters)
+    return trainer.train()

@@ -1,0 +1,125 @@
+"""Stage 1's step (METHOD.md section 7): Cluster-Contrast on the identity encoder.
+
+Each epoch: features of all training images -> k-reciprocal Jaccard -> DBSCAN pseudo-labels
+(outliers dropped; quality logged, true ids never used) -> cluster memory from the centroids ->
+``iters_per_epoch`` PK batches, loss ``CE(f C^T / tau)``, Adam, memory update after each step.
+BN statistics come from groups of ``bn_group_size`` images (ghost BN), so one device reproduces
+the published 4 GPUs x 64 recipe. The epoch's seed comes from (seed, epoch): a resumed epoch repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genreid.cluster import cluster_features
+from genreid.config.sections.warmup import WarmupConfig
+from genreid.engine import dist
+from genreid.engine.amp import AmpContext
+from genreid.engine.batches import batch_loader
+from genreid.engine.evaluate import extract_all
+from genreid.engine.guards import assert_finite
+from genreid.engine.outputs import write_selected_encoder
+from genreid.engine.selection import Selection
+from genreid.engine.trainer import Trainer, TrainStep
+from genreid.errors import GenreidError
+from genreid.losses.cluster_contrast import cluster_contrast_loss
+from genreid.memory.cluster_memory import ClusterMemory
+from genreid.memory.labels import EpochLabels
+from genreid.warmup.batches import augment_batch, epoch_seed, pk_batches
+
+log = logging.getLogger(__name__)
+DIVERGED_FIX = "lower warmup.lr (the loss or features became NaN/inf), then rerun"
+
+
+class WarmupStep(TrainStep):
+    name = "warmup"
+
+    def __init__(self, cfg: WarmupConfig, *, seed: int, encoder: nn.Module, dataset: Any, camids: np.ndarray,
+                 true_ids: np.ndarray | None, info: dist.DistInfo, amp: AmpContext, model_dir: Path,
+                 results_dir: Path, num_workers: int = 0):
+        self.cfg, self.seed, self.info, self.amp, self.num_workers = cfg, seed, info, amp, num_workers
+        self.encoder, self.model = encoder, dist.wrap(encoder, info)
+        self.dataset, self.camids, self.true_ids = dataset, camids, true_ids
+        self.optimizer = torch.optim.Adam(encoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.memory = ClusterMemory(encoder.embedding_dim, cfg.momentum).to(info.device)
+        self.labels = EpochLabels()
+        self.model_dir, self.results_dir = model_dir, results_dir
+
+    def state(self) -> dict[str, Any]:
+        return {"encoder": self.encoder, "optimizer": self.optimizer, "scaler": self.amp, "memory": self.memory,
+                "labels": self.labels}
+
+    def optimisers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"encoder": self.optimizer}
+
+    def buffered_modules(self) -> list[nn.Module]:
+        return [self.encoder]
+
+    def begin_epoch(self, trainer: Trainer, epoch: int, fresh: bool) -> None:
+        if fresh:
+            s = epoch_seed(self.seed, epoch, self.info.rank)
+            random.seed(s)
+            np.random.seed(s)
+            torch.manual_seed(s)
+            self._cluster(epoch)
+        self.model.train()
+
+    def _cluster(self, epoch: int) -> None:
+        c = self.cfg.cluster
+        feats = extract_all(self.encoder, self.dataset, self.info, self.cfg.extract_batch_size, self.num_workers,
+                            f"at the start of warm-up epoch {epoch}", DIVERGED_FIX)
+        eps, rho = c.eps_and_rho()
+        labels, quality = cluster_features(feats.features, eps=eps, rho=rho, min_samples=c.min_samples, k1=c.k1,
+                                           k2=c.k2, true_ids=self.true_ids,
+                                           camids=self.camids if c.camera_norm else None)
+        labels = dist.broadcast_array(labels, self.info)
+        if quality["num_clusters"] == 0:
+            raise GenreidError(
+                f"warm-up epoch {epoch}: DBSCAN found no cluster among {len(labels)} training images "
+                f"(eps {quality['eps']:.3f}, min_samples {c.min_samples}); training cannot continue",
+                "raise warmup.cluster.eps (or use warmup.cluster.eps_rule: rho) or lower warmup.cluster.min_samples")
+        if quality["largest_cluster"] > 0.5 * len(labels):
+            log.warning("epoch %d: one cluster holds %d of %d images (eps too large or features collapsed)",
+                        epoch, quality["largest_cluster"], len(labels))
+        self.memory.reset(feats.features.to(self.info.device), torch.from_numpy(labels))
+        self.labels.set(labels, quality)
+
+    def batches(self, trainer: Trainer, epoch: int) -> list[list[int]]:
+        return pk_batches(self.labels.labels, self.camids, self.cfg.batch_size, self.cfg.num_instances,
+                          epoch_seed(self.seed, epoch), self.cfg.iters_per_epoch)
+
+    def loader(self, trainer: Trainer, batches: list[list[int]], epoch: int):
+        return batch_loader(self.dataset, batches, epoch_seed(self.seed, epoch), self.num_workers,
+                            pin_memory=self.info.device.type == "cuda")
+
+    def run_step(self, trainer: Trainer, batch: dict) -> dict[str, float]:
+        targets = torch.from_numpy(self.labels.labels[batch["index"].numpy()]).to(self.info.device)
+        images = augment_batch(batch["image"]) if self.cfg.augment else batch["image"]
+        with self.amp.autocast():
+            _, f = self.model(self.amp.input(images))
+        f = F.normalize(f.float(), dim=1)
+        loss = cluster_contrast_loss(f, self.memory.features, targets, self.cfg.temperature)
+        assert_finite({"loss": loss}, f"warm-up epoch {trainer.epoch} iteration {trainer.iteration}", DIVERGED_FIX,
+                      self.info)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.amp.backward(loss)
+        self.amp.step(self.optimizer)
+        self.amp.update()
+        self.memory.update(dist.all_gather_cat(f.detach(), self.info), dist.all_gather_cat(targets, self.info))
+        return {"loss": float(loss.detach())}
+
+    def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
+        return {"lr": self.optimizer.param_groups[0]["lr"], **self.labels.record()}
+
+    def finish(self, trainer: Trainer, selection: Selection) -> dict[str, Any]:
+        return write_selected_encoder(trainer, selection, self.encoder, "cluster_contrast_warmup", seed=self.seed,
+                                      batch_size=self.cfg.batch_size, model_dir=self.model_dir,
+                                      results_dir=self.results_dir)

@@ -1,0 +1,126 @@
+"""Stage-3 trainer on the toy dataset: outputs and selection record, exact resume, NaN stop, every
+mixing ablation, degenerate clustering stops with a clear message, no validation split."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from genreid.config.schema import RuntimeConfig
+from genreid.config.sections.gan import TrainConfig
+from genreid.engine.amp import AmpContext
+from genreid.engine.batches import image_dataset
+from genreid.errors import ConfigError, TrainingDiverged
+from genreid.gan.nets import GanNets
+from genreid.joint.iteration import JointBatch, Optimisers, joint_iteration
+from genreid.joint.methods import build_method
+from genreid.joint.run import train_joint
+from genreid.joint.step import JointStep
+from genreid.memory.instance_memory import InstanceMemory
+from genreid.models.generator import build_generator
+from genreid.models.id_encoder import build_encoder, load_encoder
+
+CLUSTER = {"k1": 6, "k2": 2, "min_samples": 2}
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(epochs=2, batch_size=4, iters_per_epoch=3, step_epoch=1, num_negatives=8, checkpoint_every_iters=2,
+                extract_batch_size=16, gcl={"cluster": {**CLUSTER, "eps_rule": "rho", "rho": 0.3}},
+                gcl_plus={"cluster": {**CLUSTER, "eps_rule": "fixed", "eps": 0.7}})
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _run(toy, out, cfg, method="gcl_plus", val=True, **kw):
+    return train_joint(toy["df"], toy["val_df"] if val else None, toy["render_dir"], toy["encoder"],
+                       toy["generator"], cfg, method, RuntimeConfig(device="cpu"), seed=1, height=toy["height"],
+                       width=toy["width"], model_dir=out / "models", results_dir=out / "results", **kw)
+
+
+def test_gcl_trains_the_encoder_and_records_the_selection(gan_toy, tmp_path):
+    summary = _run(gan_toy, tmp_path, _cfg(), "gcl")
+    enc, extra = load_encoder(tmp_path / "models" / "encoder.pt")
+    assert extra["method"] == "gcl" and extra["last_epoch"] == 1 and extra["selected_epoch"] in (0, 1)
+    assert extra["selected_on"] == "val_map" and extra["resumed"] is False
+    history = summary["history"]
+    assert [h["epoch"] for h in history] == [-1, 0, 1]
+    assert history[1]["pseudo_num_clusters"] >= 2 and "pseudo_nmi" in history[1]
+    assert history[1]["lr_factor"] == 1.0 and history[2]["lr_factor"] == pytest.approx(0.1)
+    start = load_encoder(gan_toy["encoder"])[0].state_dict()
+    assert any(not torch.equal(start[k], v) for k, v in enc.state_dict().items())
+    saved = json.loads((tmp_path / "results" / "train" / "summary.json").read_text())
+    assert saved["iterations"] == 6 and summary["images_per_s"] > 0
+    assert (tmp_path / "results" / "train" / "metrics.json").is_file()  # dvclive summary for the report
+
+
+def test_gcl_plus_resume_after_kill_is_exact(gan_toy, tmp_path):
+    cfg = _cfg(selection="last")
+    _run(gan_toy, tmp_path / "straight", cfg)
+    killed = _run(gan_toy, tmp_path / "resumed", cfg, stop_after_iters=4)  # mid-epoch 1, after a re-clustering
+    assert killed["stopped_early"]
+    assert _run(gan_toy, tmp_path / "resumed", cfg)["resumed"] is True
+    a = load_encoder(tmp_path / "straight" / "models" / "encoder.pt")[0].state_dict()
+    b = load_encoder(tmp_path / "resumed" / "models" / "encoder.pt")[0].state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_without_a_validation_split_it_trains_on_everything_and_keeps_the_last_epoch(gan_toy, tmp_path):
+    summary = _run(gan_toy, tmp_path, _cfg(), val=False)
+    assert summary["selected_on"] == "last_epoch" and summary["selected_epoch"] == 1
+    assert [h["epoch"] for h in summary["history"]] == [0, 1] and "val_mAP" not in summary["history"][0]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(gan_toy, tmp_path):
+    _run(gan_toy, tmp_path, _cfg(epochs=1))
+    before = sorted((tmp_path / "models" / "ckpt").glob("ckpt_*.pt"))
+    with pytest.raises(TrainingDiverged, match="became (nan|inf)"):  # a weight validation would refuse
+        _run(gan_toy, tmp_path, _cfg(epochs=2).model_copy(update={"vi_weight": float("inf")}))
+    assert sorted((tmp_path / "models" / "ckpt").glob("ckpt_*.pt")) == before
+
+
+def test_unknown_method_is_a_clear_error():
+    with pytest.raises(ConfigError, match="not a stage-3 method"):
+        build_method("simclr", _cfg())
+
+
+@pytest.mark.parametrize("mixup", ["d_mixup", "mixup", "f_mixup", "none"])
+def test_every_mixing_variant_runs_one_iteration(mixup, tiny_widths):
+    torch.manual_seed(0)
+    enc = build_encoder("resnet18", "none", "avg", 8, 1, 4)
+    nets = GanNets(enc, *build_generator(tiny_widths, 512, 4))
+    opts = Optimisers(torch.optim.Adam(nets.generator_parameters()), torch.optim.Adam(nets.discriminator.parameters()),
+                      torch.optim.SGD(enc.parameters(), lr=0.1))
+    memory = InstanceMemory(12, 8)
+    memory.initialise(torch.randn(12, 8))
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, -1, -1, -1])
+    memory.set_labels(labels)
+    cfg = _cfg(num_negatives=4, gcl_plus={"mixup": mixup})
+    method = build_method("gcl_plus", cfg)
+    method.begin_epoch(memory)
+    idx = torch.tensor([0, 1, 3, 6])
+    before = memory.features.clone()
+    w0 = enc.fc.weight.detach().clone()
+    batch = JointBatch(torch.randn(4, 3, 32, 16), torch.randn(4, 1, 32, 16), torch.randn(4, 1, 32, 16), idx,
+                       labels[idx])
+    parts = joint_iteration(nets, opts, AmpContext("cpu"), memory, method, batch, cfg, cfg.weights.model_dump(), "t")
+    assert ("proto_soft" in parts) == (mixup != "none") and "proto_hard" in parts
+    assert parts["d_total"] > 0 and np.isfinite(parts["total"])
+    assert not torch.equal(enc.fc.weight, w0)  # E_id stepped
+    changed = (memory.features != before).any(1)
+    assert changed[idx].all() and not changed[[2, 4, 5, 7, 8, 9, 10, 11]].any()
+
+
+def test_collapsed_clustering_stops_with_a_clear_message(gan_toy):
+    cfg = _cfg(gcl_plus={"cluster": {**CLUSTER, "eps_rule": "fixed", "eps": 1e-6, "min_samples": 4}})
+    dataset = image_dataset(gan_toy["df"], gan_toy["height"], gan_toy["width"])
+    step = JointStep.__new__(JointStep)
+    step.cfg, step.method = cfg, build_method("gcl_plus", cfg)
+    step.memory = InstanceMemory(len(dataset), 4)
+    step.memory.initialise(torch.randn(len(dataset), 4))
+    step.true_ids, step.camids = np.arange(len(dataset)), np.zeros(len(dataset), dtype=int)
+    with pytest.raises(TrainingDiverged, match="(?s)fewer than one batch.*train.gcl_plus.cluster.eps"):
+        step._pseudo_labels(0)
