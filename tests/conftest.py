@@ -163,6 +163,9 @@ def gan_toy(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("gan_toy")
     data = _make_toy(root)
     torch.manual_seed(0)
-    save_generator(root / "generator.pt", *build_generator(TINY_WIDTHS, 512, 4))
+    e_str, dec, dis = build_generator(TINY_WIDTHS, 512, 4)
+    fresh = {"g": torch.optim.Adam([*e_str.parameters(), *dec.parameters()]).state_dict(),
+             "d": torch.optim.Adam(dis.parameters()).state_dict()}
+    save_generator(root / "generator.pt", e_str, dec, dis, optimisers=fresh)
     data["generator"] = root / "generator.pt"
     return data

@@ -73,24 +73,22 @@ DEVIATIONS: list[Deviation] = [
               "their stage 3 rebuilds the G/D scheduler at stage 2's last iteration: under their PyTorch 1.2 the "
               "LR becomes 1e-5 and never steps again, under PyTorch >= 1.4 it stays 1e-4 and drops at epoch 10; "
               "genreid makes it explicit (1e-4, dropping with E_id at step_epoch)",
-              {"train.stage3_lr_g": 1e-5, "train.gd_lr_step": False},
-              pending="train.gd_lr_step is not read by the joint trainer yet"),
+              {"train.stage3_lr_g": 1e-5, "train.gd_lr_step": False}),
     Deviation("stage-3 optimiser state", "GCL code",
-              "their stage 3 resumes stage 2's Adam state of G/D (optimizer.pt); genreid starts fresh "
-              "optimisers", pending="no key yet"),
+              "their stage 3 resumes stage 2's Adam state of G/D (optimizer.pt); genreid does the same by "
+              "default (generator.pt carries the states); fresh optimisers are an option",
+              {"train.gan_optimizer": "resume"}),
     Deviation("model selection", "GCL code",
               "they keep the epoch with the best test-set mAP; genreid selects on a validation split carved "
               "from training identities and never on the test set. Restoring their training data (every "
               "training image) with the last epoch is the closest honest setting",
-              {"data.val_fraction": 0.0, "train.selection": "last"},
-              pending="stage 3 with data.val_fraction 0 stops before training (issue 17)"),
+              {"data.val_fraction": 0.0, "train.selection": "last"}),
     Deviation("stage-1 method", "GCL code",
               "their stage 1 is a JVTC checkpoint from their drive; genreid trains Cluster-Contrast (the "
               "strongest public baseline) and reports it as the baseline row. Import their file with "
               "`genreid import-authors` to start stages 2-3 from the papers' starting point",
               {"warmup.import_encoder": AnyPath("the imported encoder.pt",
-                                                "data/models/authors/market1501/encoder.pt")},
-              pending="warmup.import_encoder is not read by the warm-up stage yet"),
+                                                "data/models/authors/market1501/encoder.pt")}),
     Deviation("E_id pooling in stages 2-3", "GCL code",
               "their ft_net average-pools; genreid's Cluster-Contrast warm-up uses GeM and that pooling carries "
               "into stages 2-3 (model.pooling is not applied there). An imported encoder average-pools",
@@ -127,7 +125,8 @@ DEVIATIONS: list[Deviation] = [
               "them off (GCL's only views are generated ones)", {"warmup.augment": True}),
     Deviation("stage-1 sampler", "Cluster-Contrast",
               "Cluster-Contrast draws per pass one group per identity (an anchor plus 15 more from other cameras "
-              "where possible); genreid's sampler differs", pending="no key yet"),
+              "where possible); genreid's default does the same, its earlier round-robin PK sampler is an option",
+              {"warmup.sampler": "multi_gallery"}),
     Deviation("stage-2 checkpoint interval", "GCL code",
               "they snapshot every 5000 iterations and stage 3 resumes the last snapshot, losing the tail of "
               "stage 2; genreid checkpoints every 500 and stage 3 always starts from the final weights (not "

@@ -91,6 +91,17 @@ class GenreidConfig(StrictModel):
         return v
 
     @model_validator(mode="after")
+    def _real_datasets_need_smpl(self) -> GenreidConfig:
+        """The papers fit SMPL; a procedural body on real images is allowed only when asked for by name."""
+        real = [d for d in self.datasets if d != "synthetic"]
+        if real and self.mesh.body_model == "procedural" and not self.mesh.allow_procedural_body:
+            raise ValueError(
+                f"mesh.body_model is 'procedural' for the real dataset(s) {real}: the papers render SMPL meshes; "
+                "set mesh.body_model to the SMPL model file (data/models/smpl/SMPL_NEUTRAL.pkl) or, knowingly, "
+                "mesh.allow_procedural_body: true (marked as a deviation in provenance and the report)")
+        return self
+
+    @model_validator(mode="after")
     def _oracle_body_matches_synthesis(self) -> GenreidConfig:
         """Oracle meshes re-pose SynthReID's ground-truth SMPL parameters: with another body model the
         renders would no longer line up with the people in the images."""

@@ -122,3 +122,46 @@ class ShuffleSampler(_EpochSampler):
 
     def _build(self, rng: np.random.Generator) -> list[int]:
         return [int(i) for i in rng.permutation(self.indices)]
+
+
+class MultiGallerySampler(_EpochSampler):
+    """Cluster-Contrast's ``RandomMultipleGallerySampler`` semantics: per pass, identities in random order,
+    one group per identity: a random anchor, then ``num_instances - 1`` images of the same identity from
+    *other cameras* (without replacement when at least ``num_instances`` such images exist, else with
+    replacement, as Cluster-Contrast decides), or, with no other camera, from the identity's other images.
+    An identity with a single image repeats it (Cluster-Contrast would emit a short group that
+    misaligns every later batch). ``-1`` labels (outliers) never appear.
+    """
+
+    def __init__(self, pids: Sequence[int], camids: Sequence[int], num_instances: int, seed: int):
+        super().__init__(seed)
+        if num_instances < 1:
+            raise ConfigError(f"num_instances must be >= 1, got {num_instances}", "set warmup.num_instances")
+        self.num_instances = num_instances
+        by_pid: dict[int, list[int]] = defaultdict(list)
+        for index, pid in enumerate(pids):
+            if int(pid) >= 0:
+                by_pid[int(pid)].append(index)
+        self.by_pid = dict(sorted(by_pid.items()))
+        self.camids = np.asarray(camids)
+        if not self.by_pid:
+            raise ConfigError("MultiGallerySampler got no labelled sample (every pid is -1)",
+                              "check the clustering step (eps, min_samples) that produced the pseudo-labels")
+
+    def _build(self, rng: np.random.Generator) -> list[int]:
+        out: list[int] = []
+        k = self.num_instances - 1
+        for pid in rng.permutation(list(self.by_pid)):
+            members = self.by_pid[int(pid)]
+            anchor = int(rng.choice(members))
+            others = [i for i in members if self.camids[i] != self.camids[anchor]]
+            if not others:
+                others = [i for i in members if i != anchor]
+            out.append(anchor)
+            if k == 0:
+                continue
+            if not others:
+                out.extend([anchor] * k)
+                continue
+            out.extend(int(i) for i in rng.choice(others, size=k, replace=len(others) < self.num_instances))
+        return out

@@ -2,7 +2,8 @@
 
 ``lr(epoch, iteration) = base * gamma`` once per milestone reached (repeated multiplication, the
 same floats as ``torch.optim.lr_scheduler.StepLR``), or ``warm_lr`` for the first ``warm_iters``
-iterations of the optimisers listed in ``warm``. Stage 1 steps every ``step_size`` epochs
+iterations of the optimisers listed in ``warm``; optimisers left out of ``decays`` keep their base
+LR. Stage 1 steps every ``step_size`` epochs
 (Cluster-Contrast), stage 2 is constant, stage 3 drops once at ``step_epoch`` (authors' code).
 """
 
@@ -22,6 +23,7 @@ class StepSchedule:
     warm_iters: int = 0
     warm_lr: float | None = None
     warm: Sequence[str] = field(default_factory=tuple)
+    decays: Sequence[str] | None = None  # optimisers that follow the milestones; None = all of them
 
     @staticmethod
     def every(step_size: int, epochs: int) -> list[int]:
@@ -39,6 +41,8 @@ class StepSchedule:
         if name in self.warm and iteration < self.warm_iters and self.warm_lr:
             return self.warm_lr
         v = self.base[name]
+        if self.decays is not None and name not in self.decays:
+            return v
         for m in self.milestones:
             if epoch >= m:
                 v *= self.gamma

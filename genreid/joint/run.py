@@ -25,7 +25,7 @@ from genreid.gan.renders import open_renders
 from genreid.joint.iteration import DIVERGED_FIX, Optimisers
 from genreid.joint.methods import build_method
 from genreid.joint.step import JointStep
-from genreid.models.generator import load_generator
+from genreid.models.generator import load_generator, load_generator_optimisers
 from genreid.models.id_encoder import load_encoder
 from genreid.utils.seeding import seed_everything
 
@@ -60,6 +60,12 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
         d=torch.optim.Adam(dis.parameters(), lr=cfg.stage3_lr_g, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay),
         id=torch.optim.SGD(id_enc.parameters(), lr=o.lr_id, momentum=o.momentum, nesterov=True,
                            weight_decay=o.weight_decay))
+    if cfg.gan_optimizer == "resume":  # the authors' stage 3 continues stage 2's Adam moments
+        stage2 = load_generator_optimisers(generator_path, map_location=info.device)
+        for opt, name in ((opts.g, "g"), (opts.d, "d")):
+            opt.load_state_dict(stage2[name])
+            for group in opt.param_groups:  # moments from stage 2, hyper-parameters from train.optim
+                group.update(weight_decay=o.weight_decay, betas=(o.beta1, o.beta2))
     store = open_renders(str(render_dir), "train", train_df, cfg.angles)
     dataset = image_dataset(train_df, height, width)
     val_set = image_dataset(val_df, height, width) if val_df is not None and len(val_df) else None
@@ -70,7 +76,7 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
                      validation=validation, model_dir=model_dir, results_dir=results_dir,
                      num_workers=runtime.num_workers)
     schedule = StepSchedule({"g": cfg.stage3_lr_g, "d": cfg.stage3_lr_g, "id": o.lr_id}, cfg.lr_gamma,
-                            [cfg.step_epoch])
+                            [cfg.step_epoch], decays=None if cfg.gd_lr_step else ("id",))
     best = BestModel(nets.id_encoder, use_validation=cfg.selection == "val_map" and val_set is not None)
     hooks = default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters, log_every=10,
                           validation=validation) + list(extra_hooks)

@@ -62,14 +62,27 @@ def _inner(m: nn.Module) -> nn.Module:
 
 
 def save_generator(path: str | os.PathLike, str_encoder: nn.Module, decoder: nn.Module, discriminator: nn.Module,
-                   extra: dict[str, Any] | None = None) -> Path:
-    """Write the three networks' build arguments and weights; plain values only, so
-    :func:`load_generator` reads the file with ``weights_only=True``."""
+                   extra: dict[str, Any] | None = None, optimisers: dict[str, dict] | None = None) -> Path:
+    """Write the three networks' build arguments and weights (and, from stage 2, the Adam states of
+    E_str+G and D, which the authors' stage 3 resumes); plain values only, so :func:`load_generator`
+    reads the file with ``weights_only=True``."""
     nets = {"str_encoder": _inner(str_encoder), "decoder": _inner(decoder), "discriminator": _inner(discriminator)}
     blob = {"format": FORMAT, "arch": {k: plain(dict(m.arch), f"arch.{k}") for k, m in nets.items()},
             "state": {k: {n: t.detach().cpu() for n, t in m.state_dict().items()} for k, m in nets.items()},
             "extra": plain(dict(extra or {}))}
+    if optimisers is not None:
+        blob["optimisers"] = optimisers
     return torch_save(blob, path)
+
+
+def load_generator_optimisers(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, dict]:
+    """The stage-2 optimiser states stored in ``generator.pt`` ({'g': ..., 'd': ...})."""
+    blob = load_weights_only(Path(path), "generator checkpoint", "rerun the pretrain stage", map_location)
+    state = blob.get("optimisers") if isinstance(blob, dict) else None
+    if not isinstance(state, dict) or set(state) != {"g", "d"}:
+        raise CheckpointError(f"{path} holds no stage-2 optimiser states (written by an older genreid or imported)",
+                              "rerun the pretrain stage, or set train.gan_optimizer: fresh")
+    return state
 
 
 def load_generator(path: str | os.PathLike, map_location: str | torch.device = "cpu"

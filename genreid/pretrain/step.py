@@ -126,7 +126,8 @@ class PretrainStep(TrainStep):
         extra = {"epochs": self.cfg.epochs, "iterations": trainer.iteration, "resumed": trainer.resumed,
                  "final": final, "sheet_rows": self.sheet_rows}
         n = self.nets
-        save_generator(self.model_dir / "generator.pt", n.str_encoder, n.decoder, n.discriminator, extra=extra)
+        save_generator(self.model_dir / "generator.pt", n.str_encoder, n.decoder, n.discriminator, extra=extra,
+                       optimisers={"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()})
         summary = {**extra, **trainer.throughput(self.cfg.batch_size), "history": trainer.history,
                    "provenance": run_record(self.seed, self.info.device)}
         write_json(self.results_dir / "train" / "summary.json", summary)

@@ -123,7 +123,8 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
     return "\n".join(lines).rstrip() + "\n"
 
 
-SELECTION_LABELS = {"val_map": "validation mAP", "last_epoch": "last epoch"}  # genreid.engine.selection
+SELECTION_LABELS = {"val_map": "validation mAP", "last_epoch": "last epoch",  # genreid.engine.selection
+                    "authors_weights": "authors' stage-1 weights"}  # genreid.warmup.imported
 
 
 def _criterion(selected_on: str | None) -> str:

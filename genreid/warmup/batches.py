@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torchvision.transforms.v2 as T
 
-from genreid.data.samplers import RandomIdentitySampler
+from genreid.data.samplers import MultiGallerySampler, RandomIdentitySampler
 from genreid.errors import GenreidError
 
 
@@ -17,9 +17,13 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
 
 
 def pk_batches(labels: np.ndarray, camids: np.ndarray, batch_size: int, num_instances: int, seed: int,
-               iterations: int) -> list[list[int]]:
-    """``iterations`` full PK batches; each sampler pass is cut into batches (the partial rest dropped)."""
-    sampler = RandomIdentitySampler(labels, camids, batch_size, num_instances, seed)
+               iterations: int, sampler: str = "pk_cameras") -> list[list[int]]:
+    """``iterations`` full PK batches; each sampler pass is cut into batches (the partial rest dropped).
+    ``sampler``: ``multi_gallery`` (Cluster-Contrast) or ``pk_cameras`` (genreid's round-robin groups)."""
+    if sampler == "multi_gallery":
+        sampler = MultiGallerySampler(labels, camids, num_instances, seed)
+    else:
+        sampler = RandomIdentitySampler(labels, camids, batch_size, num_instances, seed)
     out: list[list[int]] = []
     while len(out) < iterations:
         order = list(iter(sampler))

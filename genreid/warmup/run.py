@@ -25,6 +25,7 @@ from genreid.errors import ConfigError
 from genreid.models.id_encoder import build_encoder
 from genreid.models.layers import set_bn_group_size
 from genreid.utils.seeding import seed_everything
+from genreid.warmup.imported import use_imported_encoder
 from genreid.warmup.step import DIVERGED_FIX, WarmupStep
 
 
@@ -44,6 +45,9 @@ def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: Warmu
     ``stop_after_iters`` checkpoints and returns after that many iterations of this call, exactly
     what a kill right after a checkpoint leaves (tests use it).
     """
+    if cfg.import_encoder:
+        return use_imported_encoder(cfg.import_encoder, seed=seed, model_dir=Path(model_dir),
+                                    results_dir=Path(results_dir))
     info = dist.init_distributed(device)
     if cfg.batch_size % (info.world_size * cfg.num_instances):
         raise ConfigError(f"warmup.batch_size {cfg.batch_size} must split into {info.world_size} process(es) x "

@@ -94,7 +94,7 @@ class WarmupStep(TrainStep):
 
     def batches(self, trainer: Trainer, epoch: int) -> list[list[int]]:
         return pk_batches(self.labels.labels, self.camids, self.cfg.batch_size, self.cfg.num_instances,
-                          epoch_seed(self.seed, epoch), self.cfg.iters_per_epoch)
+                          epoch_seed(self.seed, epoch), self.cfg.iters_per_epoch, self.cfg.sampler)
 
     def loader(self, trainer: Trainer, batches: list[list[int]], epoch: int):
         return batch_loader(self.dataset, batches, epoch_seed(self.seed, epoch), self.num_workers,

@@ -124,3 +124,28 @@ def test_collapsed_clustering_stops_with_a_clear_message(gan_toy):
     step.true_ids, step.camids = np.arange(len(dataset)), np.zeros(len(dataset), dtype=int)
     with pytest.raises(TrainingDiverged, match="(?s)fewer than one batch.*train.gcl_plus.cluster.eps"):
         step._pseudo_labels(0)
+
+
+def test_gd_lr_step_false_keeps_the_generator_lr_while_e_id_steps(gan_toy, tmp_path):
+    _run(gan_toy, tmp_path, _cfg(gd_lr_step=False, epochs=2, step_epoch=1))
+    last = sorted((tmp_path / "models" / "ckpt").glob("ckpt_*.pt"))[-1]
+    state = torch.load(last, weights_only=True)["state"]
+    assert state["opt_g"]["param_groups"][0]["lr"] == 1e-4 and state["opt_d"]["param_groups"][0]["lr"] == 1e-4
+    assert state["opt_id"]["param_groups"][0]["lr"] == pytest.approx(3.5e-5)
+
+
+def test_stage_three_resumes_stage_two_adam_moments_unless_fresh(gan_toy, tiny_widths, tmp_path):
+    from genreid.config.sections.gan import PretrainConfig
+    from genreid.pretrain.run import pretrain_generator
+
+    pretrain_generator(gan_toy["df"], gan_toy["render_dir"], gan_toy["encoder"],
+                       PretrainConfig(epochs=1, batch_size=4, iters_per_epoch=2), tiny_widths,
+                       RuntimeConfig(device="cpu"), seed=1, height=32, width=16, model_dir=tmp_path / "pre",
+                       results_dir=tmp_path / "pre_results")
+    stage2 = torch.load(tmp_path / "pre" / "generator.pt", weights_only=True)["optimisers"]
+    assert stage2["g"]["state"][0]["step"] == 2  # two Adam steps were taken
+    toy = {**gan_toy, "generator": tmp_path / "pre" / "generator.pt"}
+    for mode, first_step in (("resume", 3), ("fresh", 1)):
+        _run(toy, tmp_path / mode, _cfg(gan_optimizer=mode, epochs=1, checkpoint_every_iters=1), stop_after_iters=1)
+        ckpt = torch.load(sorted((tmp_path / mode / "models" / "ckpt").glob("ckpt_*.pt"))[0], weights_only=True)
+        assert ckpt["state"]["opt_g"]["state"][0]["step"] == first_step, mode

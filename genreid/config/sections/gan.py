@@ -129,6 +129,9 @@ class TrainConfig(StrictModel):
         "E_str+G and D LR also x lr_gamma from step_epoch on; false keeps them at stage3_lr_g while E_id steps "
         "(the authors' PyTorch 1.2 run: their resumed G/D scheduler sat past its milestone, constant 1e-5)"))
     optim: TrainOptim = Field(default_factory=TrainOptim)
+    gan_optimizer: Literal["resume", "fresh"] = Field("resume", description=(
+        "E_str+G and D Adam states at the start of stage 3: resume = stage 2's (the authors' resume loads "
+        "optimizer.pt); fresh = new optimisers"))
     memory_temperature: float = Field(0.04, gt=0.0)
     memory_momentum: float = Field(0.2, ge=0.0, le=1.0, description="M <- norm(m*M + (1-m)*f)")
     memory_init: Literal["encoder", "zeros"] = Field(

@@ -15,7 +15,11 @@ class MeshConfig(StrictModel):
                            "auto = oracle where ground truth exists (synthetic), hmr elsewhere")
     angles: list[int] = Field(default_factory=lambda: [0, 45, 90, 135, 180, 225, 270, 315],
                               description="yaw angles rendered; 0 first (the pixel-aligned render)")
-    body_model: str = Field("procedural", description="'procedural' or path to SMPL_NEUTRAL.pkl/.npz")
+    body_model: str = Field("procedural", description="'procedural' or path to SMPL_NEUTRAL.pkl/.npz (the papers' "
+                                                      "SMPL; real datasets need it unless allow_procedural_body)")
+    allow_procedural_body: bool = Field(False, description=(
+        "real datasets with the procedural stand-in body instead of SMPL: a deviation from the papers, "
+        "marked in provenance and the report; SynthReID is rendered with it and needs no permission"))
     hmr_checkpoint: str = Field("data/models/hmr/model_checkpoint.pt", description="SPIN's model_checkpoint.pt")
     smpl_mean_params: str = Field("data/models/hmr/smpl_mean_params.npz", description="SPIN's mean parameters")
     hmr_rescale: float = Field(1.2, gt=0.5, le=3.0, description="crop side / image height (SPIN's 1.2 margin)")

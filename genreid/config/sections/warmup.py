@@ -26,8 +26,12 @@ class WarmupConfig(StrictModel):
     temperature: float = Field(0.05, gt=0.0, description="cluster-memory softmax temperature")
     momentum: float = Field(0.1, ge=0.0, le=1.0, description="cluster memory update momentum")
     bn_group_size: int = Field(64, ge=0, description="images per BN statistics group; 0 = whole batch")
-    augment: bool = Field(False, description="Cluster-Contrast's flip + pad/crop + random erasing on training "
-                                             "batches; off by default (GCL's only views are generated ones)")
+    augment: bool = Field(True, description="Cluster-Contrast's flip + pad/crop + random erasing (p 0.5) on the "
+                                            "warm-up's batches (stage 1 only; stages 2-3 use generated views)")
+    sampler: Literal["multi_gallery", "pk_cameras"] = Field("multi_gallery", description=(
+        "multi_gallery = Cluster-Contrast's RandomMultipleGallerySampler (per pass one group per identity: an "
+        "anchor plus num_instances-1 from other cameras where possible); pk_cameras = genreid's earlier PK "
+        "sampler (every image of an identity in round-robin camera groups)"))
     pooling: Literal["avg", "gem"] | None = Field(
         "gem", description="warm-up encoder pooling (Cluster-Contrast: GeM); null = model.pooling")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Cluster-Contrast: fixed eps 0.6")
