@@ -31,6 +31,7 @@ from genreid.meshes.store import RenderStore
 
 
 class JointStep(TrainStep):
+    stage = "train"
     def __init__(self, cfg: TrainConfig, method: JointMethod, *, seed: int, nets: GanNets, opts: Optimisers,
                  dataset: Any, store: RenderStore, camids: np.ndarray, true_ids: np.ndarray, info: dist.DistInfo,
                  amp: AmpContext, validation: Validation | None, model_dir: Path, results_dir: Path,
