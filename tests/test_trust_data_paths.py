@@ -97,8 +97,12 @@ def test_zip_member_leaving_the_folder_is_refused_before_anything_is_written(tmp
 
 def test_folder_source_with_a_link_leading_out_is_refused(tmp_path):
     tree = make_market_tree(tmp_path / "src")
-    (tree.root / "query" / "notes").symlink_to(tmp_path)
+    secret = tmp_path / "home"
+    secret.mkdir()
+    (secret / "id_rsa").write_text("private")
+    (tree.root / "query" / "notes").symlink_to(secret)  # copied along by a plain copytree
     dest = tmp_path / "out"
     dest.mkdir()
     with pytest.raises(DataError, match="unsafe member query/notes"):
         unpack(tree.root, dest, dataset="market1501")
+    assert not list(dest.rglob("id_rsa"))

@@ -67,7 +67,7 @@ class FaultPoint(Hook):
     """``<stage>.iter`` after each step and its checkpoint: where the reliability suite SIGKILLs."""
 
     def after_step(self, trainer: Trainer, parts: dict[str, float]) -> None:
-        fault_point(f"{trainer.step.name}.iter")
+        fault_point(f"{trainer.step.stage or trainer.step.name}.iter")
 
 
 class Validation(Hook):

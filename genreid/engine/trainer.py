@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 class TrainStep:
     """What a stage supplies. Override what differs; the defaults do nothing."""
 
-    name = "step"  # log prefix and fault point ``<name>.iter``
+    name = "step"  # log prefix
+    stage = ""  # the DVC stage, for the fault point ``<stage>.iter``; empty = ``name``
 
     def state(self) -> dict[str, Any]:
         """Objects with ``state_dict``/``load_state_dict`` saved in every checkpoint (registered once)."""

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from genreid.engine.dist import shard_batch
 from genreid.errors import DataError
 from genreid.meshes.store import RenderStore
 
@@ -45,3 +46,14 @@ def draw_angles(n: int, angles: Sequence[int]) -> list[int]:
     """One novel-view angle per sample, uniform over ``angles`` (global torch RNG)."""
     pick = torch.randint(len(angles), (n,))
     return [int(angles[i]) for i in pick]
+
+
+def view_inputs(store: RenderStore, batch: dict, angles: Sequence[int], batch_size: int, amp, info
+                ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, torch.Tensor]:
+    """(x, rows, m0, m_t) of this rank's share of a batch: images, their 0-degree renders and renders at
+    an angle drawn per global batch (global torch RNG), so N ranks draw what one process draws."""
+    h, w = batch["image"].shape[-2:]
+    x, rows = amp.input(batch["image"]), batch["index"].numpy()
+    m0 = amp.input(renders_to_tensor(store, rows, 0, h, w))
+    drawn = shard_batch(draw_angles(batch_size, angles), info)
+    return x, rows, m0, amp.input(renders_to_tensor(store, rows, drawn, h, w))

@@ -22,7 +22,7 @@ from genreid.engine.selection import Selection
 from genreid.engine.trainer import Trainer, TrainStep
 from genreid.errors import TrainingDiverged
 from genreid.gan.nets import GanNets
-from genreid.gan.renders import draw_angles, renders_to_tensor
+from genreid.gan.renders import view_inputs
 from genreid.joint.iteration import DIVERGED_FIX, JointBatch, Optimisers, joint_iteration
 from genreid.joint.methods import JointMethod
 from genreid.memory.instance_memory import InstanceMemory
@@ -31,6 +31,7 @@ from genreid.meshes.store import RenderStore
 
 
 class JointStep(TrainStep):
+    stage = "train"
     def __init__(self, cfg: TrainConfig, method: JointMethod, *, seed: int, nets: GanNets, opts: Optimisers,
                  dataset: Any, store: RenderStore, camids: np.ndarray, true_ids: np.ndarray, info: dist.DistInfo,
                  amp: AmpContext, validation: Validation | None, model_dir: Path, results_dir: Path,
@@ -101,12 +102,8 @@ class JointStep(TrainStep):
                             pin_memory=self.info.device.type == "cuda")
 
     def run_step(self, trainer: Trainer, batch: dict) -> dict[str, float]:
-        h, w = batch["image"].shape[-2:]
-        x, idx_np = self.amp.input(batch["image"]), batch["index"].numpy()
-        idx = torch.from_numpy(idx_np).to(self.info.device)
-        m0 = self.amp.input(renders_to_tensor(self.store, idx_np, 0, h, w))
-        angles = dist.shard_batch(draw_angles(self.cfg.batch_size, self.cfg.angles), self.info)  # per global batch
-        mt = self.amp.input(renders_to_tensor(self.store, idx_np, angles, h, w))
+        x, rows, m0, mt = view_inputs(self.store, batch, self.cfg.angles, self.cfg.batch_size, self.amp, self.info)
+        idx = torch.from_numpy(rows).to(self.info.device)
         dist.sync_buffers([self.nets.id_encoder], self.info)  # as DDP would before a forward
         return joint_iteration(self.nets, self.opts, self.amp, self.memory, self.method,
                                JointBatch(x, m0, mt, idx, self.label_t[idx]), self.cfg, self.weights,

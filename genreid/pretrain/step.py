@@ -22,7 +22,7 @@ from genreid.engine.selection import Selection
 from genreid.engine.trainer import Trainer, TrainStep
 from genreid.gan.codes import appearance_codes
 from genreid.gan.nets import GanNets, discriminator_step, fake_sets, forward_views, generator_loss
-from genreid.gan.renders import draw_angles, renders_to_tensor
+from genreid.gan.renders import view_inputs
 from genreid.gan.sheet import generate_sheet_tiles, save_png, tiles_to_image
 from genreid.meshes.store import RenderStore
 from genreid.models.generator import save_generator
@@ -101,11 +101,7 @@ class PretrainStep(TrainStep):
                             pin_memory=self.info.device.type == "cuda")
 
     def run_step(self, trainer: Trainer, batch: dict) -> dict[str, float]:
-        h, w = batch["image"].shape[-2:]
-        x, idx = self.amp.input(batch["image"]), batch["index"].numpy()
-        m0 = self.amp.input(renders_to_tensor(self.store, idx, 0, h, w))
-        angles = dist.shard_batch(draw_angles(self.cfg.batch_size, self.cfg.angles), self.info)  # per global batch
-        mt = self.amp.input(renders_to_tensor(self.store, idx, angles, h, w))
+        x, _, m0, mt = view_inputs(self.store, batch, self.cfg.angles, self.cfg.batch_size, self.amp, self.info)
         return pretrain_iteration(self.nets, self.opt_g, self.opt_d, self.amp, x, m0, mt,
                                   self.cfg.weights.model_dump(), self.info,
                                   f"pretrain epoch {trainer.epoch} iteration {trainer.iteration}",
