@@ -22,10 +22,10 @@ def write_selected_encoder(trainer: Trainer, selection: Selection, encoder: nn.M
     selected = copy.deepcopy(encoder).cpu()
     if trainer.best is not None and trainer.best.selected_weights() is not None:
         selected.load_state_dict(trainer.best.selected_weights())
-    record = {"method": method, **selection.as_dict(), "resumed": trainer.resumed, "iterations": trainer.iteration,
-              "epochs": trainer.epochs, "seed": seed, **(extra or {})}
-    save_encoder(selected, Path(model_dir) / "encoder.pt", record)
-    summary = {**record, "history": trainer.history, **trainer.throughput(batch_size),
+    record = {"method": method, **selection.as_dict(), "iterations": trainer.iteration, "epochs": trainer.epochs,
+              "seed": seed, **(extra or {})}
+    save_encoder(selected, Path(model_dir) / "encoder.pt", record)  # same weights, same bytes: no run facts
+    summary = {**record, "resumed": trainer.resumed, "history": trainer.history, **trainer.throughput(batch_size),
                "world_size": trainer.info.world_size, "provenance": run_record(seed, trainer.info.device)}
     write_json(Path(results_dir) / "train" / "summary.json", summary)
     return summary

@@ -22,7 +22,7 @@ from genreid.models.discriminator import MultiScaleDiscriminator
 from genreid.models.structure_encoder import StructureEncoder
 from genreid.models.state import load_state_strict
 from genreid.utils.atomic import torch_save
-from genreid.utils.safe_load import load_weights_only, plain, require_mappings
+from genreid.utils.safe_load import canonical, load_weights_only, plain, require_mappings
 
 FORMAT = "genreid.generator/1"
 
@@ -69,7 +69,7 @@ def save_generator(path: str | os.PathLike, str_encoder: nn.Module, decoder: nn.
     nets = {"str_encoder": _inner(str_encoder), "decoder": _inner(decoder), "discriminator": _inner(discriminator)}
     blob = {"format": FORMAT, "arch": {k: plain(dict(m.arch), f"arch.{k}") for k, m in nets.items()},
             "state": {k: {n: t.detach().cpu() for n, t in m.state_dict().items()} for k, m in nets.items()},
-            "extra": plain(dict(extra or {}))}
+            "extra": canonical(plain(dict(extra or {})))}
     if optimisers is not None:
         blob["optimisers"] = optimisers
     return torch_save(blob, path)

@@ -24,7 +24,7 @@ from genreid.errors import CheckpointError, ConfigError, GenreidError
 from genreid.models.layers import global_pool
 from genreid.models.state import load_state_strict
 from genreid.utils.atomic import torch_save
-from genreid.utils.safe_load import load_weights_only, plain, require_mappings
+from genreid.utils.safe_load import canonical, load_weights_only, plain, require_mappings
 
 FORMAT = "genreid.id_encoder/1"
 _BACKBONES = {
@@ -124,7 +124,7 @@ def save_encoder(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any
     enc = _unwrap(model)
     state = {k: v.detach().cpu() for k, v in enc.state_dict().items()}
     return torch_save({"format": FORMAT, "arch": plain(enc.arch, "arch"), "state_dict": state,
-                       "extra": plain(dict(extra or {}))}, path)
+                       "extra": canonical(plain(dict(extra or {})))}, path)
 
 
 def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[IdEncoder, dict]:

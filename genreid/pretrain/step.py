@@ -119,12 +119,13 @@ class PretrainStep(TrainStep):
     def finish(self, trainer: Trainer, selection: Selection) -> dict[str, Any]:
         save_png(self._sheet(scale=3), self.results_dir / "views.png")
         final = trainer.history[-1] if trainer.history else {}
-        extra = {"epochs": self.cfg.epochs, "iterations": trainer.iteration, "resumed": trainer.resumed,
-                 "final": final, "sheet_rows": self.sheet_rows}
+        extra = {"epochs": self.cfg.epochs, "iterations": trainer.iteration, "final": final,
+                 "sheet_rows": self.sheet_rows}  # no run facts (resumed, timings): same weights, same bytes
         n = self.nets
         save_generator(self.model_dir / "generator.pt", n.str_encoder, n.decoder, n.discriminator, extra=extra,
                        optimisers={"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()})
-        summary = {**extra, **trainer.throughput(self.cfg.batch_size), "history": trainer.history,
+        summary = {**extra, "resumed": trainer.resumed, **trainer.throughput(self.cfg.batch_size),
+                   "history": trainer.history,
                    "provenance": run_record(self.seed, self.info.device)}
         write_json(self.results_dir / "train" / "summary.json", summary)
         return summary

@@ -36,7 +36,7 @@ PICTURES: tuple[tuple[str, str], ...] = (
 )
 
 
-SELECTION_KEYS: tuple[str, ...] = ("selected_on", "selected_epoch", "last_epoch", "resumed")
+SELECTION_KEYS: tuple[str, ...] = ("selected_on", "selected_epoch", "last_epoch")
 
 
 @dataclass
@@ -100,6 +100,9 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
         runs, other = collect_runs(archive, dataset, method, fingerprint)
         training = json.loads((folder / "metrics.json").read_text()).get("training") or {}
         selection = {k: training[k] for k in SELECTION_KEYS if k in training}
+        summary = folder / "train" / "summary.json"  # "resumed" lives only there: encoder.pt stays byte-stable
+        if summary.is_file():
+            selection["resumed"] = json.loads(summary.read_text()).get("resumed")
         per_method.append(MethodRuns(method, runs, [p.relative_to(results).as_posix() for p in other], selection))
         if (folder / "cmc.csv").is_file():
             cmc[method] = plots.read_cmc(folder / "cmc.csv")

@@ -46,6 +46,21 @@ def plain(obj: Any, where: str = "extra") -> Any:
                     "store plain values (dict/list/str/int/float/bool/None) or tensors")
 
 
+def canonical(obj: Any) -> Any:
+    """``obj`` rebuilt from its JSON text, so the same content always gives the same object graph.
+
+    Pickle (inside ``torch.save``) writes an object seen twice as a back-reference: a value shared
+    by two entries in one run but loaded separately from a checkpoint in a resumed run would give
+    other bytes for the same content. Values with tensors are returned as they are.
+    """
+    import json
+
+    try:
+        return json.loads(json.dumps(obj))
+    except (TypeError, ValueError):
+        return obj
+
+
 def load_weights_only(path: str | os.PathLike, what: str, fix: str,
                       map_location: Any = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` with errors a user can act on.

@@ -26,9 +26,9 @@ def use_imported_encoder(path: str | Path, *, seed: int, model_dir: Path, result
                           "<dir>/encoder.pt, or set warmup.import_encoder: null to train stage 1")
     encoder, extra = load_encoder(path)
     record = {**extra, "method": "authors_import", "selected_on": IMPORTED, "selected_epoch": None,
-              "last_epoch": None, "resumed": False, "imported_from": str(path), "imported_sha256": sha256(path),
+              "last_epoch": None, "imported_from": str(path), "imported_sha256": sha256(path),
               "seed": seed}
     save_encoder(encoder, Path(model_dir) / "encoder.pt", record)
-    summary = {**record, "history": [], "provenance": run_record(seed, "cpu")}
+    summary = {**record, "resumed": False, "history": [], "provenance": run_record(seed, "cpu")}
     write_json(Path(results_dir) / "train" / "summary.json", summary)
     return summary
