@@ -56,7 +56,7 @@ def test_report_table_figures_and_links(tmp_path):
     assert "| market1501 | unsupervised | gcl | 1 | 45.0 | 65.0 | 70.0 | 73.0 | 22.5 | 66.8 / 87.3 | -21.8 / -22.3 |" \
         in readme
     assert "| market1501 | unsupervised | untrained | 1 | 2.0 |" in readme and "no published target" in readme
-    assert "| market1501 | gcl_plus | 1 | +7.5 | +7.5 | 1 of 1 |" in readme  # gain over the baseline
+    assert "| market1501 | gcl_plus | baseline | 1 | +7.5 | +7.5 | 1 of 1 | not resolved |" in readme  # one seed
     assert "| market1501 | gcl | validation mAP | 3 | 4 |" in readme and "| market1501 | untrained | val" not in readme
     for fig in ("cmc", "losses", "validation", "pseudo_labels"):
         assert (results / "plots" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"

@@ -88,7 +88,12 @@ def test_gains_are_paired_by_seed_and_skip_unpaired_seeds():
     assert g["mAP"].stat.n == 3 and g["mAP"].wins == 2
     assert g["mAP"].stat.mean == pytest.approx(2.5 / 3)
     assert g["mAP"].stat.std == pytest.approx(statistics.stdev([1.0, 2.0, -0.5]))
-    assert g["mAP"].format() == "+0.8 ± 1.3"
+    lo, hi = g["mAP"].ci95  # t(0.975, 2) = 4.303: mean ± 4.303 * 1.258 / sqrt(3)
+    assert (lo, hi) == (pytest.approx(-2.2925, abs=1e-3), pytest.approx(3.9591, abs=1e-3))
+    assert g["mAP"].format() == "+0.8 [-2.3, +4.0]" and g["mAP"].verdict == "not resolved"
+    clear = build_row("s", "gcl", "u", [_run(1, mAP=13.0), _run(2, mAP=23.5), _run(3, mAP=18.0)], {}, 1.0)
+    (_, _, g2), = gains_over([base, clear], metrics=("mAP",))
+    assert g2["mAP"].ci95[0] > 0 and g2["mAP"].verdict == "better"  # +3, +3.5, +3: the interval excludes zero
 
 
 def test_fingerprint_ignores_seed_and_runtime_only():

@@ -151,10 +151,29 @@ class Gain:
     stat: Stat
     wins: int  # seeds where the method beat the reference
 
+    @property
+    def ci95(self) -> tuple[float, float] | None:
+        """95 % paired t-interval of the mean difference (t with n-1 degrees of freedom); None below 2 seeds."""
+        if self.stat.std is None or self.stat.n < 2:
+            return None
+        from scipy.stats import t
+
+        half = float(t.ppf(0.975, self.stat.n - 1)) * self.stat.std / self.stat.n ** 0.5
+        return self.stat.mean - half, self.stat.mean + half
+
+    @property
+    def verdict(self) -> str:
+        """'better' / 'worse' only when the interval excludes zero; 'not resolved' otherwise."""
+        ci = self.ci95
+        if ci is None or ci[0] <= 0.0 <= ci[1]:
+            return "not resolved"
+        return "better" if ci[0] > 0 else "worse"
+
     def format(self, digits: int = 1) -> str:
         if self.stat.std is None:
             return f"{self.stat.mean:+.{digits}f}"
-        return f"{self.stat.mean:+.{digits}f} ± {self.stat.std:.{digits}f}"
+        lo, hi = self.ci95
+        return f"{self.stat.mean:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 
 def gains_over(rows: list[ResultRow], reference: str = "baseline",
