@@ -89,10 +89,10 @@ DEVIATIONS: list[Deviation] = [
               "`genreid import-authors` to start stages 2-3 from the papers' starting point",
               {"warmup.import_encoder": AnyPath("the imported encoder.pt",
                                                 "data/models/authors/market1501/encoder.pt")}),
-    Deviation("E_id pooling in stages 2-3", "GCL code",
-              "their ft_net average-pools; genreid's Cluster-Contrast warm-up uses GeM and that pooling carries "
-              "into stages 2-3 (model.pooling is not applied there). An imported encoder average-pools",
-              pending="no key yet"),
+    Deviation("E_id pooling in stage 3", "GCL code",
+              "their ft_net average-pools; genreid's Cluster-Contrast warm-up trains with GeM and stage 3 keeps "
+              "that pooling by default (stage 2 uses only the stripe code, which is average-pooled in both)",
+              {"train.pooling": "avg"}),
     Deviation("body model", "GCL code",
               "their meshes come from HMR with the SMPL body; SMPL is licensed and never downloaded, so the "
               "default is a procedural stand-in body",

@@ -47,6 +47,8 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
     seed_everything(seed, runtime.deterministic)
     amp = AmpContext(info.device, runtime.amp, runtime.channels_last)
     id_enc, _ = load_encoder(encoder_path, map_location=info.device)
+    if cfg.pooling != "warmup":
+        id_enc.set_pooling(cfg.pooling)
     e_str, dec, dis, _ = load_generator(generator_path, map_location=info.device)
     if dec.stripe_dim != id_enc.channels or dec.stripes != id_enc.stripes:
         raise TrainingDiverged(f"{generator_path} was trained for {dec.stripes} x {dec.stripe_dim} appearance codes "

@@ -90,6 +90,12 @@ class IdEncoder(nn.Module):
         self.arch: dict[str, Any] = {"backbone": backbone, "pretrained": pretrained, "pooling": pooling,
                                      "embedding_dim": embedding_dim, "last_stride": last_stride, "stripes": stripes}
 
+    def set_pooling(self, kind: str) -> None:
+        """Replace the embedding's global pooling (stage 3 may average-pool a GeM-trained warm-up encoder)."""
+        if kind != self.arch["pooling"]:
+            self.pool = global_pool(kind).to(self.fc.weight.device)
+            self.arch["pooling"] = kind
+
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
 

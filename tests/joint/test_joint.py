@@ -149,3 +149,13 @@ def test_stage_three_resumes_stage_two_adam_moments_unless_fresh(gan_toy, tiny_w
         _run(toy, tmp_path / mode, _cfg(gan_optimizer=mode, epochs=1, checkpoint_every_iters=1), stop_after_iters=1)
         ckpt = torch.load(sorted((tmp_path / mode / "models" / "ckpt").glob("ckpt_*.pt"))[0], weights_only=True)
         assert ckpt["state"]["opt_g"]["state"][0]["step"] == first_step, mode
+
+
+def test_stage_three_pooling_follows_the_warmup_unless_set(gan_toy, tmp_path):
+    from genreid.models.layers import GeneralizedMeanPooling
+
+    _run(gan_toy, tmp_path / "avg", _cfg(pooling="gem", epochs=1, iters_per_epoch=1))
+    enc, _ = load_encoder(tmp_path / "avg" / "models" / "encoder.pt")
+    assert enc.arch["pooling"] == "gem" and isinstance(enc.pool, GeneralizedMeanPooling)
+    _run(gan_toy, tmp_path / "kept", _cfg(epochs=1, iters_per_epoch=1))
+    assert load_encoder(tmp_path / "kept" / "models" / "encoder.pt")[0].arch["pooling"] == "avg"  # the toy's

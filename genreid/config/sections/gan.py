@@ -129,6 +129,9 @@ class TrainConfig(StrictModel):
         "E_str+G and D LR also x lr_gamma from step_epoch on; false keeps them at stage3_lr_g while E_id steps "
         "(the authors' PyTorch 1.2 run: their resumed G/D scheduler sat past its milestone, constant 1e-5)"))
     optim: TrainOptim = Field(default_factory=TrainOptim)
+    pooling: Literal["warmup", "avg", "gem"] = Field("warmup", description=(
+        "E_id's global pooling in stage 3: warmup = whatever the stage-1 encoder was trained with (GeM in "
+        "Cluster-Contrast); avg = the authors' ft_net; gem"))
     gan_optimizer: Literal["resume", "fresh"] = Field("resume", description=(
         "E_str+G and D Adam states at the start of stage 3: resume = stage 2's (the authors' resume loads "
         "optimizer.pt); fresh = new optimisers"))
