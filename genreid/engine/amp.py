@@ -1,8 +1,18 @@
 """Mixed precision and memory format: one object every step uses, so the choice is made once.
 
-AMP runs on CUDA only: bf16 autocast, or fp16 autocast with a gradient scaler. On CPU (and with
-``mode='off'``) every method is a plain fp32 pass-through. One scaler serves all optimiser steps of
-an iteration; :meth:`update` is called once at its end. Its state is checkpointed with the rest.
+``runtime.amp``:
+
+- ``off`` (default): every method is a plain fp32 pass-through; results are bit-identical to code
+  that never heard of AMP.
+- ``bf16``: autocast to bfloat16, on CUDA and on CPU. bf16 keeps fp32's exponent range, so no loss
+  scaling is needed; on CPU it halves the activations kept for backward (the paper shapes' peak
+  RSS) and is fast where the processor has AVX512-BF16/AMX, slow (emulated) elsewhere.
+- ``fp16``: autocast to float16 with a gradient scaler, CUDA only. On CPU fp16 kernels are missing
+  or emulated for most of these networks, so ``fp16`` there warns and runs fp32 (use ``bf16``).
+
+Losses and the memory banks stay fp32 (the steps cast features with ``.float()``). One scaler
+serves all optimiser steps of an iteration; :meth:`update` is called once at its end. Its state is
+checkpointed with the rest.
 """
 
 from __future__ import annotations
@@ -15,22 +25,28 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 class AmpContext:
     def __init__(self, device: torch.device | str, mode: str = "off", channels_last: bool = False):
+        if mode not in ("off", *DTYPES):
+            raise ValueError(f"runtime.amp must be off, bf16 or fp16, got {mode!r}")
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
-        if mode != "off" and not cuda:
-            log.warning("runtime.amp=%s ignored on %s (mixed precision is CUDA only)", mode, self.device)
-        self.enabled = mode != "off" and cuda
-        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode, torch.float32)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and mode == "fp16")
+        if mode == "fp16" and not cuda:
+            log.warning("runtime.amp=fp16 ignored on %s (fp16 autocast is CUDA only; use bf16 on CPU)", self.device)
+            mode = "off"
+        self.mode = mode
+        self.enabled = mode != "off"
+        self.dtype = DTYPES.get(mode, torch.float32)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and mode == "fp16")
         self.channels_last = channels_last
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if not self.enabled:
             return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
     def module(self, m: nn.Module) -> nn.Module:
         """``m`` on the device, channels-last when ``runtime.channels_last`` is on."""

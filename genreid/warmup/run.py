@@ -26,7 +26,8 @@ from genreid.models.id_encoder import build_encoder
 from genreid.models.layers import set_bn_group_size
 from genreid.utils.seeding import seed_everything
 from genreid.warmup.imported import use_imported_encoder
-from genreid.warmup.step import DIVERGED_FIX, WarmupStep
+from genreid.warmup.iteration import DIVERGED_FIX
+from genreid.warmup.step import WarmupStep
 
 
 def encoder_kwargs(model: ModelConfig, pooling: str | None) -> dict[str, Any]:

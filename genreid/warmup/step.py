@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from genreid.cluster import cluster_features
@@ -25,20 +24,16 @@ from genreid.engine import dist
 from genreid.engine.amp import AmpContext
 from genreid.engine.batches import batch_loader
 from genreid.engine.evaluate import extract_all
-from genreid.engine.guards import assert_finite
 from genreid.engine.outputs import write_selected_encoder
 from genreid.engine.selection import Selection
 from genreid.engine.trainer import Trainer, TrainStep
 from genreid.errors import GenreidError
-from genreid.losses.cluster_contrast import cluster_contrast_loss
 from genreid.memory.cluster_memory import ClusterMemory
 from genreid.memory.labels import EpochLabels
 from genreid.warmup.batches import augment_batch, epoch_seed, pk_batches
+from genreid.warmup.iteration import DIVERGED_FIX, micro_batch_size, warmup_iteration
 
 log = logging.getLogger(__name__)
-DIVERGED_FIX = "lower warmup.lr (the loss or features became NaN/inf), then rerun"
-
-
 class WarmupStep(TrainStep):
     name = "warmup"
 
@@ -46,6 +41,7 @@ class WarmupStep(TrainStep):
                  true_ids: np.ndarray | None, info: dist.DistInfo, amp: AmpContext, model_dir: Path,
                  results_dir: Path, num_workers: int = 0):
         self.cfg, self.seed, self.info, self.amp, self.num_workers = cfg, seed, info, amp, num_workers
+        micro_batch_size(cfg.micro_batch, cfg.bn_group_size)  # refuse a bad combination before any work
         self.encoder, self.model = encoder, dist.wrap(encoder, info)
         self.dataset, self.camids, self.true_ids = dataset, camids, true_ids
         self.optimizer = torch.optim.Adam(encoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -103,18 +99,9 @@ class WarmupStep(TrainStep):
     def run_step(self, trainer: Trainer, batch: dict) -> dict[str, float]:
         targets = torch.from_numpy(self.labels.labels[batch["index"].numpy()]).to(self.info.device)
         images = augment_batch(batch["image"]) if self.cfg.augment else batch["image"]
-        with self.amp.autocast():
-            _, f = self.model(self.amp.input(images))
-        f = F.normalize(f.float(), dim=1)
-        loss = cluster_contrast_loss(f, self.memory.features, targets, self.cfg.temperature)
-        assert_finite({"loss": loss}, f"warm-up epoch {trainer.epoch} iteration {trainer.iteration}", DIVERGED_FIX,
-                      self.info)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.amp.backward(loss)
-        self.amp.step(self.optimizer)
-        self.amp.update()
-        self.memory.update(dist.all_gather_cat(f.detach(), self.info), dist.all_gather_cat(targets, self.info))
-        return {"loss": float(loss.detach())}
+        return warmup_iteration(self.model, self.optimizer, self.memory, self.amp, images, targets,
+                                self.cfg.temperature, micro_batch_size(self.cfg.micro_batch, self.cfg.bn_group_size),
+                                f"warm-up epoch {trainer.epoch} iteration {trainer.iteration}", self.info)
 
     def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
         return {"lr": self.optimizer.param_groups[0]["lr"], **self.labels.record()}

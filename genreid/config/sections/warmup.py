@@ -26,6 +26,9 @@ class WarmupConfig(StrictModel):
     temperature: float = Field(0.05, gt=0.0, description="cluster-memory softmax temperature")
     momentum: float = Field(0.1, ge=0.0, le=1.0, description="cluster memory update momentum")
     bn_group_size: int = Field(64, ge=0, description="images per BN statistics group; 0 = whole batch")
+    micro_batch: int = Field(0, ge=0, description="images per forward/backward pass (gradient accumulation, "
+                                                  "a multiple of bn_group_size): same update, less memory; 0 = "
+                                                  "the whole batch at once")
     augment: bool = Field(True, description="Cluster-Contrast's flip + pad/crop + random erasing (p 0.5) on the "
                                             "warm-up's batches (stage 1 only; stages 2-3 use generated views)")
     sampler: Literal["multi_gallery", "pk_cameras"] = Field("multi_gallery", description=(

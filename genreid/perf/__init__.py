@@ -1,0 +1,1 @@
+"""Performance checks: stage iterations at chosen shapes (GPU check, paper-shape benchmarks)."""
