@@ -20,7 +20,7 @@ from genreid.gan.nets import GanNets
 from genreid.joint.iteration import JointBatch, Optimisers, joint_iteration
 from genreid.joint.methods import build_method
 from genreid.memory.instance_memory import InstanceMemory
-from genreid.models.generator import GeneratorWidths, build_generator
+from genreid.models.generator import build_generator
 from genreid.models.id_encoder import build_encoder
 from genreid.pretrain.step import pretrain_iteration
 
@@ -32,14 +32,11 @@ N_MEMORY = 700  # about the SynthReID training split
 def setup():
     cfg = load_config(PARAMS)
     g = cfg.model.generator
-    widths = GeneratorWidths(tuple(g.str_channels), g.str_out, tuple(g.dec_channels), g.mlp_dim,
-                             tuple(g.dis_channels), g.dis_scales, g.res_blocks, code_split=g.code_split,
-                             aspp_activation=g.aspp_activation, decoder_norm=g.decoder_norm)
     torch.manual_seed(0)
     torch.set_num_threads(cfg.runtime.num_threads or torch.get_num_threads())
     enc = build_encoder(cfg.model.backbone, "none", "avg", cfg.model.embedding_dim, cfg.model.last_stride,
                         cfg.model.stripes)
-    nets = GanNets(enc, *build_generator(widths, enc.channels, enc.stripes))
+    nets = GanNets(enc, *build_generator(g, enc.channels, enc.stripes))
     b, h, w = cfg.train.batch_size, cfg.data.height, cfg.data.width
     batch = (torch.randn(b, 3, h, w), torch.randn(b, 1, h, w), torch.randn(b, 1, h, w))
     return cfg, nets, batch

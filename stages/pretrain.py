@@ -20,13 +20,13 @@ from genreid.stage import run_stage, stage_parser
 
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     from genreid.data.manifest import load_prepared
-    from genreid.pretrain.run import generator_widths, pretrain_generator
+    from genreid.pretrain.run import pretrain_generator
     from genreid.utils.device import resolve_device
 
     ds = args.dataset
     train_df = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("train",))["train"]
     pretrain_generator(train_df, Path(cfg.data.root) / "meshes" / ds, Path("models") / ds / "baseline" / "encoder.pt",
-                       cfg.pretrain, generator_widths(cfg.model.generator, cfg.pretrain), cfg.runtime, seed=cfg.seed,
+                       cfg.pretrain, cfg.model.generator, cfg.runtime, seed=cfg.seed,
                        height=cfg.data.height, width=cfg.data.width, model_dir=Path("models") / ds / "pretrain",
                        results_dir=Path("results") / ds / "pretrain", device=resolve_device(cfg.runtime.device))
     write_resolved_config(cfg, Path("results") / ds / "pretrain" / "train")

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from genreid.config.sections.model import GeneratorWidths
 from genreid.data.manifest import manifest_path, write_manifest
 from genreid.meshes.store import RenderWriter
-from genreid.models.generator import GeneratorWidths, build_generator, save_generator
+from genreid.models.generator import build_generator, save_generator
 from genreid.models.id_encoder import build_encoder, save_encoder
 
 _real_connect = socket.socket.connect
@@ -92,8 +93,8 @@ def make_prepared():
 # A paired dataset for the generator/joint trainers: coloured people, silhouette renders at every
 # angle, an untrained ResNet-18 encoder checkpoint and a tiny-width generator checkpoint.
 TOY_ANGLES = [0, 45, 90, 135, 180, 225, 270, 315]
-TINY_WIDTHS = GeneratorWidths(str_channels=(4, 8, 8, 8), str_out=8, dec_channels=(8, 4), mlp_dim=8,
-                              dis_channels=(4, 8), dis_scales=2, res_blocks=2)
+TINY_WIDTHS = GeneratorWidths(str_channels=[4, 8, 8, 8], str_out=8, dec_channels=[8, 4], mlp_dim=8,
+                              dis_channels=[4, 8], dis_scales=2, res_blocks=2)
 def _person(rng: np.random.Generator, top: np.ndarray, bottom: np.ndarray, h: int, w: int) -> np.ndarray:
     img = np.full((h, w, 3), 90.0) + rng.normal(0, 6, (h, w, 3))
     x0, x1 = w // 4, w - w // 4

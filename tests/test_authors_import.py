@@ -14,7 +14,7 @@ import torch
 from genreid.cli import main
 from genreid.config import load_config
 from genreid.models.authors_import import AuthorsImportError, import_authors
-from genreid.models.generator import GeneratorWidths, build_generator, load_generator
+from genreid.models.generator import build_generator, load_generator
 from genreid.models.id_encoder import build_encoder, load_encoder
 from genreid.models.state import load_state_strict
 
@@ -64,10 +64,7 @@ def _market_networks():
     cfg = load_config(ROOT / "params" / "market1501.yaml")
     m, g = cfg.model, cfg.model.generator
     enc = build_encoder(m.backbone, "none", m.pooling, m.embedding_dim, m.last_stride, m.stripes)
-    widths = GeneratorWidths(tuple(g.str_channels), g.str_out, tuple(g.dec_channels), g.mlp_dim,
-                             tuple(g.dis_channels), g.dis_scales, g.res_blocks, code_split=g.code_split,
-                             aspp_activation=g.aspp_activation, decoder_norm=g.decoder_norm)
-    return enc, build_generator(widths, enc.channels, enc.stripes)
+    return enc, build_generator(g, enc.channels, enc.stripes)
 
 
 def test_snapshot_imports_loads_at_paper_widths_and_runs(authors_files, tmp_path):

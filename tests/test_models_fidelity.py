@@ -3,8 +3,6 @@ difference a switch: the appearance-code split, the decoder's layer norm, E_str'
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,7 +11,7 @@ from genreid.config.sections.model import GeneratorWidths as WidthsConfig
 from genreid.errors import CheckpointError, ConfigError
 from genreid.models.decoder import Decoder
 from genreid.models.gan_blocks import AuthorsLayerNorm
-from genreid.models.generator import GeneratorWidths, build_generator, load_generator, save_generator
+from genreid.models.generator import build_generator, load_generator, save_generator
 from genreid.models.id_encoder import build_encoder
 from genreid.models.structure_encoder import StructureEncoder
 
@@ -174,19 +172,18 @@ def test_aspp_has_no_activation_after_branches_or_fuse():
 def test_config_defaults_are_the_authors_and_reach_the_networks():
     cfg = WidthsConfig()
     assert (cfg.code_split, cfg.aspp_activation, cfg.decoder_norm) == ("channels", "none", "authors_ln")
-    widths = GeneratorWidths(str_channels=(4, 8, 8, 8), str_out=8, dec_channels=(8, 4), mlp_dim=8,
-                             dis_channels=(4, 8), dis_scales=1, res_blocks=1)
-    assert (widths.code_split, widths.aspp_activation, widths.decoder_norm) == ("channels", "none", "authors_ln")
-    e_str, dec, _ = build_generator(replace(widths, code_split="stripes", aspp_activation="lrelu",
-                                            decoder_norm="group_norm"), stripe_dim=16, stripes=4)
+    widths = WidthsConfig(str_channels=[4, 8, 8, 8], str_out=8, dec_channels=[8, 4], mlp_dim=8,
+                          dis_channels=[4, 8], dis_scales=1, res_blocks=1)
+    e_str, dec, _ = build_generator(widths.model_copy(update={"code_split": "stripes", "aspp_activation": "lrelu",
+                                                              "decoder_norm": "group_norm"}), stripe_dim=16, stripes=4)
     assert e_str.arch["aspp_activation"] == "lrelu" and dec.arch["code_split"] == "stripes"
     assert dec.arch["norm"] == "group_norm"
 
 
 def test_generator_files_from_before_the_switches_are_refused_with_the_fix(tmp_path):
     """Their networks computed something else (stripes, GroupNorm, LeakyReLU): never reinterpret them."""
-    widths = GeneratorWidths(str_channels=(4, 8, 8, 8), str_out=8, dec_channels=(8, 4), mlp_dim=8,
-                             dis_channels=(4, 8), dis_scales=1, res_blocks=1)
+    widths = WidthsConfig(str_channels=[4, 8, 8, 8], str_out=8, dec_channels=[8, 4], mlp_dim=8,
+                          dis_channels=[4, 8], dis_scales=1, res_blocks=1)
     path = save_generator(tmp_path / "generator.pt", *build_generator(widths, stripe_dim=16, stripes=4))
     blob = torch.load(path, weights_only=True)
     del blob["arch"]["str_encoder"]["aspp_activation"]

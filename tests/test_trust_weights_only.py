@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from genreid.config.sections.model import GeneratorWidths
 from genreid.errors import CheckpointError, GenreidError
-from genreid.models.generator import GeneratorWidths, build_generator, load_generator, save_generator
+from genreid.models.generator import build_generator, load_generator, save_generator
 from genreid.models.id_encoder import build_encoder, load_encoder, save_encoder
 from genreid.utils.safe_load import plain
 
-TINY = GeneratorWidths(str_channels=(4, 4, 4, 4), str_out=8, dec_channels=(8, 4), mlp_dim=8,
-                       dis_channels=(4, 4), dis_scales=1, res_blocks=1)
+TINY = GeneratorWidths(str_channels=[4, 4, 4, 4], str_out=8, dec_channels=[8, 4], mlp_dim=8,
+                       dis_channels=[4, 4], dis_scales=1, res_blocks=1)
 
 
 class _Payload:

@@ -9,13 +9,13 @@ a message (their networks computed something else; retrain stage 2).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from genreid.config.sections.model import GeneratorWidths
 from genreid.errors import CheckpointError
 from genreid.models.decoder import Decoder
 from genreid.models.discriminator import MultiScaleDiscriminator
@@ -27,33 +27,18 @@ from genreid.utils.safe_load import canonical, load_weights_only, plain, require
 FORMAT = "genreid.generator/1"
 
 
-@dataclass(frozen=True)
-class GeneratorWidths:
-    """Channel widths (paper values by default; ``model.generator`` in params)."""
-
-    str_channels: tuple[int, ...] = (16, 32, 32, 64)
-    str_out: int = 128
-    dec_channels: tuple[int, ...] = (64, 32)
-    mlp_dim: int = 512
-    dis_channels: tuple[int, ...] = (32, 64)
-    dis_scales: int = 3
-    res_blocks: int = 4
-    adain_scale_offset: float = 0.0  # authors' code: raw MLP scales (0); 1 centres AdaIN on identity
-    code_norm: bool = False  # authors' code: raw appearance code; True standardises it (see decoder.py)
-    code_split: str = "channels"  # authors' code: MLP k reads channels kC/4..(k+1)C/4 of all stripes
-    aspp_activation: str = "none"  # authors' code: no activation after E_str's ASPP convolutions
-    decoder_norm: str = "authors_ln"  # authors' code: their layer norm (unbiased std + eps, gamma ~ U(0,1))
-
-
-def build_generator(widths: GeneratorWidths, stripe_dim: int, stripes: int) -> tuple[nn.Module, nn.Module, nn.Module]:
-    """(E_str, G, D); the decoder's MLP input is one appearance stripe of the identity encoder."""
-    e_str = StructureEncoder(widths.str_channels, widths.str_out, widths.res_blocks,
+def build_generator(widths: GeneratorWidths, stripe_dim: int, stripes: int, *, adain_scale_offset: float = 0.0,
+                    code_norm: bool = False) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """(E_str, G, D) from ``model.generator`` (widths and the authors'-code switches, defined once in the
+    config section) and the decoder's two stage-2 switches; each MLP reads C of the identity encoder's
+    ``stripes x stripe_dim`` appearance code."""
+    e_str = StructureEncoder(tuple(widths.str_channels), widths.str_out, widths.res_blocks,
                              aspp_activation=widths.aspp_activation)
     dec = Decoder(stripe_dim=stripe_dim, stripes=stripes, in_channels=widths.str_out,
-                  channels=widths.dec_channels, res_blocks=widths.res_blocks, mlp_dim=widths.mlp_dim,
-                  scale_offset=widths.adain_scale_offset, code_norm=widths.code_norm,
+                  channels=tuple(widths.dec_channels), res_blocks=widths.res_blocks, mlp_dim=widths.mlp_dim,
+                  scale_offset=adain_scale_offset, code_norm=code_norm,
                   code_split=widths.code_split, norm=widths.decoder_norm)
-    dis = MultiScaleDiscriminator(widths.dis_channels, widths.dis_scales, widths.res_blocks)
+    dis = MultiScaleDiscriminator(tuple(widths.dis_channels), widths.dis_scales, widths.res_blocks)
     return e_str, dec, dis
 
 

@@ -29,7 +29,6 @@ from genreid.joint.iteration import JointBatch, Optimisers, joint_iteration
 from genreid.joint.methods import build_method
 from genreid.memory.cluster_memory import ClusterMemory
 from genreid.memory.instance_memory import InstanceMemory
-from genreid.models.generator import GeneratorWidths as Widths
 from genreid.models.generator import build_generator
 from genreid.models.id_encoder import build_encoder
 from genreid.models.layers import set_bn_group_size
@@ -83,11 +82,6 @@ def _encoder(profile: Profile, pooling: str | None, amp: AmpContext) -> torch.nn
                                     m.stripes))
 
 
-def _widths(g: GeneratorWidths, p: PretrainConfig) -> Widths:
-    plain = {k: tuple(v) if isinstance(v, list) else v for k, v in g.model_dump().items()}
-    return Widths(**plain, adain_scale_offset=p.adain_scale_offset, code_norm=p.code_norm)
-
-
 def _images(profile: Profile, n: int, channels: int, amp: AmpContext) -> torch.Tensor:
     return amp.input(torch.randn(n, channels, profile.height, profile.width))
 
@@ -113,7 +107,8 @@ def make_stage(stage: str, profile: Profile, device: torch.device | str, amp_mod
     b = profile.stage_batch
     x, m0, mt = _images(profile, b, 3, amp), _images(profile, b, 1, amp), _images(profile, b, 1, amp)
     p = PretrainConfig()
-    e_str, dec, dis = build_generator(_widths(profile.generator, p), enc.channels, enc.stripes)
+    e_str, dec, dis = build_generator(profile.generator, enc.channels, enc.stripes,
+                                      adain_scale_offset=p.adain_scale_offset, code_norm=p.code_norm)
     nets = GanNets(enc, amp.module(e_str), amp.module(dec), amp.module(dis))
     if stage == "pretrain":
         enc.eval().requires_grad_(False)

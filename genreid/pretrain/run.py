@@ -12,7 +12,7 @@ import torch
 
 from genreid.config.schema import RuntimeConfig
 from genreid.config.sections.gan import PretrainConfig
-from genreid.config.sections.model import GeneratorWidths as GeneratorSection
+from genreid.config.sections.model import GeneratorWidths
 from genreid.engine import dist
 from genreid.engine.amp import AmpContext
 from genreid.engine.batches import image_dataset
@@ -22,18 +22,10 @@ from genreid.engine.trainer import Hook, Trainer
 from genreid.gan.nets import GanNets
 from genreid.gan.renders import open_renders
 from genreid.gan.sheet import sheet_rows
-from genreid.models.generator import GeneratorWidths, build_generator
+from genreid.models.generator import build_generator
 from genreid.models.id_encoder import load_encoder
 from genreid.pretrain.step import PretrainStep
 from genreid.utils.seeding import seed_everything
-
-
-def generator_widths(g: GeneratorSection, p: PretrainConfig) -> GeneratorWidths:
-    """The generator's build arguments: ``model.generator`` widths + the decoder's two pretrain switches."""
-    return GeneratorWidths(str_channels=tuple(g.str_channels), str_out=g.str_out, dec_channels=tuple(g.dec_channels),
-                           mlp_dim=g.mlp_dim, dis_channels=tuple(g.dis_channels), dis_scales=g.dis_scales,
-                           res_blocks=g.res_blocks, adain_scale_offset=p.adain_scale_offset, code_norm=p.code_norm,
-                           code_split=g.code_split, aspp_activation=g.aspp_activation, decoder_norm=g.decoder_norm)
 
 
 def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_path: str | Path,
@@ -53,7 +45,8 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
     id_enc, _ = load_encoder(encoder_path, map_location=info.device)
     id_enc = amp.module(id_enc).eval().requires_grad_(False)
     store = open_renders(str(render_dir), "train", train_df, cfg.angles)
-    e_str, dec, dis = build_generator(widths, id_enc.channels, id_enc.stripes)
+    e_str, dec, dis = build_generator(widths, id_enc.channels, id_enc.stripes,
+                                      adain_scale_offset=cfg.adain_scale_offset, code_norm=cfg.code_norm)
     nets = GanNets(id_enc, amp.module(e_str), amp.module(dec), amp.module(dis))
     dataset = image_dataset(train_df, height, width)
     step = PretrainStep(cfg, seed=seed, nets=nets, dataset=dataset, store=store,

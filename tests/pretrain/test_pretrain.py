@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -86,7 +85,7 @@ class _Weights:
 def test_pretrain_refuses_a_mismatched_checkpoint(gan_toy, tiny_widths, tmp_path):
     _run(gan_toy, tmp_path, tiny_widths, stop_after_iters=1)
     with pytest.raises(CheckpointError, match="does not match"):
-        _run(gan_toy, tmp_path, replace(tiny_widths, str_out=16))
+        _run(gan_toy, tmp_path, tiny_widths.model_copy(update={"str_out": 16}))
 
 
 def test_sheet_rows_pick_distinct_identities():
@@ -95,8 +94,8 @@ def test_sheet_rows_pick_distinct_identities():
 
 
 def test_recon_warmup_trains_only_the_reconstruction(gan_toy, tiny_widths, tmp_path):
-    summary = _run(gan_toy, tmp_path, replace(tiny_widths, adain_scale_offset=1.0),
-                   _cfg(epochs=1, recon_warmup_iters=3, recon_warmup_lr=1e-3, checkpoint_every_iters=2))
+    summary = _run(gan_toy, tmp_path, tiny_widths, _cfg(epochs=1, recon_warmup_iters=3, recon_warmup_lr=1e-3,
+                                                        checkpoint_every_iters=2, adain_scale_offset=1.0))
     assert set(summary["final"]) == {"epoch", "iterations", "rec", "g_total", "lr_factor"}
     _, dec, dis, _ = load_generator(tmp_path / "models" / "generator.pt")
     assert dec.arch["scale_offset"] == 1.0
@@ -107,13 +106,13 @@ def test_recon_warmup_trains_only_the_reconstruction(gan_toy, tiny_widths, tmp_p
 
 
 def test_code_norm_statistics_are_fixed_from_the_training_codes_and_survive_resume(gan_toy, tiny_widths, tmp_path):
-    widths = replace(tiny_widths, code_norm=True)
     enc = load_encoder(gan_toy["encoder"])[0].eval()
     codes = appearance_codes(enc, image_dataset(gan_toy["df"], gan_toy["height"], gan_toy["width"]), "cpu")
     assert codes.shape == (len(gan_toy["df"]), enc.appearance_dim)
-    _run(gan_toy, tmp_path / "straight", widths)
-    _run(gan_toy, tmp_path / "resumed", widths, stop_after_iters=4)
-    _run(gan_toy, tmp_path / "resumed", widths)
+    cfg = _cfg(code_norm=True)
+    _run(gan_toy, tmp_path / "straight", tiny_widths, cfg)
+    _run(gan_toy, tmp_path / "resumed", tiny_widths, cfg, stop_after_iters=4)
+    _run(gan_toy, tmp_path / "resumed", tiny_widths, cfg)
     for run in ("straight", "resumed"):
         dec = load_generator(tmp_path / run / "models" / "generator.pt")[1]
         assert dec.arch["code_norm"] is True
