@@ -13,3 +13,10 @@ def test_resumed_runs_are_marked_in_the_selection_table():
     text = "\n".join(_selection([SimpleNamespace(dataset="synthetic", methods=runs)]))
     assert "| synthetic | baseline | validation mAP | 4 | 10 | **yes** |" in text
     assert "| synthetic | gcl_plus | validation mAP | 3 | 4 | no |" in text
+
+
+def test_a_stage_one_imported_from_the_authors_is_named_in_the_selection_table():
+    run = SimpleNamespace(method="baseline", selection={"selected_on": "authors_weights", "selected_epoch": None,
+                                                        "last_epoch": None, "resumed": False})
+    lines = "\n".join(_selection([SimpleNamespace(dataset="market1501", methods=[run])]))
+    assert "| market1501 | baseline | authors' stage-1 weights | - | - | no |" in lines

@@ -143,8 +143,11 @@ def _selection(collected: list[CollectedDataset]) -> list[str]:
     lines = ["## Model selection (validation split carved from training identities)", "",
              "| dataset | method | selected on | selected epoch | last epoch | resumed after an interruption |",
              "|---|---|---|---|---|---|"]
-    lines += [f"| {ds} | {m} | {_criterion(sel.get('selected_on'))} | {sel.get('selected_epoch', '-')} | "
-              f"{sel.get('last_epoch', '-')} | {_resumed(sel.get('resumed'))} |" for ds, m, sel in rows]
+    def cell(v: object) -> str:
+        return "-" if v is None else str(v)
+
+    lines += [f"| {ds} | {m} | {_criterion(sel.get('selected_on'))} | {cell(sel.get('selected_epoch'))} | "
+              f"{cell(sel.get('last_epoch'))} | {_resumed(sel.get('resumed'))} |" for ds, m, sel in rows]
     return lines + ["", "Test numbers above are of the selected epoch, evaluated once. A resumed run continued "
                     "from its last checkpoint (its result equals an uninterrupted run on CPU; see "
                     "tests/test_reliability_kill.py).", ""]
