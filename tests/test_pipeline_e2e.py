@@ -255,4 +255,19 @@ def test_dvc_repro_on_the_tiny_profile(tmp_path):
     allowed = evaluations | {"collect@synthetic", "report", "validate_params"}
     assert reran <= allowed, f"an eval param reran {sorted(reran)}"
     json.loads((repo / "results" / "synthetic" / "gcl" / "metrics.json").read_text())
+
+    # A runtime-only change reruns the trainers, which resume from their finished checkpoints (the resume
+    # guard ignores runtime) and write the very same model files: nothing retrains downstream.
+    models = _model_hashes(repo)
+    _run([dvc, "exp", "run", "-S", "runtime.num_workers=1"], repo)
+    assert _model_hashes(repo) == models
+    for run in ("baseline", "pretrain", "gcl_plus"):
+        assert json.loads((repo / "results" / "synthetic" / run / "train" / "summary.json").read_text())["resumed"]
     print(f"tiny pipeline: first dvc repro {took:.0f} s")
+
+
+def _model_hashes(repo: Path) -> dict[str, str]:
+    """md5 of every trained model file as dvc.lock records it."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    return {o["path"]: o["md5"] for st in lock.values() for o in st.get("outs", [])
+            if o["path"].endswith((".pt",)) and o["path"].startswith("models/")}
