@@ -21,7 +21,7 @@ def _stage():
 
 
 def _params(tmp_path: Path, archive: Path) -> Path:
-    params = {"datasets": ["market1501"],
+    params = {"datasets": ["market1501"], "mesh": {"allow_procedural_body": True},
               "data": {"root": str(tmp_path / "data"), "height": 64, "width": 32, "val_fraction": 0.25,
                        "expected_counts": "off", "market1501": {"archive": str(archive)}}}
     path = tmp_path / "params.yaml"

@@ -18,7 +18,7 @@ HTML_404 = b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><bo
 
 
 def _params(tmp_path, archive, **data):
-    tree = {"datasets": ["market1501"], "model": {"pretrained": "none"},
+    tree = {"datasets": ["market1501"], "model": {"pretrained": "none"}, "mesh": {"allow_procedural_body": True},
             "data": {"root": str(tmp_path / "data"), "market1501": {"archive": str(archive)}, **data}}
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(tree))
