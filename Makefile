@@ -5,7 +5,7 @@ VENV := .venv/bin
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: env repro test lint bench doctor
+.PHONY: env repro test lint bench doctor smoke-paper gpu-check
 
 env:
 	@bash scripts/bootstrap.sh
@@ -25,3 +25,12 @@ bench: env
 
 doctor: env
 	@$(VENV)/genreid doctor
+
+# the whole dvc repro at paper shapes on CPU (fake Market archive, random weights, one iteration per
+# stage); fails on a crash, a stage over 12 GB peak RSS or a run over 20 minutes (genreid/perf/smoke.py)
+smoke-paper: env
+	@$(VENV)/python scripts/smoke_paper.py
+
+# one iteration of each stage at the paper profile on a GPU, into benchmarks/results/gpu_check.{json,md}
+gpu-check: env
+	@bash scripts/gpu_check.sh --out benchmarks/results

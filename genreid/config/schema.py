@@ -59,6 +59,9 @@ class RuntimeConfig(StrictModel):
     amp: Literal["off", "bf16", "fp16"] = Field("off", description="mixed precision on CUDA only")
     channels_last: bool = Field(False, description="channels-last memory format for the four networks and their "
                                                    "inputs (faster convolutions on recent GPUs)")
+    activation_checkpointing: bool = Field(False, description="recompute the networks' conv blocks in backward "
+                                                              "instead of storing them: same results, less memory, "
+                                                              "about a third more time")
 
 
 class GenreidConfig(StrictModel):

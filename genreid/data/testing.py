@@ -34,9 +34,12 @@ def _counts(rows: list[tuple[int, int]]) -> dict[str, int]:
 def make_market_tree(parent: str | Path, *, train_ids: int = 6, test_ids: int = 6, cams_per_id: int = 3,
                      per_cam: int = 2, junk: int = 2, distractors: int = 3, num_cams: int = 6,
                      size: tuple[int, int] = (16, 8), seed: int = 0,
-                     dataset_dir: str = "Market-1501-v15.09.15") -> FakeTree:
+                     dataset_dir: str = "Market-1501-v15.09.15", id_colours: bool = False) -> FakeTree:
     """Market-1501 layout: ``PPPP_cCsS_FFFFFF_BB.jpg``, junk ``-1_...`` in every split, ``0000_...``
-    distractors in the gallery, a ``Thumbs.db`` like the real archive. Pids are sparse (odd numbers)."""
+    distractors in the gallery, a ``Thumbs.db`` like the real archive. Pids are sparse (odd numbers).
+
+    ``id_colours``: every identity's images share one colour (plus noise), so even an untrained
+    network's features cluster by identity (the paper-shape smoke needs clusters to train on)."""
     rng = np.random.default_rng(seed)
     root = Path(parent) / dataset_dir
     dirs = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -48,7 +51,9 @@ def make_market_tree(parent: str | Path, *, train_ids: int = 6, test_ids: int = 
     def put(split: str, pid: int, cam: int, counted: bool = True) -> None:
         name = f"{pid:04d}" if pid >= 0 else "-1"
         fname = f"{name}_c{cam}s{1 + cam % 3}_{next(frame) * 25:06d}_{1 + len(rows[split]) % 4:02d}.jpg"
-        _write_jpeg(root / dirs[split] / fname, rng, size, rng.uniform(0, 255, 3))
+        colour = (np.random.default_rng([seed, pid]).uniform(0, 255, 3) if id_colours and pid > 0
+                  else rng.uniform(0, 255, 3))
+        _write_jpeg(root / dirs[split] / fname, rng, size, colour)
         if counted:
             rows[split].append((pid, cam))
 

@@ -10,6 +10,9 @@
 - ``fp16``: autocast to float16 with a gradient scaler, CUDA only. On CPU fp16 kernels are missing
   or emulated for most of these networks, so ``fp16`` there warns and runs fp32 (use ``bf16``).
 
+``activation_checkpointing`` (``runtime.activation_checkpointing``) makes :meth:`module` checkpoint
+the network's conv blocks (:mod:`genreid.engine.recompute`): same results, less memory, more time.
+
 Losses and the memory banks stay fp32 (the steps cast features with ``.float()``). One scaler
 serves all optimiser steps of an iteration; :meth:`update` is called once at its end. Its state is
 checkpointed with the rest.
@@ -23,13 +26,16 @@ import logging
 import torch
 from torch import nn
 
+from genreid.engine.recompute import checkpoint_blocks
+
 log = logging.getLogger(__name__)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class AmpContext:
-    def __init__(self, device: torch.device | str, mode: str = "off", channels_last: bool = False):
+    def __init__(self, device: torch.device | str, mode: str = "off", channels_last: bool = False,
+                 activation_checkpointing: bool = False):
         if mode not in ("off", *DTYPES):
             raise ValueError(f"runtime.amp must be off, bf16 or fp16, got {mode!r}")
         self.device = torch.device(device)
@@ -42,6 +48,7 @@ class AmpContext:
         self.dtype = DTYPES.get(mode, torch.float32)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and mode == "fp16")
         self.channels_last = channels_last
+        self.activation_checkpointing = activation_checkpointing
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if not self.enabled:
@@ -49,8 +56,11 @@ class AmpContext:
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
     def module(self, m: nn.Module) -> nn.Module:
-        """``m`` on the device, channels-last when ``runtime.channels_last`` is on."""
+        """``m`` on the device, channels-last when ``runtime.channels_last`` is on, its conv blocks
+        checkpointed when ``runtime.activation_checkpointing`` is on."""
         m = m.to(self.device)
+        if self.activation_checkpointing:
+            checkpoint_blocks(m)
         return m.to(memory_format=torch.channels_last) if self.channels_last else m
 
     def input(self, x: torch.Tensor) -> torch.Tensor:

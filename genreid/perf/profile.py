@@ -87,11 +87,12 @@ def _images(profile: Profile, n: int, channels: int, amp: AmpContext) -> torch.T
 
 
 def make_stage(stage: str, profile: Profile, device: torch.device | str, amp_mode: str = "off",
-               channels_last: bool = False, micro_batch: int = 0, seed: int = 0) -> tuple[Callable[[], dict], int]:
+               channels_last: bool = False, micro_batch: int = 0, seed: int = 0,
+               checkpointing: bool = False) -> tuple[Callable[[], dict], int]:
     """``(one_iteration, images_per_iteration)`` for ``stage`` in :data:`STAGES`."""
     torch.manual_seed(seed)
     device = torch.device(device)
-    amp = AmpContext(device, amp_mode, channels_last)
+    amp = AmpContext(device, amp_mode, channels_last, checkpointing)
     if stage == "warmup":
         w = WarmupConfig()
         enc = set_bn_group_size(_encoder(profile, w.pooling, amp), profile.bn_group).train()

@@ -1,0 +1,235 @@
+"""Paper-shape smoke (``make smoke-paper``): the whole ``dvc repro`` of ``params/market1501.yaml`` at
+the paper's shapes, widths and batch sizes, with only the schedule cut to one iteration per stage,
+on a small fake Market-1501 archive and random weight files in a temporary folder, on CPU.
+
+It catches what the tiny profile cannot: a crash or an out-of-memory at paper shapes. Every
+``python`` a stage starts runs under a watchdog (a ``python`` shim first on ``PATH``) that records
+its peak RSS and wall time and kills it past the RSS limit, so an over-budget stage fails the smoke
+instead of the machine. Afterwards every output ``dvc.lock`` lists must exist.
+
+What the smoke recipe changes besides the schedule, and why:
+- ``runtime.device: cpu``; ``data.expected_counts: off`` (the archive is small);
+- ``mesh.*`` paths to the random SPIN-format HMR checkpoint, SMPL mean parameters and an
+  SMPL-format body file (the procedural body saved in SMPL's layout) in the temporary folder;
+- memory tools that keep the update identical: ``warmup.micro_batch`` (stage 1 in slices of whole
+  BN groups) and ``runtime.activation_checkpointing`` (stages 2 and 3 recompute conv blocks).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+# the schedule of the smoke: one iteration per stage, validation at that epoch
+SCHEDULE = {
+    "warmup": {"epochs": 1, "iters_per_epoch": 1, "eval_every": 1},
+    "pretrain": {"epochs": 1, "iters_per_epoch": 1},
+    "train": {"epochs": 1, "iters_per_epoch": 1, "eval_every": 1},
+}
+MEMORY_TOOLS = {"warmup": {"micro_batch": 64}, "runtime": {"activation_checkpointing": True}}
+
+
+@dataclass
+class Assets:
+    archive: Path
+    torch_home: Path
+    hmr_checkpoint: Path
+    smpl_mean_params: Path
+    body_model: Path
+
+
+def write_assets(folder: Path, train_ids: int = 32, test_ids: int = 6, size: tuple[int, int] = (128, 64)) -> Assets:
+    """A Market-format archive (JPEGs of ``size``), random ImageNet-format ResNet-50 weights under a
+    private ``TORCH_HOME``, a random SPIN-format HMR checkpoint, SMPL mean parameters and body file."""
+    import torch
+    import torchvision
+
+    from genreid.body.procedural import build_procedural_body
+    from genreid.data.testing import archive_tree, make_market_tree
+    from genreid.meshes.hmr import build_hmr
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tree = make_market_tree(folder / "tree", train_ids=train_ids, test_ids=test_ids, cams_per_id=3, per_cam=2,
+                            size=size, id_colours=True)
+    archive = archive_tree(tree.root, folder / "sources" / "Market-1501-v15.09.15.zip")
+    shutil.rmtree(folder / "tree")
+    torch.manual_seed(0)
+    torch_home = folder / "torch"
+    weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
+    target = torch_home / "hub" / "checkpoints" / os.path.basename(weights.url)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(torchvision.models.resnet50().state_dict(), target)
+    hmr_dir = folder / "hmr"
+    hmr_dir.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    mean_params = hmr_dir / "smpl_mean_params.npz"
+    eye6 = np.tile(np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0], np.float32), 24)
+    np.savez(mean_params, pose=eye6 + 0.05 * rng.normal(size=144).astype(np.float32),
+             shape=np.zeros(10, np.float32), cam=np.array([0.9, 0.0, 0.0], np.float32))
+    hmr_checkpoint = hmr_dir / "model_checkpoint.pt"
+    torch.save({"model": build_hmr(None, mean_params).state_dict()}, hmr_checkpoint)
+    body = hmr_dir / "SMPL_NEUTRAL.npz"
+    np.savez(body, **build_procedural_body(0))
+    return Assets(archive, torch_home, hmr_checkpoint, mean_params, body)
+
+
+def smoke_recipe(assets: Assets, base: str = "market1501.yaml") -> dict:
+    """The recipe written next to ``params/market1501.yaml`` in the copy (``_base_`` is relative)."""
+    recipe: dict = {"_base_": base, "runtime": {"device": "cpu"}, "data": {"expected_counts": "off"},
+                    "mesh": {"hmr_checkpoint": str(assets.hmr_checkpoint),
+                             "smpl_mean_params": str(assets.smpl_mean_params),
+                             "body_model": str(assets.body_model)}}
+    for section, keys in [*SCHEDULE.items(), *MEMORY_TOOLS.items()]:
+        recipe.setdefault(section, {}).update(keys)
+    return recipe
+
+
+SHIM = '''#!{python}
+"""python shim of the paper-shape smoke: run the real interpreter, record peak RSS and wall time,
+kill the process tree past {limit_gb} GB."""
+import json, os, subprocess, sys, time
+LIMIT_KB = {limit_kb}
+
+
+def tree_rss_kb(pid):
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{{p}}/status") as fh:
+                total += next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
+            for task in os.listdir(f"/proc/{{p}}/task"):
+                with open(f"/proc/{{p}}/task/{{task}}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+t0 = time.time()
+proc = subprocess.Popen([{python!r}, *sys.argv[1:]])
+peak, killed = 0, False
+while proc.poll() is None:
+    peak = max(peak, tree_rss_kb(proc.pid))
+    if peak > LIMIT_KB and not killed:
+        proc.kill()
+        killed = True
+    time.sleep(0.2)
+import resource
+peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+with open({log!r}, "a") as fh:
+    fh.write(json.dumps({{"argv": sys.argv[1:], "rc": proc.returncode, "killed_over_limit": killed,
+                         "peak_rss_mib": round(peak / 1024, 1), "wall_s": round(time.time() - t0, 1)}}) + "\\n")
+sys.exit(137 if killed else proc.returncode)
+'''
+
+
+def write_shim(bin_dir: Path, log: Path, limit_gb: float) -> Path:
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    shim = bin_dir / "python"
+    shim.write_text(SHIM.format(python=sys.executable, limit_gb=limit_gb, limit_kb=int(limit_gb * 2**20),
+                                log=str(log)))
+    shim.chmod(0o755)
+    return shim
+
+
+def stage_label(argv: list[str]) -> str:
+    """``stages/train.py --dataset d --method m`` -> ``train d m``; the resume guard by its folder."""
+    if argv[:2] == ["-m", "genreid.pipeline.resume_guard"]:
+        return "resume_guard " + (argv[2] if len(argv) > 2 else "")
+    script = Path(argv[0]).stem if argv else "?"
+    values = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--dataset", "--method")]
+    return " ".join([script, *values])
+
+
+def copy_repo(root: Path, dest: Path) -> None:
+    """Tracked and untracked-but-not-ignored files, without dvc.lock and earlier results."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = root / rel
+        if rel == "dvc.lock" or rel.startswith("results/") or not src.is_file():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / rel)
+
+
+def locked_outputs(repo: Path) -> dict[str, list[str]]:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {name: [o["path"] for o in stage.get("outs", [])] for name, stage in lock["stages"].items()}
+
+
+def run_smoke(root: Path, work: Path, *, limit_gb: float = 12.0, time_limit_min: float = 20.0,
+              dvc_timeout_s: int = 3600) -> dict:
+    """Build everything under ``work``, run ``dvc repro`` in a copy of ``root``; returns the report."""
+    t0 = time.time()
+    repo, log = work / "repo", work / "stage_rss.jsonl"
+    assets = write_assets(work / "assets")
+    copy_repo(root, repo)
+    target = repo / "sources" / "market1501" / assets.archive.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(assets.archive, target)
+    (repo / "params" / "smoke_paper.yaml").write_text(
+        "# paper-shape smoke: params/market1501.yaml, schedule cut to one iteration per stage (genreid.perf.smoke)\n"
+        + yaml.safe_dump(smoke_recipe(assets), sort_keys=False))
+    venv_bin = Path(sys.executable).parent
+    shim_bin = write_shim(work / "bin", log, limit_gb).parent
+    env = {**os.environ, "PATH": f"{shim_bin}{os.pathsep}{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": str(repo), "TORCH_HOME": str(assets.torch_home), "DVC_NO_ANALYTICS": "1",
+           "GIT_AUTHOR_NAME": "smoke", "GIT_AUTHOR_EMAIL": "smoke@example.com", "GIT_COMMITTER_NAME": "smoke",
+           "GIT_COMMITTER_EMAIL": "smoke@example.com", "OMP_WAIT_POLICY": "PASSIVE"}
+
+    def run(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
+
+    dvc = str(venv_bin / "dvc")
+    setup = [[sys.executable, "-m", "genreid.cli", "recipe", "apply", "params/smoke_paper.yaml"],
+             ["git", "init", "-q"], [dvc, "config", "--local", "core.analytics", "false"], ["git", "add", "-A"],
+             ["git", "commit", "-q", "-m", "smoke"]]
+    report: dict = {"work": str(work), "limit_gb": limit_gb, "time_limit_min": time_limit_min, "problems": []}
+    for args in setup:
+        proc = run(args)
+        if proc.returncode:
+            report["problems"].append(f"{' '.join(args)} failed: {(proc.stdout + proc.stderr)[-2000:]}")
+            return report
+    t_repro = time.time()
+    proc = run([dvc, "repro"], timeout=dvc_timeout_s)
+    report["repro_seconds"] = round(time.time() - t_repro, 1)
+    report["total_seconds"] = round(time.time() - t0, 1)
+    (work / "dvc_repro.log").write_text(proc.stdout + proc.stderr)
+    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    report["processes"] = [{"what": stage_label(r["argv"]), **{k: r[k] for k in r if k != "argv"}} for r in rows]
+    if proc.returncode:
+        report["problems"].append(f"dvc repro failed ({proc.returncode}); log {work / 'dvc_repro.log'}: "
+                                  + (proc.stdout + proc.stderr)[-1500:])
+    for r in report["processes"]:
+        if r["killed_over_limit"] or r["peak_rss_mib"] > limit_gb * 1024:
+            report["problems"].append(f"{r['what']}: peak RSS {r['peak_rss_mib']} MiB over {limit_gb} GB")
+    if not proc.returncode:
+        missing = [f"{stage}: {p}" for stage, outs in locked_outputs(repo).items() for p in outs
+                   if not (repo / p).exists()]
+        report["problems"] += [f"missing output {m}" for m in missing]
+    if report["total_seconds"] > time_limit_min * 60:
+        report["problems"].append(f"took {report['total_seconds']:.0f} s, over {time_limit_min} min")
+    return report
+
+
+def markdown(report: dict) -> str:
+    lines = [f"Paper-shape smoke: dvc repro {report.get('repro_seconds', '-')} s, total "
+             f"{report.get('total_seconds', '-')} s (bounds: {report['time_limit_min']} min, "
+             f"{report['limit_gb']} GB per stage)", "", "| process | rc | peak RSS (MiB) | wall (s) |",
+             "|---|---|---|---|"]
+    for r in report.get("processes", []):
+        if not r["what"].startswith("resume_guard"):
+            lines.append(f"| {r['what']} | {r['rc']} | {r['peak_rss_mib']} | {r['wall_s']} |")
+    lines += ["", "PASS" if not report["problems"] else "FAIL:\n- " + "\n- ".join(report["problems"])]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,66 @@
+"""The paper-shape smoke's pieces (the full run is `make smoke-paper`): its recipe keeps every shape,
+width and batch size of params/market1501.yaml and changes only the schedule and the listed keys;
+its fake assets load through the real loaders; the python shim records and bounds a process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from genreid.body.model_files import read_smpl_file
+from genreid.config import resolve_recipe
+from genreid.meshes.hmr import build_hmr
+from genreid.perf.smoke import MEMORY_TOOLS, SCHEDULE, Assets, smoke_recipe, stage_label, write_shim
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_smoke_recipe_changes_only_the_schedule_and_listed_keys(tmp_path):
+    shutil.copytree(ROOT / "params", tmp_path / "params")
+    a = Assets(*(tmp_path / n for n in ("a.zip", "torch", "hmr.pt", "mean.npz", "body.npz")))
+    (tmp_path / "params" / "smoke.yaml").write_text(yaml.safe_dump(smoke_recipe(a)))
+    paper = _flatten(resolve_recipe(tmp_path / "params" / "market1501.yaml"))
+    smoke = _flatten(resolve_recipe(tmp_path / "params" / "smoke.yaml"))
+    changed = {k for k in paper if paper[k] != smoke[k]}
+    allowed = {f"{s}.{k}" for s, keys in [*SCHEDULE.items(), *MEMORY_TOOLS.items()] for k in keys}
+    allowed |= {"runtime.device", "data.expected_counts", "mesh.hmr_checkpoint", "mesh.smpl_mean_params",
+                "mesh.body_model"}
+    assert changed <= allowed, changed - allowed
+    for key in ("warmup.batch_size", "warmup.bn_group_size", "pretrain.batch_size", "train.batch_size",
+                "data.height", "data.width", "model.backbone", "model.generator.dec_channels", "model.stripes"):
+        assert smoke[key] == paper[key], key
+    assert (smoke["warmup.batch_size"], smoke["train.batch_size"], smoke["data.height"]) == (256, 16, 256)
+
+
+def test_smoke_assets_load(tmp_path):
+    from genreid.perf.smoke import write_assets
+
+    a = write_assets(tmp_path, train_ids=2, test_ids=2, size=(32, 16))
+    assert a.archive.stat().st_size > 0 and (a.torch_home / "hub" / "checkpoints").is_dir()
+    build_hmr(a.hmr_checkpoint, a.smpl_mean_params)
+    assert read_smpl_file(a.body_model)["J_regressor"].shape[0] == 24
+
+
+def test_shim_records_peak_rss_and_kills_over_the_limit(tmp_path):
+    log = tmp_path / "log.jsonl"
+    shim = write_shim(tmp_path / "bin", log, limit_gb=0.25)
+    ok = subprocess.run([str(shim), "-c", "print('hi')"], capture_output=True, text=True)
+    hog = subprocess.run([str(shim), "-c", "import time; b = bytearray(600 * 2**20); time.sleep(5)"])
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert ok.returncode == 0 and "hi" in ok.stdout and rows[0]["rc"] == 0 and rows[0]["peak_rss_mib"] > 0
+    assert hog.returncode == 137 and rows[1]["killed_over_limit"]
+    assert stage_label(["stages/train.py", "--dataset", "market1501", "--method", "gcl"]) == "train market1501 gcl"
