@@ -57,7 +57,7 @@ class RuntimeConfig(StrictModel):
     num_threads: int = Field(0, ge=0, le=512, description="torch CPU threads; 0 = torch default")
     deterministic: bool = Field(True, description="request deterministic torch algorithms (cudnn.benchmark stays off)")
     amp: Literal["off", "bf16", "fp16"] = Field(
-        "off", description="mixed precision: bf16 (CUDA and CPU) or fp16 with a gradient scaler (CUDA only); off = fp32")
+        "off", description="mixed precision: bf16 (CUDA and CPU), fp16 with a gradient scaler (CUDA only), off = fp32")
     channels_last: bool = Field(False, description="channels-last memory format for the four networks and their "
                                                    "inputs (faster convolutions on recent GPUs)")
     activation_checkpointing: bool = Field(False, description="recompute the networks' conv blocks in backward "
