@@ -47,9 +47,14 @@ class Assets:
     body_model: Path
 
 
-def write_assets(folder: Path, train_ids: int = 32, test_ids: int = 6, size: tuple[int, int] = (128, 64)) -> Assets:
+def write_assets(folder: Path, train_ids: int = 24, test_ids: int = 4, size: tuple[int, int] = (128, 64),
+                  cams_per_id: int = 4, per_cam: int = 8) -> Assets:
     """A Market-format archive (JPEGs of ``size``), random ImageNet-format ResNet-50 weights under a
-    private ``TORCH_HOME``, a random SPIN-format HMR checkpoint, SMPL mean parameters and body file."""
+    private ``TORCH_HOME``, a random SPIN-format HMR checkpoint, SMPL mean parameters and body file.
+
+    768 training images, 32 per identity: the paper's warm-up sampler takes one group of 16 per
+    pseudo-identity per pass, so a batch of 256 needs 16 clusters; with fewer images per identity
+    than k1 = 30, the k-reciprocal neighbourhoods of an untrained network join identities."""
     import torch
     import torchvision
 
@@ -58,8 +63,8 @@ def write_assets(folder: Path, train_ids: int = 32, test_ids: int = 6, size: tup
     from genreid.meshes.hmr import build_hmr
 
     folder.mkdir(parents=True, exist_ok=True)
-    tree = make_market_tree(folder / "tree", train_ids=train_ids, test_ids=test_ids, cams_per_id=3, per_cam=2,
-                            size=size, id_colours=True)
+    tree = make_market_tree(folder / "tree", train_ids=train_ids, test_ids=test_ids, cams_per_id=cams_per_id,
+                            per_cam=per_cam, size=size, id_colours=True)
     archive = archive_tree(tree.root, folder / "sources" / "Market-1501-v15.09.15.zip")
     shutil.rmtree(folder / "tree")
     torch.manual_seed(0)
