@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genreid.errors import ConfigError
-from genreid.models.gan_blocks import ConvBlock, SafePad, init_kaiming
+from genreid.models.gan_blocks import ConvBlock, SafePad, init_kaiming, instance_norm
 
 CODE_SPLITS = ("channels", "stripes")
 DECODER_NORMS = ("authors_ln", "group_norm")
@@ -65,7 +65,7 @@ class AdaINConv(nn.Module):
         self.activation = activation
 
     def forward(self, x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        y = F.instance_norm(self.conv(self.pad(x)))
+        y = instance_norm(self.conv(self.pad(x)))  # constant planes: 0, no 316x gradient (gan_blocks)
         y = y * scale[:, :, None, None] + bias[:, :, None, None]
         return F.leaky_relu(y, 0.2) if self.activation else y
 

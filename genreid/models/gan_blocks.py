@@ -4,6 +4,16 @@ The authors' networks (DG-Net lineage) pad with reflection. On the small CPU pro
 ASPP branch can ask for more padding than a 16x8 map has pixels, which reflection cannot do;
 :class:`SafePad` then falls back to replicate padding for that call only (documented, never silent
 at paper scale because 64x32 maps always fit the dilation-9 padding).
+
+Constant planes (issue 18): a blank mesh render (random HMR weights at 135/180 degrees) makes every
+map of E_str, and then G's first AdaIN inputs, exactly constant. Instance norm maps a constant
+plane to 0, but its backward multiplies the gradient by ``1/sqrt(eps)`` (about 316) at every such
+layer; through about 20 of them (decoder AdaIN, ASPP, residual blocks, stem) it overflows fp32 to
+inf and inf - inf gives NaN in E_str's stem while the loss stays finite. :func:`instance_norm`
+treats an exactly constant plane (max == min) as carrying no signal: output 0, gradient 0.
+Non-constant planes go through ``F.instance_norm`` unchanged, so their values and gradients are
+bit-identical to before; only exactly constant planes changed (their forward was already 0 up to
+rounding, their backward was the 316x amplification).
 """
 
 from __future__ import annotations
@@ -27,6 +37,32 @@ class SafePad(nn.Module):
         return F.pad(x, (self.pad,) * 4, mode=mode)
 
 
+def constant_planes(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """True where ``x`` is exactly constant over ``dims`` (kept as size 1): exact, no tolerance."""
+    with torch.no_grad():
+        return x.amax(dim=dims, keepdim=True) == x.amin(dim=dims, keepdim=True)
+
+
+def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """``F.instance_norm`` (no affine), with 0 output and 0 gradient on exactly constant planes.
+
+    The ``where`` passes values and gradients of other planes through untouched (bit-identical)."""
+    y = F.instance_norm(x, eps=eps)
+    return torch.where(constant_planes(x, (-2, -1)), torch.zeros((), dtype=y.dtype, device=y.device), y)
+
+
+class InstanceNorm(nn.Module):
+    """:func:`instance_norm` as a module; no parameters or buffers, like ``nn.InstanceNorm2d(affine=False)``
+    (same state dict, so existing checkpoints load)."""
+
+    def __init__(self, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return instance_norm(x, self.eps)
+
+
 class AuthorsLayerNorm(nn.Module):
     """The decoder's layer norm as the authors' code (MUNIT/DG-Net lineage) computes it.
 
@@ -34,6 +70,10 @@ class AuthorsLayerNorm(nn.Module):
     the std (not to the variance, as ``GroupNorm(1, C)`` does), then a per-channel affine whose
     ``gamma`` starts uniform in [0, 1) and ``beta`` at 0. Parameters are named ``gamma``/``beta``
     as the authors', so a GroupNorm checkpoint never loads into it silently.
+
+    An exactly constant sample gives 0 output and 0 gradient: ``std``'s backward there is
+    ``0 * (x - mean) / ((n-1) * 0)`` = NaN, so its input is detached for those samples (double
+    ``where``); other samples' values and gradients are bit-identical to the plain formula.
     """
 
     def __init__(self, channels: int, eps: float = 1e-5):
@@ -45,15 +85,16 @@ class AuthorsLayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.float().reshape(x.shape[0], -1)
         shape = (-1,) + (1,) * (x.dim() - 1)
-        mean, std = flat.mean(1).view(shape), flat.std(1).view(shape)
-        y = ((x.float() - mean) / (std + self.eps)).to(x.dtype)
+        const = constant_planes(flat, (1,))
+        mean, std = flat.mean(1).view(shape), torch.where(const, flat.detach(), flat).std(1).view(shape)
+        y = torch.where(const.view(shape), 0.0, (x.float() - mean) / (std + self.eps)).to(x.dtype)
         affine = (1, -1) + (1,) * (x.dim() - 2)
         return y * self.gamma.view(affine) + self.beta.view(affine)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "in":
-        return nn.InstanceNorm2d(channels, affine=False)
+        return InstanceNorm()
     if kind in ("ln", "group_norm"):  # genreid's earlier layer norm: GroupNorm(1, C), eps inside the sqrt
         return nn.GroupNorm(1, channels)
     if kind == "authors_ln":
