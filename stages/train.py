@@ -1,4 +1,5 @@
-"""DVC stage ``train@<ds>-<method>``: stage 3, joint generative-contrastive training (GCL or GCL+).
+"""DVC stage ``train@<ds>-<method>``: stage 3, joint generative-contrastive training (GCL or GCL+), or a
+control arm without a generator (control_aug, control_none: generator.pt and the renders are not read).
 
 Reads data/prepared/<ds>/ (train and val manifests), data/meshes/<ds>/ (train renders),
 models/<ds>/baseline/encoder.pt and models/<ds>/pretrain/generator.pt; writes
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from genreid.config import GenreidConfig
 from genreid.config.loader import write_resolved_config
+from genreid.config.sections.gan import METHODS
 from genreid.stage import run_stage, stage_parser
 
 
@@ -35,7 +37,9 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(body, stage_parser(__doc__.splitlines()[0], per_method=True), argv)
+    parser = stage_parser(__doc__.splitlines()[0], per_method=True)
+    next(a for a in parser._actions if a.dest == "method").choices = METHODS  # train.methods' names
+    return run_stage(body, parser, argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """One stage-3 iteration: GAN forward (+ the method's mixed view), D step, then one backward that
 moves E_str+G (Adam) and E_id (SGD); afterwards the memory slots of the batch move towards the
-original-view features (METHOD.md sections 3-4)."""
+original-view features (METHOD.md sections 3-4). Methods without a generator (the control arms)
+run :func:`contrastive_iteration` instead: E_id's SGD step on the same memory loss, nothing else."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from dataclasses import dataclass
 
 import torch
 
+from torch import nn
+
 from genreid.config.sections.gan import TrainConfig
 from genreid.engine import dist
 from genreid.engine.amp import AmpContext
 from genreid.engine.guards import assert_finite
 from genreid.gan.nets import GanNets, discriminator_step, fake_sets, forward_views, generator_loss
-from genreid.joint.methods import JointMethod
+from genreid.joint.methods import ControlNone, JointMethod
 from genreid.losses.view_invariant import view_invariant_loss
 from genreid.memory.instance_memory import InstanceMemory
 
@@ -32,10 +35,37 @@ class JointBatch:
 
 
 @dataclass
+class EncoderNets:
+    """The networks of a method without a generator: E_id alone."""
+
+    id_encoder: nn.Module
+
+
+@dataclass
 class Optimisers:
-    g: torch.optim.Optimizer
-    d: torch.optim.Optimizer
+    g: torch.optim.Optimizer | None  # None for methods without a generator
+    d: torch.optim.Optimizer | None
     id: torch.optim.Optimizer
+
+    def named(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers that exist, by schedule / checkpoint name."""
+        return {k: v for k, v in (("g", self.g), ("d", self.d), ("id", self.id)) if v is not None}
+
+
+def build_optimisers(nets: GanNets | EncoderNets, cfg: TrainConfig) -> Optimisers:
+    """Stage 3's optimisers: E_id SGD (nesterov) at ``optim.lr_id``; with a generator also Adam for
+    E_str+G and for D at ``stage3_lr_g``."""
+    o = cfg.optim
+    id_opt = torch.optim.SGD(nets.id_encoder.parameters(), lr=o.lr_id, momentum=o.momentum, nesterov=True,
+                             weight_decay=o.weight_decay)
+    if not isinstance(nets, GanNets):
+        return Optimisers(g=None, d=None, id=id_opt)
+    return Optimisers(
+        g=torch.optim.Adam(nets.generator_parameters(), lr=cfg.stage3_lr_g, betas=(o.beta1, o.beta2),
+                           weight_decay=o.weight_decay),
+        d=torch.optim.Adam(nets.discriminator.parameters(), lr=cfg.stage3_lr_g, betas=(o.beta1, o.beta2),
+                           weight_decay=o.weight_decay),
+        id=id_opt)
 
 
 def joint_iteration(nets: GanNets, opts: Optimisers, amp: AmpContext, memory: InstanceMemory, method: JointMethod,
@@ -69,4 +99,28 @@ def joint_iteration(nets: GanNets, opts: Optimisers, amp: AmpContext, memory: In
     amp.update()
     memory.update(dist.all_gather_cat(batch.idx, info), dist.all_gather_cat(views.f.detach().float(), info),
                   cfg.memory_momentum)
+    return parts
+
+
+def contrastive_iteration(id_encoder: nn.Module, opt_id: torch.optim.Optimizer, amp: AmpContext,
+                          memory: InstanceMemory, method: ControlNone, x: torch.Tensor, idx: torch.Tensor,
+                          cfg: TrainConfig, where: str, info: dist.DistInfo = dist.DistInfo()) -> dict[str, float]:
+    """One control-arm iteration: the view-invariant loss with the method's positive view (or none),
+    one E_id step, the same memory update as :func:`joint_iteration`."""
+    positive = method.positive_input(x, info)
+    with amp.autocast():
+        f = id_encoder(x)[1]
+        f_pos = None if positive is None else id_encoder(amp.input(positive))[1]
+    opt_id.zero_grad(set_to_none=True)
+    with amp.autocast():
+        vi, parts = view_invariant_loss(f, f_pos, idx, memory, cfg.num_negatives, cfg.memory_temperature,
+                                        cfg.term3_negatives, cfg.positive_includes_self)
+        loss = cfg.vi_weight * vi
+    parts.update(vi=float(vi.detach()), total=float(loss.detach()))
+    assert_finite(parts, where, DIVERGED_FIX, info)
+    amp.backward(loss)
+    dist.average_gradients(id_encoder.parameters(), info)
+    amp.step(opt_id)
+    amp.update()
+    memory.update(dist.all_gather_cat(idx, info), dist.all_gather_cat(f.detach().float(), info), cfg.memory_momentum)
     return parts

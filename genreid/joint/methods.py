@@ -4,6 +4,11 @@ joint iteration, which clustering it uses and what state it keeps across an epoc
 - :class:`GCL`: the view-invariant memory loss only; pseudo-labels with ``train.gcl.cluster``.
 - :class:`GCLPlus`: identity mixing (D-Mixup / Mixup / F-Mixup / none) and prototype losses on top;
   prototypes are the memory's cluster means, fixed for the epoch; ``train.gcl_plus.cluster``.
+- :class:`ControlAug` / :class:`ControlNone` (control arms, not in the papers): the same stage-3
+  memory training without a generator, to ask whether generated views beat traditional augmentation
+  (control_aug: the positive view is an augmented copy of the image, ``train.control_aug``) or more
+  training alone (control_none: no positive view, term 3 of the loss only). Both cluster with GCL's
+  ``train.gcl.cluster`` so that the only difference from GCL is the positive view.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from typing import Any
 import torch
 
 from genreid.config.sections.cluster import ClusterConfig
-from genreid.config.sections.gan import TrainConfig
+from genreid.config.sections.gan import METHODS, TrainConfig
+from genreid.engine import dist
 from genreid.errors import ConfigError
 from genreid.gan.nets import GanNets, Views
+from genreid.joint.augment import augmented_view
 from genreid.joint.mixing import draw_mix, mix, soft_targets
 from genreid.losses.prototype import cluster_prototypes, prototype_loss
 from genreid.memory.instance_memory import InstanceMemory
@@ -35,9 +42,15 @@ class JointMethod:
     """GCL's behaviour; subclasses override what they add."""
 
     name = "gcl"
+    uses_generator = True  # False: no generator, renders or G/D optimisers; contrastive_iteration runs
 
     def __init__(self, cluster: ClusterConfig):
         self.cluster = cluster
+
+    @property
+    def cluster_key(self) -> str:
+        """Where the clustering's keys live (for error messages)."""
+        return f"train.{self.name}.cluster"
 
     def begin_epoch(self, memory: InstanceMemory) -> None:
         """Per-epoch state from the freshly labelled memory (not called when resuming mid-epoch)."""
@@ -103,11 +116,46 @@ class GCLPlus(JointMethod):
         self.prototypes = state["prototypes"]
 
 
+class ControlNone(JointMethod):
+    """Stage-3 memory training with no extra view: only the loss's original-view term remains."""
+
+    name = "control_none"
+    uses_generator = False
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__(cfg.gcl.cluster)  # GCL's clustering: the arms differ from GCL only in the view
+
+    @property
+    def cluster_key(self) -> str:
+        return "train.gcl.cluster"
+
+    def positive_input(self, x: torch.Tensor, info: dist.DistInfo) -> torch.Tensor | None:
+        """The image batch whose E_id features take f_nv's place in the loss; None = no such view."""
+        return None
+
+
+class ControlAug(ControlNone):
+    """GCL with the positive view from traditional augmentation of the same image instead of G(s_t, a)."""
+
+    name = "control_aug"
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__(cfg)
+        self.aug = cfg.control_aug
+
+    def positive_input(self, x: torch.Tensor, info: dist.DistInfo) -> torch.Tensor | None:
+        return augmented_view(x, self.aug, info)
+
+
 def build_method(name: str, cfg: TrainConfig) -> JointMethod:
-    """The method object for ``--method``; control arms register here as well."""
+    """The method object for ``--method`` (one of ``METHODS``)."""
     if name == "gcl":
         return GCL(cfg.gcl.cluster)
     if name == "gcl_plus":
         return GCLPlus(cfg)
+    if name == "control_aug":
+        return ControlAug(cfg)
+    if name == "control_none":
+        return ControlNone(cfg)
     raise ConfigError(f"--method {name!r} is not a stage-3 method",
-                      "use one of gcl, gcl_plus (the baseline is the warm-up encoder, stage 1)")
+                      f"use one of {', '.join(METHODS)} (the baseline is the warm-up encoder, stage 1)")

@@ -1,5 +1,7 @@
-"""Stage 3 end to end: load the warm-up encoder and the pre-trained generator, build the method and
-the step from ``train``, train, and write the encoder selected on the validation split."""
+"""Stage 3 end to end: load the warm-up encoder and (GCL, GCL+) the pre-trained generator, build the
+method and the step from ``train``, train, and write the encoder selected on the validation split.
+The control arms never touch the generator, its optimisers or the renders; everything else
+(seeding, memory, clustering, batches, E_id's optimiser and schedule, validation, checkpoints) is shared."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from genreid.engine.trainer import Hook, Trainer
 from genreid.errors import TrainingDiverged
 from genreid.gan.nets import GanNets
 from genreid.gan.renders import open_renders
-from genreid.joint.iteration import DIVERGED_FIX, Optimisers
+from genreid.joint.iteration import DIVERGED_FIX, EncoderNets, build_optimisers
 from genreid.joint.methods import build_method
 from genreid.joint.step import JointStep
 from genreid.models.generator import load_generator, load_generator_optimisers
@@ -36,7 +38,8 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
                 results_dir: str | Path, device: torch.device | str = "cpu",
                 stop_after_iters: int | None = None,
                 extra_hooks: Sequence[Hook] = ()) -> dict[str, Any]:
-    """Train E_id jointly with the pre-trained generator; write ``model_dir/encoder.pt`` (val-selected).
+    """Train E_id jointly with the pre-trained generator (control arms: alone; ``generator_path`` and
+    ``render_dir`` are then never opened); write ``model_dir/encoder.pt`` (val-selected).
 
     Under ``torchrun`` each rank trains on its share of every batch (gradients averaged, memory
     updated with every rank's features, clustering broadcast from rank 0); rank 0 writes the files.
@@ -45,30 +48,28 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
     info = dist.init_distributed(device)
     model_dir, results_dir = Path(model_dir), Path(results_dir)
     seed_everything(seed, runtime.deterministic)
-    amp = AmpContext(info.device, runtime.amp, runtime.channels_last)
+    amp = AmpContext(info.device, runtime.amp, runtime.channels_last, runtime.activation_checkpointing)
     id_enc, _ = load_encoder(encoder_path, map_location=info.device)
     if cfg.pooling != "warmup":
         id_enc.set_pooling(cfg.pooling)
-    e_str, dec, dis, _ = load_generator(generator_path, map_location=info.device)
-    if dec.stripe_dim != id_enc.channels or dec.stripes != id_enc.stripes:
-        raise TrainingDiverged(f"{generator_path} was trained for {dec.stripes} x {dec.stripe_dim} appearance codes "
-                               f"but {encoder_path} gives {id_enc.stripes} x {id_enc.channels}",
-                               "rerun the pretrain stage with this encoder")
-    nets = GanNets(*(amp.module(m).train() for m in (id_enc, e_str, dec, dis)))
+    if method.uses_generator:
+        e_str, dec, dis, _ = load_generator(generator_path, map_location=info.device)
+        if dec.stripe_dim != id_enc.channels or dec.stripes != id_enc.stripes:
+            raise TrainingDiverged(f"{generator_path} was trained for {dec.stripes} x {dec.stripe_dim} appearance "
+                                   f"codes but {encoder_path} gives {id_enc.stripes} x {id_enc.channels}",
+                                   "rerun the pretrain stage with this encoder")
+        nets: GanNets | EncoderNets = GanNets(*(amp.module(m).train() for m in (id_enc, e_str, dec, dis)))
+    else:
+        nets = EncoderNets(amp.module(id_enc).train())
     o = cfg.optim
-    opts = Optimisers(
-        g=torch.optim.Adam(nets.generator_parameters(), lr=cfg.stage3_lr_g, betas=(o.beta1, o.beta2),
-                           weight_decay=o.weight_decay),
-        d=torch.optim.Adam(dis.parameters(), lr=cfg.stage3_lr_g, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay),
-        id=torch.optim.SGD(id_enc.parameters(), lr=o.lr_id, momentum=o.momentum, nesterov=True,
-                           weight_decay=o.weight_decay))
-    if cfg.gan_optimizer == "resume":  # the authors' stage 3 continues stage 2's Adam moments
+    opts = build_optimisers(nets, cfg)
+    if method.uses_generator and cfg.gan_optimizer == "resume":  # the authors' stage 3 continues stage 2's Adam
         stage2 = load_generator_optimisers(generator_path, map_location=info.device)
         for opt, name in ((opts.g, "g"), (opts.d, "d")):
             opt.load_state_dict(stage2[name])
             for group in opt.param_groups:  # moments from stage 2, hyper-parameters from train.optim
                 group.update(weight_decay=o.weight_decay, betas=(o.beta1, o.beta2))
-    store = open_renders(str(render_dir), "train", train_df, cfg.angles)
+    store = open_renders(str(render_dir), "train", train_df, cfg.angles) if method.uses_generator else None
     dataset = image_dataset(train_df, height, width)
     val_set = image_dataset(val_df, height, width) if val_df is not None and len(val_df) else None
     validation = Validation(nets.id_encoder, val_set, cfg.eval_every, cfg.extract_batch_size, runtime.num_workers,
@@ -77,7 +78,8 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
                      camids=train_df["camid"].to_numpy(), true_ids=train_df["pid"].to_numpy(), info=info, amp=amp,
                      validation=validation, model_dir=model_dir, results_dir=results_dir,
                      num_workers=runtime.num_workers)
-    schedule = StepSchedule({"g": cfg.stage3_lr_g, "d": cfg.stage3_lr_g, "id": o.lr_id}, cfg.lr_gamma,
+    rates = {"g": cfg.stage3_lr_g, "d": cfg.stage3_lr_g, "id": o.lr_id}
+    schedule = StepSchedule({k: rates[k] for k in opts.named()}, cfg.lr_gamma,
                             [cfg.step_epoch], decays=None if cfg.gd_lr_step else ("id",))
     best = BestModel(nets.id_encoder, use_validation=cfg.selection == "val_map" and val_set is not None)
     hooks = default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters, log_every=10,

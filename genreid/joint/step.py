@@ -1,6 +1,7 @@
 """Stage 3's step: per epoch, pseudo-labels from the instance memory (the method's clustering;
 outliers leave the loader but stay in memory as negatives) and the method's epoch state, then one
-pass of :func:`joint_iteration` over a seeded shuffle of the clustered images."""
+pass of :func:`joint_iteration` (or, for methods without a generator, :func:`contrastive_iteration`)
+over a seeded shuffle of the clustered images."""
 
 from __future__ import annotations
 
@@ -23,7 +24,14 @@ from genreid.engine.trainer import Trainer, TrainStep
 from genreid.errors import TrainingDiverged
 from genreid.gan.nets import GanNets
 from genreid.gan.renders import view_inputs
-from genreid.joint.iteration import DIVERGED_FIX, JointBatch, Optimisers, joint_iteration
+from genreid.joint.iteration import (
+    DIVERGED_FIX,
+    EncoderNets,
+    JointBatch,
+    Optimisers,
+    contrastive_iteration,
+    joint_iteration,
+)
 from genreid.joint.methods import JointMethod
 from genreid.memory.instance_memory import InstanceMemory
 from genreid.memory.labels import EpochLabels
@@ -32,8 +40,8 @@ from genreid.meshes.store import RenderStore
 
 class JointStep(TrainStep):
     stage = "train"
-    def __init__(self, cfg: TrainConfig, method: JointMethod, *, seed: int, nets: GanNets, opts: Optimisers,
-                 dataset: Any, store: RenderStore, camids: np.ndarray, true_ids: np.ndarray, info: dist.DistInfo,
+    def __init__(self, cfg: TrainConfig, method: JointMethod, *, seed: int, nets: GanNets | EncoderNets,
+                 opts: Optimisers, dataset: Any, store: RenderStore | None, camids: np.ndarray, true_ids: np.ndarray, info: dist.DistInfo,
                  amp: AmpContext, validation: Validation | None, model_dir: Path, results_dir: Path,
                  num_workers: int = 0):
         self.cfg, self.method, self.seed, self.nets, self.opts = cfg, method, seed, nets, opts
@@ -46,13 +54,16 @@ class JointStep(TrainStep):
         self.weights = cfg.weights.model_dump()
 
     def state(self) -> dict[str, Any]:
+        """Only what exists: the generator's networks and optimisers for GCL / GCL+ alone."""
         n = self.nets
-        return {"id_encoder": n.id_encoder, "str_encoder": n.str_encoder, "decoder": n.decoder,
-                "discriminator": n.discriminator, **{f"opt_{k}": v for k, v in self.optimisers().items()},
+        nets = {"id_encoder": n.id_encoder}
+        if isinstance(n, GanNets):
+            nets.update(str_encoder=n.str_encoder, decoder=n.decoder, discriminator=n.discriminator)
+        return {**nets, **{f"opt_{k}": v for k, v in self.optimisers().items()},
                 "scaler": self.amp, "memory": self.memory, "labels": self.labels, "method": self.method}
 
     def optimisers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"g": self.opts.g, "d": self.opts.d, "id": self.opts.id}
+        return self.opts.named()
 
     def buffered_modules(self) -> list[torch.nn.Module]:
         return [self.nets.id_encoder]
@@ -76,7 +87,7 @@ class JointStep(TrainStep):
         self.label_t = torch.from_numpy(self.labels.labels).to(self.info.device)
 
     def _pseudo_labels(self, epoch: int) -> tuple[np.ndarray, dict[str, Any]]:
-        c, key = self.method.cluster, f"train.{self.method.name}.cluster"
+        c, key = self.method.cluster, self.method.cluster_key
         eps, rho = c.eps_and_rho()
         labels, quality = cluster_features(self.memory.features.cpu(), eps=eps, rho=rho, min_samples=c.min_samples,
                                            k1=c.k1, k2=c.k2, true_ids=self.true_ids,
@@ -102,12 +113,19 @@ class JointStep(TrainStep):
                             pin_memory=self.info.device.type == "cuda")
 
     def run_step(self, trainer: Trainer, batch: dict) -> dict[str, float]:
+        where = f"{self.name} epoch {trainer.epoch} iteration {trainer.iteration}"
+        if not self.method.uses_generator:
+            x = self.amp.input(batch["image"])
+            idx = torch.from_numpy(batch["index"].numpy()).to(self.info.device)
+            dist.sync_buffers([self.nets.id_encoder], self.info)
+            return contrastive_iteration(self.nets.id_encoder, self.opts.id, self.amp, self.memory, self.method, x,
+                                         idx, self.cfg, where, self.info)
         x, rows, m0, mt = view_inputs(self.store, batch, self.cfg.angles, self.cfg.batch_size, self.amp, self.info)
         idx = torch.from_numpy(rows).to(self.info.device)
         dist.sync_buffers([self.nets.id_encoder], self.info)  # as DDP would before a forward
         return joint_iteration(self.nets, self.opts, self.amp, self.memory, self.method,
-                               JointBatch(x, m0, mt, idx, self.label_t[idx]), self.cfg, self.weights,
-                               f"{self.name} epoch {trainer.epoch} iteration {trainer.iteration}", self.info)
+                               JointBatch(x, m0, mt, idx, self.label_t[idx]), self.cfg, self.weights, where,
+                               self.info)
 
     def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
         return self.labels.record()

@@ -7,6 +7,11 @@ Three InfoNCE terms with the positive at index 0 and one shared set of K negativ
 3. f    vs M[p']  -- the original view against another random same-cluster slot.
 The authors' code scores term 3's negatives with f_nv (``term3_negatives="f_nv"``); the
 default follows the paper's intent (``"f"``). The terms are summed, as in the authors' code.
+
+Without a novel view (``f_nv=None``, the ``control_none`` arm) terms 1 and 2 have no anchor and are
+dropped; term 3 alone remains, its negatives scored with ``f`` whatever ``term3_negatives`` says
+(there is no f_nv to score them with). That is plain instance-memory contrastive training with a
+same-cluster positive: stage 3 minus the generated view.
 Similarities are one (B, N) product with the whole bank, then gathered: cheaper than gathering
 B x K x D memory rows.
 """
@@ -25,13 +30,16 @@ def info_nce(pos: torch.Tensor, neg: torch.Tensor, temperature: float) -> torch.
     return F.cross_entropy(logits, torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device))
 
 
-def view_invariant_loss(f: torch.Tensor, f_nv: torch.Tensor, indices: torch.Tensor, memory: InstanceMemory,
+def view_invariant_loss(f: torch.Tensor, f_nv: torch.Tensor | None, indices: torch.Tensor, memory: InstanceMemory,
                         num_negatives: int, temperature: float, term3_negatives: str = "f",
                         positive_includes_self: bool = False,
                         generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Sum of the three terms for a batch of original (``f``) and generated-view (``f_nv``) features."""
+    """Sum of the three terms for a batch of original (``f``) and positive-view (``f_nv``) features;
+    term 3 alone when ``f_nv`` is None."""
     if term3_negatives not in ("f", "f_nv"):
         raise ValueError(f"term3_negatives must be 'f' or 'f_nv', got {term3_negatives!r}")
+    if f_nv is None:
+        return _original_view_term(f, indices, memory, num_negatives, temperature, positive_includes_self, generator)
     f_hat = F.normalize(f.float(), dim=1)
     nv_hat = F.normalize(f_nv.float(), dim=1)
     bank = memory.features.detach()
@@ -48,3 +56,16 @@ def view_invariant_loss(f: torch.Tensor, f_nv: torch.Tensor, indices: torch.Tens
     t3 = info_nce(sim_f.gather(1, p2[:, None])[:, 0], neg_3, temperature)
     return t1 + t2 + t3, {"vi_self": float(t1.detach()), "vi_nv_cluster": float(t2.detach()),
                           "vi_orig_cluster": float(t3.detach())}
+
+
+def _original_view_term(f: torch.Tensor, indices: torch.Tensor, memory: InstanceMemory, num_negatives: int,
+                        temperature: float, positive_includes_self: bool, generator: torch.Generator | None
+                        ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Term 3 only: f vs a random same-cluster slot, negatives scored with f."""
+    bank = memory.features.detach()
+    sim_f = F.normalize(f.float(), dim=1) @ bank.t()
+    idx = indices.to(bank.device)
+    p = memory.sample_positives(idx, generator, include_self=positive_includes_self)
+    neg = memory.sample_negatives(idx, num_negatives, generator)
+    t3 = info_nce(sim_f.gather(1, p[:, None])[:, 0], sim_f.gather(1, neg), temperature)
+    return t3, {"vi_orig_cluster": float(t3.detach())}

@@ -19,9 +19,10 @@ class RerankConfig(StrictModel):
 
 
 class EvalConfig(StrictModel):
-    methods: list[Literal["untrained", "baseline", "gcl", "gcl_plus"]] = Field(
+    methods: list[Literal["untrained", "baseline", "gcl", "gcl_plus", "control_aug", "control_none"]] = Field(
         default_factory=lambda: ["untrained", "baseline", "gcl", "gcl_plus"], min_length=1,
-        description="encoders evaluated; untrained = a fresh encoder built from `model` with `seed`")
+        description="encoders evaluated; untrained = a fresh encoder built from `model` with `seed`; "
+                    "control_aug / control_none are stage-3 control arms (train.methods)")
     protocol: Literal["rank", "sklearn", "interpolated"] = Field(
         "rank", description="AP definition: rank (torchreid/FastReID), sklearn (open-reid lineage), "
                             "interpolated (official Market-1501 code)")

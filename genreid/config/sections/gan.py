@@ -13,7 +13,8 @@ from pydantic import Field, field_validator
 from genreid.config.base import StrictModel
 from genreid.config.sections.cluster import ClusterConfig
 
-Method = Literal["gcl", "gcl_plus"]
+Method = Literal["gcl", "gcl_plus", "control_aug", "control_none"]
+METHODS: tuple[str, ...] = ("gcl", "gcl_plus", "control_aug", "control_none")  # stage-3 methods, in report order
 ALL_ANGLES = [45, 90, 135, 180, 225, 270, 315]
 
 
@@ -111,6 +112,33 @@ class GclPlusConfig(StrictModel):
     mix_adv: bool = Field(True, description="adversarial term on x_mix, G and D sides (D-Mixup only)")
 
 
+class ControlAugConfig(StrictModel):
+    """control_aug (not in the papers): GCL's positive view G(s_t, a) replaced by traditional ReID
+    augmentation of the same image, applied in this order: colour jitter (brightness, contrast,
+    saturation, fixed order), horizontal flip, pad-and-random-crop, random erasing (Zhong et al. 2020).
+    Clustering is GCL's (``train.gcl.cluster``); no generator is loaded."""
+
+    brightness: float = Field(0.2, ge=0.0, lt=1.0, description="pixels x U(1-b, 1+b) per image")
+    contrast: float = Field(0.2, ge=0.0, lt=1.0, description="blend with the image's mean grey, factor U(1-c, 1+c)")
+    saturation: float = Field(0.2, ge=0.0, lt=1.0, description="blend with the grey image, factor U(1-s, 1+s)")
+    flip_p: float = Field(0.5, ge=0.0, le=1.0, description="horizontal flip probability")
+    pad_fraction: float = Field(0.1, ge=0.0, lt=1.0, description=(
+        "zero (black) padding on every side, as a fraction of the width (13 px at 128), then a random crop "
+        "back to the input size; 0 = no crop"))
+    erase_p: float = Field(0.5, ge=0.0, le=1.0, description="random erasing probability (Zhong et al.: 0.5)")
+    erase_area: tuple[float, float] = Field((0.02, 0.4), description="erased area fraction range (sl, sh)")
+    erase_min_aspect: float = Field(0.3, gt=0.0, le=1.0, description=(
+        "aspect ratio drawn in [r1, 1/r1] (r1 0.3); the box is filled with the ImageNet mean (0 after "
+        "normalisation); 100 attempts, none erased if no box fits"))
+
+    @field_validator("erase_area")
+    @classmethod
+    def _area(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 < v[0] <= v[1] < 1.0:
+            raise ValueError(f"erase_area must be 0 < sl <= sh < 1, got {v}")
+        return v
+
+
 class TrainConfig(StrictModel):
     methods: list[Method] = Field(default_factory=lambda: ["gcl", "gcl_plus"], min_length=1)
     epochs: int = Field(20, ge=1)
@@ -145,6 +173,8 @@ class TrainConfig(StrictModel):
     vi_weight: float = Field(1.0, ge=0.0, description="view-invariant memory loss weight")
     gcl: GclConfig = Field(default_factory=GclConfig)
     gcl_plus: GclPlusConfig = Field(default_factory=GclPlusConfig)
+    control_aug: ControlAugConfig = Field(default_factory=ControlAugConfig, description=(
+        "control arm: traditional augmentation as the positive view (GCL's clustering, no generator)"))
     checkpoint_every_iters: int = Field(500, ge=1, description="iterations between checkpoints (and every epoch end)")
     eval_every: int = Field(1, ge=1, description="validation (model selection) every N epochs; last always")
     selection: Literal["val_map", "last"] = Field("val_map", description="encoder kept: best val mAP or last")
