@@ -13,6 +13,14 @@
 ``activation_checkpointing`` (``runtime.activation_checkpointing``) makes :meth:`module` checkpoint
 the network's conv blocks (:mod:`genreid.engine.recompute`): same results, less memory, more time.
 
+Every optimiser step of every stage goes through :meth:`AmpContext.step`, so the gradient guard
+lives there: before ``opt.step()`` all gradients are checked for NaN/inf with one host transfer
+per step, and a non-finite gradient raises :class:`TrainingDiverged` naming the stage and the
+optimiser (the loss guard cannot see this: issue 18's E_str gradients were NaN under a finite
+loss). With ``fp16`` the gradient scaler already skips such steps and lowers its scale; that
+behaviour is kept (no check). Names come from :meth:`name_optimisers`, which the
+:class:`~genreid.engine.trainer.Trainer` calls with the stage's ``optimisers()``.
+
 Losses and the memory banks stay fp32 (the steps cast features with ``.float()``). One scaler
 serves all optimiser steps of an iteration; :meth:`update` is called once at its end. Its state is
 checkpointed with the rest.
@@ -27,10 +35,21 @@ import torch
 from torch import nn
 
 from genreid.engine.recompute import checkpoint_blocks
+from genreid.errors import TrainingDiverged
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+GRADIENT_FIX = ("lower the stage's learning rates (or check its inputs, e.g. blank renders); rerun to resume "
+                "from the last good checkpoint")
+
+
+def gradients_finite(opt: torch.optim.Optimizer) -> bool:
+    """Whether every gradient ``opt`` would apply is finite: one host transfer for all tensors."""
+    grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    if not grads:
+        return True
+    return bool(torch.stack([g.isfinite().all() for g in grads]).all().item())
 
 
 class AmpContext:
@@ -49,6 +68,13 @@ class AmpContext:
         self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and mode == "fp16")
         self.channels_last = channels_last
         self.activation_checkpointing = activation_checkpointing
+        self.stage = ""
+        self._opt_names: dict[int, str] = {}
+
+    def name_optimisers(self, stage: str, optimisers: dict[str, torch.optim.Optimizer]) -> None:
+        """Remember which stage and optimiser name each optimiser has, for the divergence message."""
+        self.stage = stage
+        self._opt_names.update({id(opt): name for name, opt in optimisers.items()})
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if not self.enabled:
@@ -75,7 +101,18 @@ class AmpContext:
         self.scaler.scale(loss).backward() if self.scaler.is_enabled() else loss.backward()
 
     def step(self, opt: torch.optim.Optimizer) -> None:
-        self.scaler.step(opt) if self.scaler.is_enabled() else opt.step()
+        """``opt.step()``, refused with :class:`TrainingDiverged` when a gradient is NaN/inf (fp16: the
+        scaler skips the step instead, as before)."""
+        if self.scaler.is_enabled():
+            self.scaler.step(opt)
+            return
+        if not gradients_finite(opt):
+            name = self._opt_names.get(id(opt), "unnamed")
+            stage = self.stage or "training"
+            raise TrainingDiverged(f"non-finite gradient for optimiser '{name}' in stage '{stage}' (loss was finite); "
+                                   "the step was not taken, training stopped, the last good checkpoint is kept",
+                                   GRADIENT_FIX)
+        opt.step()
 
     def update(self) -> None:
         if self.scaler.is_enabled():

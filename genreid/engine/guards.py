@@ -1,10 +1,14 @@
-"""Stop on a non-finite loss, naming the term, on every rank together (no rank left waiting)."""
+"""Stop on a non-finite loss, naming the term, on every rank together (no rank left waiting); refuse
+to write a checkpoint or an output file from non-finite weights (the gradient guard is in
+:meth:`genreid.engine.amp.AmpContext.step`)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
+from torch import nn
 
 from genreid.engine.dist import DistInfo, any_rank
 from genreid.errors import TrainingDiverged
@@ -26,3 +30,26 @@ def assert_finite(values: dict[str, float | torch.Tensor], where: str, fix: str,
     if bad is not None:
         raise TrainingDiverged(f"{bad[0]} became {bad[1]} at {where}; training stopped, the last good "
                                "checkpoint is kept", fix)
+
+
+PARAMETER_FIX = ("the weights became NaN/inf outside the guarded optimiser steps (fp16 scaler, a manual update); "
+                 "lower the stage's learning rates and rerun to resume from the last good checkpoint")
+
+
+def non_finite_parameters(modules: Mapping[str, nn.Module]) -> list[str]:
+    """Names (``module.parameter``) of parameters holding NaN/inf; one host transfer for all of them."""
+    named = [(f"{m}.{n}", p) for m, module in modules.items() for n, p in module.named_parameters()]
+    if not named:
+        return []
+    ok = torch.stack([p.detach().isfinite().all() for _, p in named]).cpu()
+    if bool(ok.all()):
+        return []
+    return [name for (name, _), good in zip(named, ok.tolist()) if not good]
+
+
+def assert_finite_parameters(modules: Mapping[str, nn.Module], where: str) -> None:
+    """Refuse to write ``where`` (a checkpoint, an output file) from weights holding NaN/inf."""
+    bad = non_finite_parameters(modules)
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise TrainingDiverged(f"non-finite weights in {shown}; {where} was not written", PARAMETER_FIX)

@@ -1,5 +1,6 @@
 """The final write of a stage that trains the identity encoder (stages 1 and 3): the selected
-weights into ``encoder.pt`` with the :class:`Selection` record, and ``train/summary.json``."""
+weights into ``encoder.pt`` with the :class:`Selection` record, and ``train/summary.json``. Weights holding
+NaN/inf (also a selected earlier snapshot) are refused before anything is written."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from torch import nn
 
+from genreid.engine.guards import assert_finite_parameters
 from genreid.engine.selection import Selection
 from genreid.engine.trainer import Trainer
 from genreid.models.id_encoder import save_encoder
@@ -22,6 +24,7 @@ def write_selected_encoder(trainer: Trainer, selection: Selection, encoder: nn.M
     selected = copy.deepcopy(encoder).cpu()
     if trainer.best is not None and trainer.best.selected_weights() is not None:
         selected.load_state_dict(trainer.best.selected_weights())
+    assert_finite_parameters({"encoder": selected}, str(Path(model_dir) / "encoder.pt"))  # the selected snapshot
     record = {"method": method, **selection.as_dict(), "iterations": trainer.iteration, "epochs": trainer.epochs,
               "seed": seed, **(extra or {})}
     save_encoder(selected, Path(model_dir) / "encoder.pt", record)  # same weights, same bytes: no run facts

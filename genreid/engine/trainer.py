@@ -18,6 +18,11 @@ Resume is by iteration: a checkpoint holds the engine's counters, every register
 (:meth:`TrainStep.state`) and the RNG streams, so a run killed anywhere continues with the same
 batches, draws and weights as an uninterrupted one. Timings never enter the checkpoint (a DVC
 output); they go to ``<results>/timing.json`` next to the dvclive log.
+
+Non-finite weights are never written: every registered module's parameters are checked before
+each checkpoint and before ``step.finish`` writes the stage's outputs (on every rank, so all stop
+together); the registered :class:`AmpContext` is told the optimisers' names, so its gradient guard
+names the stage and optimiser that diverged.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ import torch
 from torch import nn
 
 from genreid.engine import dist
+from genreid.engine.amp import AmpContext
 from genreid.engine.checkpoint import Checkpointer, set_rng_state
 from genreid.engine.dist import DistInfo
+from genreid.engine.guards import assert_finite_parameters
 from genreid.engine.selection import BestModel, Selection
 from genreid.errors import CheckpointError
 from genreid.models.state import load_state_strict
@@ -140,8 +147,18 @@ class Trainer:
                 self._registry["best"] = self.best
         return self._registry
 
+    def modules(self) -> dict[str, nn.Module]:
+        """The registered networks (checked for non-finite weights before anything is written)."""
+        return {k: v for k, v in self.registry().items() if isinstance(v, nn.Module)}
+
+    def _name_optimisers(self) -> None:
+        for obj in self.registry().values():
+            if isinstance(obj, AmpContext):
+                obj.name_optimisers(self.step.stage or self.step.name, self.step.optimisers())
+
     def save_checkpoint(self) -> None:
         dist.sync_buffers(self.step.buffered_modules(), self.info)
+        assert_finite_parameters(self.modules(), f"the {self.step.name} checkpoint at iteration {self.iteration}")
         if self.info.is_main:
             self.checkpointer.save(self.iteration, self.epoch, self.iter_in_epoch,
                                    {k: v.state_dict() for k, v in self.registry().items()})
@@ -173,6 +190,7 @@ class Trainer:
 
     # --- loop ----------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
+        self._name_optimisers()
         self.resumed = self._restore()
         if not self.resumed:
             self.step.before_train(self)
@@ -212,6 +230,7 @@ class Trainer:
         for h in self.hooks:
             h.after_train(self)
         summary: dict[str, Any] = {"rank": self.info.rank, "iterations": self.iteration}
+        assert_finite_parameters(self.modules(), f"the {self.step.name} stage's output")
         if self.info.is_main:
             last = self.epochs - 1
             selection = self.best.selection(last) if self.best is not None else Selection("last_epoch", last, last)

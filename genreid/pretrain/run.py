@@ -41,7 +41,7 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
     info = dist.init_distributed(device)
     model_dir, results_dir = Path(model_dir), Path(results_dir)
     seed_everything(seed, runtime.deterministic)
-    amp = AmpContext(info.device, runtime.amp, runtime.channels_last)
+    amp = AmpContext(info.device, runtime.amp, runtime.channels_last, runtime.activation_checkpointing)
     id_enc, _ = load_encoder(encoder_path, map_location=info.device)
     id_enc = amp.module(id_enc).eval().requires_grad_(False)
     store = open_renders(str(render_dir), "train", train_df, cfg.angles)

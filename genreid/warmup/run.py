@@ -55,7 +55,7 @@ def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: Warmu
                           f"groups of warmup.num_instances {cfg.num_instances}", "change batch_size or num_instances")
     model_dir, results_dir = Path(model_dir), Path(results_dir)
     seed_everything(seed, runtime.deterministic)
-    amp = AmpContext(info.device, runtime.amp, runtime.channels_last)
+    amp = AmpContext(info.device, runtime.amp, runtime.channels_last, runtime.activation_checkpointing)
     encoder = amp.module(set_bn_group_size(build_encoder(**encoder_kwargs(model_cfg, cfg.pooling)), cfg.bn_group_size))
     train_set = image_dataset(train_df, height, width)
     val_set = image_dataset(val_df, height, width) if val_df is not None and len(val_df) else None

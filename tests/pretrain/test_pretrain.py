@@ -133,3 +133,33 @@ def test_generator_diagnostics_script_on_a_trained_toy(gan_toy, tiny_widths, tmp
     assert all(r <= 1.0 for r in report["colour_r2_upper_rgb_lower_rgb"])
     assert report["real_pair_l1"] > 0 and report["mean_image_l1"] > 0
     assert 0 < report["reconstruction_l1"] < 10 and report["appearance_effect_l1"] >= 0
+
+
+def test_runtime_activation_checkpointing_is_honoured_and_changes_no_weights(gan_toy, tiny_widths, tmp_path,
+                                                                            monkeypatch):
+    """runtime.activation_checkpointing reaches the stage's AmpContext (issue 18) and the weights agree."""
+    import genreid.pretrain.run as run
+    from genreid.engine.recompute import checkpointed_blocks
+
+    built = []
+    real = run.AmpContext
+
+    class Spy(real):
+        def module(self, m):
+            built.append((self.activation_checkpointing, super().module(m)))
+            return built[-1][1]
+
+    monkeypatch.setattr(run, "AmpContext", Spy)
+    for flag in (False, True):
+        pretrain_generator(gan_toy["df"], gan_toy["render_dir"], gan_toy["encoder"], _cfg(epochs=1), tiny_widths,
+                           RuntimeConfig(device="cpu", activation_checkpointing=flag), seed=1,
+                           height=gan_toy["height"], width=gan_toy["width"], model_dir=tmp_path / str(flag) / "models",
+                           results_dir=tmp_path / str(flag) / "results")
+    assert {f for f, _ in built} == {False, True}
+    assert sum(checkpointed_blocks(m) for f, m in built if f) > 0
+    assert not any(checkpointed_blocks(m) for f, m in built if not f)
+    plain = load_generator(tmp_path / "False" / "models" / "generator.pt")
+    ckpt = load_generator(tmp_path / "True" / "models" / "generator.pt")
+    for m1, m2 in zip(plain[:3], ckpt[:3]):
+        for k, v in m1.state_dict().items():
+            torch.testing.assert_close(m2.state_dict()[k], v, rtol=1e-5, atol=1e-6, msg=k)

@@ -142,3 +142,30 @@ def test_augment_batch_draws_per_image_and_keeps_shape():
     assert any((o == 0).any() for o in out) and not all(torch.equal(o, one) for o in out)
     torch.manual_seed(1)
     torch.testing.assert_close(augment_batch(images), out)  # drawn from torch's seeded RNG
+
+
+def test_runtime_activation_checkpointing_is_honoured_and_changes_no_weights(toy, tmp_path, monkeypatch):
+    """runtime.activation_checkpointing reaches the warm-up's AmpContext (issue 18); same weights."""
+    import genreid.warmup.run as run
+    from genreid.engine.recompute import checkpointed_blocks
+    from genreid.models.id_encoder import load_encoder
+
+    built = []
+    real = run.AmpContext
+
+    class Spy(real):
+        def module(self, m):
+            built.append((self.activation_checkpointing, super().module(m)))
+            return built[-1][1]
+
+    monkeypatch.setattr(run, "AmpContext", Spy)
+    for flag in (False, True):
+        train_warmup(toy["train"], None, _cfg(epochs=1), MODEL,
+                     RuntimeConfig(device="cpu", activation_checkpointing=flag), seed=1, height=32, width=16,
+                     model_dir=tmp_path / str(flag) / "models", results_dir=tmp_path / str(flag) / "results")
+    assert sum(checkpointed_blocks(m) for f, m in built if f) > 0
+    assert not any(checkpointed_blocks(m) for f, m in built if not f)
+    plain = load_encoder(tmp_path / "False" / "models" / "encoder.pt")[0].state_dict()
+    ckpt = load_encoder(tmp_path / "True" / "models" / "encoder.pt")[0].state_dict()
+    for k, v in plain.items():
+        torch.testing.assert_close(ckpt[k], v, rtol=1e-5, atol=1e-6, msg=k)

@@ -1,0 +1,103 @@
+"""Issue 18: the engine never steps on a non-finite gradient and never writes non-finite weights.
+
+A toy stage runs through the real :class:`Trainer` and :class:`AmpContext`; a NaN injected into one
+gradient (finite loss, as with the blank-render NaN) must stop training with TrainingDiverged
+naming the stage and optimiser, before any checkpoint or output file is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from genreid.engine.amp import AmpContext, gradients_finite
+from genreid.engine.dist import DistInfo
+from genreid.engine.guards import non_finite_parameters
+from genreid.engine.selection import Selection
+from genreid.engine.trainer import Trainer, TrainStep
+from genreid.errors import TrainingDiverged
+
+
+class ToyStep(TrainStep):
+    name = "toy"
+    stage = "toystage"
+
+    def __init__(self, out: Path, nan_grad_at: int | None = None, nan_weight_at: int | None = None):
+        torch.manual_seed(0)
+        self.net = nn.Linear(4, 2)
+        self.amp = AmpContext("cpu")
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=0.1)
+        self.out, self.nan_grad_at, self.nan_weight_at = out, nan_grad_at, nan_weight_at
+
+    def state(self) -> dict[str, Any]:
+        return {"net": self.net, "opt": self.opt, "scaler": self.amp}
+
+    def optimisers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"enc": self.opt}
+
+    def batches(self, trainer: Trainer, epoch: int) -> list[list[int]]:
+        return [[0, 1], [2, 3], [4, 5]]
+
+    def loader(self, trainer: Trainer, batches: list[list[int]], epoch: int):
+        return batches
+
+    def run_step(self, trainer: Trainer, batch: Any) -> dict[str, float]:
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.net(torch.randn(len(batch), 4)).square().mean()
+        self.amp.backward(loss)
+        if trainer.iteration == self.nan_grad_at:
+            self.net.weight.grad[0, 0] = float("nan")
+        self.amp.step(self.opt)
+        if trainer.iteration == self.nan_weight_at:  # an update outside the guarded step
+            with torch.no_grad():
+                self.net.bias[1] = float("inf")
+        return {"loss": float(loss)}
+
+    def finish(self, trainer: Trainer, selection: Selection) -> dict[str, Any]:
+        self.out.write_text("written")
+        return {"done": True}
+
+
+def _trainer(step: ToyStep, tmp_path: Path, epochs: int = 2) -> Trainer:
+    return Trainer(step, info=DistInfo(), epochs=epochs, ckpt_dir=tmp_path / "ckpt", results_dir=tmp_path / "res")
+
+
+def test_clean_run_trains_checkpoints_and_writes(tmp_path):
+    step = ToyStep(tmp_path / "out.txt")
+    assert _trainer(step, tmp_path).train() == {"done": True}
+    assert (tmp_path / "out.txt").is_file() and list((tmp_path / "ckpt").glob("ckpt_*.pt"))
+
+
+def test_nan_gradient_stops_before_the_step_and_any_file(tmp_path):
+    step = ToyStep(tmp_path / "out.txt", nan_grad_at=1)
+    before = {k: v.clone() for k, v in step.net.state_dict().items()}
+    with pytest.raises(TrainingDiverged) as err:
+        _trainer(step, tmp_path).train()
+    msg = str(err.value)
+    assert "'enc'" in msg and "toystage" in msg and "fix:" in msg
+    assert not list((tmp_path / "ckpt").glob("ckpt_*.pt")) and not (tmp_path / "out.txt").exists()
+    assert all(step.net.state_dict()[k].isfinite().all() for k in before)  # the NaN step was not taken
+
+
+def test_non_finite_weights_are_never_checkpointed_or_written(tmp_path):
+    step = ToyStep(tmp_path / "out.txt", nan_weight_at=2)  # last iteration of epoch 0, before its checkpoint
+    with pytest.raises(TrainingDiverged, match=r"net\.bias.*checkpoint at iteration 3 was not written"):
+        _trainer(step, tmp_path).train()
+    assert not list((tmp_path / "ckpt").glob("ckpt_*.pt")) and not (tmp_path / "out.txt").exists()
+
+
+def test_gradient_check_helpers():
+    net = nn.Linear(3, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    assert gradients_finite(opt)  # no gradients yet
+    net(torch.randn(2, 3)).sum().backward()
+    assert gradients_finite(opt)
+    net.bias.grad.fill_(float("inf"))
+    assert not gradients_finite(opt)
+    with torch.no_grad():
+        net.weight[0, 1] = float("nan")
+    assert non_finite_parameters({"m": net}) == ["m.weight"]
