@@ -19,8 +19,8 @@ from genreid.config.sections.model import GeneratorWidths
 from genreid.errors import CheckpointError
 from genreid.models.decoder import Decoder
 from genreid.models.discriminator import MultiScaleDiscriminator
-from genreid.models.structure_encoder import StructureEncoder
 from genreid.models.state import load_state_strict
+from genreid.models.structure_encoder import StructureEncoder
 from genreid.utils.atomic import torch_save
 from genreid.utils.safe_load import canonical, load_weights_only, plain, require_mappings
 

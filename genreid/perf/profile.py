@@ -25,7 +25,7 @@ from genreid.config.sections.warmup import WarmupConfig
 from genreid.engine.amp import AmpContext
 from genreid.engine.dist import DistInfo
 from genreid.gan.nets import GanNets
-from genreid.joint.iteration import JointBatch, Optimisers, joint_iteration
+from genreid.joint.iteration import JointBatch, build_optimisers, joint_iteration
 from genreid.joint.methods import build_method
 from genreid.memory.cluster_memory import ClusterMemory
 from genreid.memory.instance_memory import InstanceMemory
@@ -123,15 +123,9 @@ def make_stage(stage: str, profile: Profile, device: torch.device | str, amp_mod
     if stage not in ("gcl", "gcl_plus"):
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     cfg = TrainConfig(num_negatives=profile.num_negatives)
-    o = cfg.optim
     for m in (enc, e_str, dec, dis):
         m.train()
-    opts = Optimisers(
-        g=torch.optim.Adam(nets.generator_parameters(), lr=cfg.stage3_lr_g, betas=(o.beta1, o.beta2),
-                           weight_decay=o.weight_decay),
-        d=torch.optim.Adam(dis.parameters(), lr=cfg.stage3_lr_g, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay),
-        id=torch.optim.SGD(enc.parameters(), lr=o.lr_id, momentum=o.momentum, nesterov=True,
-                           weight_decay=o.weight_decay))
+    opts = build_optimisers(nets, cfg)  # the stage's own builder (genreid.joint.iteration), not a copy
     memory = InstanceMemory(profile.memory_slots, enc.embedding_dim).to(device)
     memory.initialise(torch.randn(profile.memory_slots, enc.embedding_dim, device=device))
     labels = torch.arange(profile.memory_slots) % profile.clusters
