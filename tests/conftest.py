@@ -1,6 +1,6 @@
 """Shared fixtures. Tests never reach the network: outbound sockets to anything but the
 loopback are refused for the whole session. The toy datasets the trainer tests use are built
-here (fixtures ``make_prepared``, ``make_toy``, ``gan_toy``, ``tiny_widths``)."""
+here (fixtures ``make_prepared``, ``make_random_prepared``, ``make_toy``, ``gan_toy``, ``tiny_widths``)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,32 @@ def _make_prepared(root: str | Path, train_ids: int = 8, val_ids: int = 4, cams:
     for split, df in frames.items():
         write_manifest(df, manifest_path(root, split))
     return root
+
+
+def _make_random_prepared(root: Path, counts: dict[str, int] | None = None, size: tuple[int, int] = (64, 32)) -> Path:
+    """A prepared folder in the manifest format with random JPEGs (Market-style names, real sha1s),
+    ``counts`` images per split (default train 10, val 3, others 2): the meshes-stage tests' input."""
+    import hashlib
+
+    counts = counts or {"train": 10, "val": 3}
+    rng = np.random.default_rng(0)
+    for split in ("train", "val", "query", "gallery"):
+        rows = []
+        for i in range(counts.get(split, 2)):
+            rel = f"images/{split}/{i:04d}_c{i % 3 + 1}s1_000{i}_00.jpg"
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(path)
+            rows.append({"path": rel, "pid": i // 2, "camid": i % 3, "split": split,
+                         "sha1": hashlib.sha1(path.read_bytes()).hexdigest()})
+        write_manifest(pd.DataFrame(rows), root / f"manifest_{split}.csv")
+    return root
+
+
+@pytest.fixture(scope="session")
+def make_random_prepared():
+    """Builder of a random-JPEG prepared folder (shared by the meshes-stage tests)."""
+    return _make_random_prepared
 
 
 @pytest.fixture(scope="session")

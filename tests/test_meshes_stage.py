@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from genreid.body import load_body_model
-from genreid.data.manifest import load_prepared, write_manifest
+from genreid.data.manifest import load_prepared
 from genreid.meshes.estimators import Estimator, HmrEstimator, OracleEstimator, SmplParams
 from genreid.meshes.hmr import build_hmr
 from genreid.meshes.stage import render_split, run_meshes
@@ -26,23 +26,6 @@ from genreid.meshes.store import RenderStore
 
 ANGLES = [0, 90, 180, 270]
 H, W = 32, 16
-
-
-def make_prepared(root, counts=None, size=(64, 32)):
-    """A prepared folder in the manifest format with random JPEGs (Market-style names)."""
-    counts = counts or {"train": 10, "val": 3}
-    rng = np.random.default_rng(0)
-    for split in ("train", "val", "query", "gallery"):
-        rows = []
-        for i in range(counts.get(split, 2)):
-            rel = f"images/{split}/{i:04d}_c{i % 3 + 1}s1_000{i}_00.jpg"
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(path)
-            rows.append({"path": rel, "pid": i // 2, "camid": i % 3, "split": split,
-                         "sha1": hashlib.sha1(path.read_bytes()).hexdigest()})
-        write_manifest(pd.DataFrame(rows), root / f"manifest_{split}.csv")
-    return root
 
 
 class CountingEstimator(Estimator):
@@ -67,8 +50,8 @@ def hmr():
     return build_hmr(None, None)
 
 
-def test_hmr_mode_end_to_end(tmp_path, hmr):
-    prepared = make_prepared(tmp_path / "prepared")
+def test_hmr_mode_end_to_end(tmp_path, hmr, make_random_prepared):
+    prepared = make_random_prepared(tmp_path / "prepared")
     tables = load_prepared(prepared, splits=("train", "val"))
     est = HmrEstimator(hmr, "cpu", work_size=(64, 32), crop_size=64)
     report = run_meshes(tables, prepared, tmp_path / "meshes", tmp_path / "results", est, load_body_model("procedural"),
@@ -96,8 +79,8 @@ def test_hmr_mode_end_to_end(tmp_path, hmr):
     assert len(report["overlay_rows"]) == 3
 
 
-def test_interrupted_stage_resumes_without_redoing_work(tmp_path):
-    prepared = make_prepared(tmp_path / "prepared", {"train": 11})
+def test_interrupted_stage_resumes_without_redoing_work(tmp_path, make_random_prepared):
+    prepared = make_random_prepared(tmp_path / "prepared", {"train": 11})
     table = load_prepared(prepared, splits=("train",))["train"]
     body = load_body_model("procedural")
     args = dict(table=table, prepared_dir=prepared, split="train", body_model=body, body_model_spec="procedural",
@@ -169,8 +152,8 @@ def test_oracle_renders_overlay_the_person_masks(tmp_path, synth, estimator_cls,
         assert train["render_in_mask"]["mean"] < 0.9
 
 
-def test_other_body_model_redoes_a_finished_split(tmp_path):
-    prepared = make_prepared(tmp_path / "prepared", {"train": 4})
+def test_other_body_model_redoes_a_finished_split(tmp_path, make_random_prepared):
+    prepared = make_random_prepared(tmp_path / "prepared", {"train": 4})
     table = load_prepared(prepared, splits=("train",))["train"]
     est = CountingEstimator()
     args = dict(table=table, prepared_dir=prepared, out_dir=tmp_path / "m", split="train", estimator=est,

@@ -7,33 +7,15 @@ import hashlib
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
-from PIL import Image
 
 from genreid.body import load_body_model
-from genreid.data.manifest import load_prepared, write_manifest
+from genreid.data.manifest import load_prepared
 from genreid.meshes.estimators import Estimator, SmplParams
 from genreid.meshes.stage import render_split
 
 ANGLES = [0, 90, 180, 270]
 H, W = 32, 16
-
-
-def make_prepared(root, counts):
-    """A prepared folder in the manifest format with random JPEGs."""
-    rng = np.random.default_rng(0)
-    for split in ("train", "val", "query", "gallery"):
-        rows = []
-        for i in range(counts.get(split, 2)):
-            rel = f"images/{split}/{i:04d}_c{i % 3 + 1}s1_000{i}_00.jpg"
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (64, 32, 3), dtype=np.uint8)).save(path)
-            rows.append({"path": rel, "pid": i // 2, "camid": i % 3, "split": split,
-                         "sha1": hashlib.sha1(path.read_bytes()).hexdigest()})
-        write_manifest(pd.DataFrame(rows), root / f"manifest_{split}.csv")
-    return root
 
 
 class CountingEstimator(Estimator):
@@ -65,8 +47,8 @@ def _keys(obj):
     return set()
 
 
-def test_killed_and_rerun_meshes_give_byte_identical_cached_files(tmp_path):
-    prepared = make_prepared(tmp_path / "prepared", {"train": 7})
+def test_killed_and_rerun_meshes_give_byte_identical_cached_files(tmp_path, make_random_prepared):
+    prepared = make_random_prepared(tmp_path / "prepared", {"train": 7})
     table = load_prepared(prepared, splits=("train",))["train"]
     args = dict(table=table, prepared_dir=prepared, split="train", estimator=CountingEstimator(),
                 body_model=load_body_model("procedural"), body_model_spec="procedural", angles=ANGLES,
@@ -82,8 +64,8 @@ def test_killed_and_rerun_meshes_give_byte_identical_cached_files(tmp_path):
     assert resumed["seconds"] >= 0 and straight["renders_per_s"] > 0
 
 
-def test_done_marker_holds_no_timing(tmp_path):
-    prepared = make_prepared(tmp_path / "prepared", {"train": 4})
+def test_done_marker_holds_no_timing(tmp_path, make_random_prepared):
+    prepared = make_random_prepared(tmp_path / "prepared", {"train": 4})
     table = load_prepared(prepared, splits=("train",))["train"]
     render_split(table, prepared, tmp_path / "m", "train", CountingEstimator(), load_body_model("procedural"),
                  "procedural", ANGLES, H, W, 2, progress=False)
