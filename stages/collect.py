@@ -23,9 +23,15 @@ def reported_methods(cfg: GenreidConfig) -> list[str]:
     return [m for m in cfg.eval.methods if m in ("untrained", "baseline") or m in cfg.train.methods]
 
 
+def procedural_body(cfg: GenreidConfig, dataset: str) -> bool:
+    """A real dataset rendered with the procedural stand-in body (allowed only by mesh.allow_procedural_body)."""
+    return dataset != "synthetic" and cfg.mesh.body_model == "procedural" and cfg.mesh.allow_procedural_body
+
+
 def main(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     collected = collect_dataset(RESULTS, args.dataset, reported_methods(cfg), setting_name(cfg.warmup.source_dataset),
-                                cfg.seed, config_fingerprint(cfg.model_dump(mode="json")))
+                                cfg.seed, config_fingerprint(cfg.model_dump(mode="json")),
+                                procedural_body=procedural_body(cfg, args.dataset))
     for m in collected.methods:
         print(f"{args.dataset}: {m.method}: seeds {[r.seed for r in m.runs]}")
 

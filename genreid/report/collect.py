@@ -27,7 +27,7 @@ METRIC_KEYS: dict[str, tuple[str, ...]] = {
     "R10": ("R10", "rank10", "rank-10", "top10"),
     "mINP": ("mINP", "minp"),
 }
-TRAINING_RUNS: tuple[str, ...] = ("baseline", "pretrain", "gcl", "gcl_plus")
+TRAINING_RUNS: tuple[str, ...] = ("baseline", "pretrain", "control_none", "control_aug", "gcl", "gcl_plus")
 PICTURES: tuple[tuple[str, str], ...] = (
     ("dataset/difficulty.md", "SynthReID difficulty (colour histogram and untrained network references)"),
     ("dataset/contact_sheet.png", "SynthReID contact sheet"),
@@ -56,6 +56,7 @@ class CollectedDataset:
     cmc: dict[str, tuple[list[int], list[float]]]
     series: list[plots.Series]
     pictures: list[tuple[str, str]]  # (path relative to results/, caption)
+    procedural_body: bool = False  # meshes from the procedural stand-in body, not SMPL (a deviation on real data)
 
 
 def read_metrics(path: str | os.PathLike) -> tuple[dict[str, float], int | None]:
@@ -87,7 +88,7 @@ def collected_path(results_dir: str | os.PathLike, dataset: str) -> Path:
 
 
 def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[str], setting: str, seed: int,
-                    fingerprint: str) -> CollectedDataset:
+                    fingerprint: str, procedural_body: bool = False) -> CollectedDataset:
     """File this run's seed for every method, gather all seeds of the same settings, curves and pictures."""
     results = Path(results_dir)
     archive = results / "seeds"
@@ -112,7 +113,7 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
     pictures = [(f"{dataset}/{rel}", what) for rel, what in PICTURES if (results / dataset / rel).is_file()]
     pictures += [(f"{dataset}/{m}/ranked_lists.png", f"ranked lists, {m} (best and worst queries)")
                  for m in methods if (results / dataset / m / "ranked_lists.png").is_file()]
-    collected = CollectedDataset(dataset, setting, fingerprint, per_method, cmc, series, pictures)
+    collected = CollectedDataset(dataset, setting, fingerprint, per_method, cmc, series, pictures, procedural_body)
     write_json(collected_path(results, dataset), _to_json(collected))
     return collected
 
@@ -126,6 +127,7 @@ def _to_json(c: CollectedDataset) -> dict[str, Any]:
         "cmc": [{"method": m, "rank": r, "cmc": v} for m, (r, v) in c.cmc.items()],  # a list keeps the order
         "series": [asdict(s) for s in c.series],
         "pictures": [list(p) for p in c.pictures],
+        "procedural_body": c.procedural_body,
     }
 
 
@@ -140,6 +142,7 @@ def load_collected(results_dir: str | os.PathLike, dataset: str) -> CollectedDat
             cmc={v["method"]: (v["rank"], v["cmc"]) for v in raw["cmc"]},
             series=[plots.Series(**s) for s in raw["series"]],
             pictures=[(p[0], p[1]) for p in raw["pictures"]],
+            procedural_body=bool(raw.get("procedural_body", False)),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise GenreidError(f"collected results {path} are missing or unreadable ({exc!r})",

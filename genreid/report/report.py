@@ -10,9 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genreid.report import plots
+from genreid.report import claims, plots
 from genreid.report.collect import CollectedDataset, load_collected
-from genreid.report.tables import ResultRow, build_row, csv_text, gains_over, markdown_table
+from genreid.report.tables import ResultRow, build_row, csv_text, markdown_table
 from genreid.report.targets import TargetRegistry
 from genreid.utils.atomic import write_json, write_text
 
@@ -32,13 +32,25 @@ def build_report(results_dir: str | os.PathLike, datasets: list[str], registry: 
     collected = [load_collected(results, ds) for ds in datasets]
     rows = [build_row(c.dataset, m.method, c.setting, m.runs, registry.lookup(m.method, c.dataset, c.setting),
                       tolerance)
-            for c in collected for m in c.methods]
+            for c in collected for m in sorted(c.methods, key=lambda m: claims.method_rank(m.method))]
+    mark_procedural_body(rows, {c.dataset for c in collected if c.procedural_body})
     figures = write_figures(results / "plots", collected)
     summary = write_text(results / "summary.csv", csv_text(rows))
     write_json(results / "metrics.json", headline_metrics(rows))
     readme = write_text(results / "README.md", render_readme(rows, results, collected, figures, tolerance,
                                                              targets_path))
     return ReportOutputs(rows=rows, readme=readme, summary_csv=summary, figures=figures)
+
+
+PROCEDURAL_BODY = "procedural body (not the paper's SMPL)"
+MESH_METHODS: tuple[str, ...] = ("gcl", "gcl_plus")  # the methods whose generator is trained on mesh renders
+
+
+def mark_procedural_body(rows: list[ResultRow], datasets: set[str]) -> None:
+    """Prefix the status of mesh-based rows on datasets rendered with the procedural body."""
+    for row in rows:
+        if row.dataset in datasets and row.method in MESH_METHODS:
+            row.status = f"{PROCEDURAL_BODY}; {row.status}"
 
 
 def headline_metrics(rows: list[ResultRow]) -> dict[str, dict[str, dict[str, float | int]]]:
@@ -96,22 +108,7 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
         "[summary.csv](summary.csv).",
         "",
     ]
-    gains = [(ref, *g) for ref in ("baseline", "gcl") for g in gains_over(rows, ref)
-             if g[1] != "untrained" and (ref == "baseline" or g[1] != "baseline")]
-    if gains:
-        lines += ["## Does generated variance help? (paired gains)", "",
-                  "Differences paired by seed (a method minus the reference of the same seed, which shares its "
-                  "warm-up encoder): mean and 95 % t-interval over seeds (t with n-1 degrees of freedom). "
-                  "A method is called better or worse only when the interval excludes zero.", "",
-                  "| dataset | method | against | seeds | mAP gain [95 % CI] | R1 gain [95 % CI] | seeds with a mAP "
-                  "gain | mAP verdict |", "|---|---|---|---|---|---|---|---|"]
-        for ref, ds, m, g in gains:
-            cells = [g[k].format() if k in g else "-" for k in ("mAP", "R1")]
-            n = next(iter(g.values())).stat.n
-            wins = f"{g['mAP'].wins} of {g['mAP'].stat.n}" if "mAP" in g else "-"
-            verdict = g["mAP"].verdict if "mAP" in g else "-"
-            lines.append(f"| {ds} | {m} | {ref} | {n} | {cells[0]} | {cells[1]} | {wins} | {verdict} |")
-        lines.append("")
+    lines += claims.render_section(rows)
     lines += _selection(collected)
     if figures:
         lines += ["## Figures", ""]

@@ -176,6 +176,19 @@ class Gain:
         return f"{self.stat.mean:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 
+def paired_gains(row: ResultRow, ref: ResultRow, metrics: tuple[str, ...] = ("mAP", "R1")) -> dict[str, Gain]:
+    """``row`` minus ``ref`` per metric over the seeds both ran (paired by seed)."""
+    common = sorted(set(row.per_seed) & set(ref.per_seed))
+    gains: dict[str, Gain] = {}
+    for m in metrics:
+        diffs = [row.per_seed[s][m] - ref.per_seed[s][m] for s in common
+                 if m in row.per_seed[s] and m in ref.per_seed[s]]
+        if diffs:
+            std = statistics.stdev(diffs) if len(diffs) > 1 else None
+            gains[m] = Gain(Stat(statistics.fmean(diffs), std, len(diffs)), sum(d > 0 for d in diffs))
+    return gains
+
+
 def gains_over(rows: list[ResultRow], reference: str = "baseline",
                metrics: tuple[str, ...] = ("mAP", "R1")) -> list[tuple[str, str, dict[str, Gain]]]:
     """(dataset, method, {metric: Gain}) over the seeds both rows ran: does generated variance help?"""
@@ -185,14 +198,7 @@ def gains_over(rows: list[ResultRow], reference: str = "baseline",
         ref = by_key.get((row.dataset, reference))
         if ref is None or row.method == reference:
             continue
-        common = sorted(set(row.per_seed) & set(ref.per_seed))
-        gains: dict[str, Gain] = {}
-        for m in metrics:
-            diffs = [row.per_seed[s][m] - ref.per_seed[s][m] for s in common
-                     if m in row.per_seed[s] and m in ref.per_seed[s]]
-            if diffs:
-                std = statistics.stdev(diffs) if len(diffs) > 1 else None
-                gains[m] = Gain(Stat(statistics.fmean(diffs), std, len(diffs)), sum(d > 0 for d in diffs))
+        gains = paired_gains(row, ref, metrics)
         if gains:
             out.append((row.dataset, row.method, gains))
     return out

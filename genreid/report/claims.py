@@ -1,0 +1,129 @@
+"""Does generated variance help? Paired comparisons between methods and one-line claims with verdicts.
+
+Every comparison is a method minus a reference of the same seed (both runs of a seed share the
+warm-up encoder, so the seed-to-seed spread of the difference is what tells a real gain from noise).
+A claim's verdict comes from the 95 % t-interval (n-1 degrees of freedom) of the mean mAP gain:
+holds when the interval lies entirely above 0, refuted when entirely below, otherwise not resolved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genreid.report.tables import Gain, ResultRow, paired_gains
+
+# Results-table order: the references first, then the control arms, then the papers' methods.
+METHOD_ORDER: tuple[str, ...] = ("untrained", "baseline", "control_none", "control_aug", "gcl", "gcl_plus")
+TRAINED: tuple[str, ...] = ("control_none", "control_aug", "gcl", "gcl_plus")
+# (method, reference) beyond "every trained method vs baseline"
+HEAD_TO_HEAD: tuple[tuple[str, str], ...] = (("gcl", "control_aug"), ("gcl", "control_none"),
+                                             ("gcl_plus", "control_aug"), ("gcl_plus", "gcl"),
+                                             ("control_aug", "control_none"))
+LABELS = {"untrained": "untrained", "baseline": "baseline", "control_none": "control_none",
+          "control_aug": "control_aug", "gcl": "GCL", "gcl_plus": "GCL+"}
+CLAIMS: tuple[tuple[str, str, str], ...] = (
+    ("gcl", "control_aug", "Generated views beat traditional augmentation as the positive view"),
+    ("gcl_plus", "gcl", "GCL+'s identity variance adds to GCL"),
+    ("control_none", "baseline", "Stage-3 memory training alone helps"),
+    ("gcl", "control_none", "Generated views help beyond more training"),
+    ("control_aug", "control_none", "Traditional augmentation helps the stage-3 memory training"),
+    ("gcl", "baseline", "GCL improves on its warm-up encoder"),
+    ("gcl_plus", "baseline", "GCL+ improves on its warm-up encoder"),
+)
+HOLDS, REFUTED, UNRESOLVED = "holds", "refuted", "not resolved"
+RULE = ("95 % paired t-interval of the mean mAP gain over seeds (t with n-1 degrees of freedom): holds if the "
+        "interval lies entirely above 0, refuted if entirely below 0, otherwise not resolved")
+
+
+def method_rank(method: str) -> int:
+    """Position in the results table; unknown methods go last, in their given order."""
+    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+
+
+def verdict(ci: tuple[float, float] | None) -> str:
+    """holds / refuted / not resolved from a 95 % interval (None: fewer than 2 seeds)."""
+    if ci is None:
+        return UNRESOLVED
+    lo, hi = ci
+    if lo > 0.0:
+        return HOLDS
+    if hi < 0.0:
+        return REFUTED
+    return UNRESOLVED
+
+
+@dataclass(frozen=True)
+class Comparison:
+    dataset: str
+    method: str
+    reference: str
+    gains: dict[str, Gain]
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.gains["mAP"].ci95) if "mAP" in self.gains else UNRESOLVED
+
+
+def comparison_pairs() -> list[tuple[str, str]]:
+    return [(m, "baseline") for m in TRAINED] + list(HEAD_TO_HEAD)
+
+
+def comparisons(rows: list[ResultRow], metrics: tuple[str, ...] = ("mAP", "R1")) -> list[Comparison]:
+    """Every pair of ``comparison_pairs`` whose two methods ran on a dataset (and share a seed)."""
+    by_key = {(r.dataset, r.method): r for r in rows}
+    datasets = list(dict.fromkeys(r.dataset for r in rows))
+    out = []
+    for ds in datasets:
+        for method, ref in comparison_pairs():
+            if (ds, method) in by_key and (ds, ref) in by_key:
+                gains = paired_gains(by_key[(ds, method)], by_key[(ds, ref)], metrics)
+                if gains:
+                    out.append(Comparison(ds, method, ref, gains))
+    return out
+
+
+def comparisons_table(found: list[Comparison]) -> list[str]:
+    lines = ["| dataset | method | against | seeds | mAP gain [95 % CI] | R1 gain [95 % CI] | seeds with a mAP gain "
+             "| mAP verdict |", "|---|---|---|---|---|---|---|---|"]
+    for c in found:
+        g = c.gains
+        cells = [g[k].format() if k in g else "-" for k in ("mAP", "R1")]
+        n = next(iter(g.values())).stat.n
+        wins = f"{g['mAP'].wins} of {g['mAP'].stat.n}" if "mAP" in g else "-"
+        lines.append(f"| {c.dataset} | {c.method} | {c.reference} | {n} | {cells[0]} | {cells[1]} | {wins} | "
+                     f"{g['mAP'].verdict if 'mAP' in g else '-'} |")
+    return lines
+
+
+def claim_lines(found: list[Comparison]) -> list[str]:
+    """One sentence per claim and dataset whose comparison exists, with its verdict."""
+    by_key = {(c.dataset, c.method, c.reference): c for c in found}
+    datasets = list(dict.fromkeys(c.dataset for c in found))
+    lines = []
+    for ds in datasets:
+        for method, ref, text in CLAIMS:
+            c = by_key.get((ds, method, ref))
+            if c is None or "mAP" not in c.gains:
+                continue
+            g = c.gains["mAP"]
+            lines.append(f"- {ds}: {text} ({LABELS[method]} vs {LABELS[ref]}): **{c.verdict}** "
+                         f"(mAP {g.format()}, n = {g.stat.n})")
+    return lines
+
+
+def render_section(rows: list[ResultRow]) -> list[str]:
+    """The README section: the paired-gains table, then the claims."""
+    found = comparisons(rows)
+    if not found:
+        return []
+    lines = ["## Does generated variance help? (paired gains)", "",
+             "Differences paired by seed (a method minus the reference of the same seed, which shares its "
+             "warm-up encoder): mean and 95 % t-interval over seeds (t with n-1 degrees of freedom). "
+             "A method is called better or worse only when the interval excludes zero. control_aug is stage 3 "
+             "with traditional augmentation (`train.control_aug`) as the positive view instead of the generator's; "
+             "control_none is stage 3 with no positive view; both cluster with GCL's `train.gcl.cluster`.", ""]
+    lines += comparisons_table(found) + [""]
+    claims = claim_lines(found)
+    if claims:
+        lines += ["### Claims", "", f"Verdict rule: {RULE}.", ""] + claims + [""]
+    return lines
