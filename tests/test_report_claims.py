@@ -119,3 +119,14 @@ def test_procedural_body_on_a_real_dataset_marks_the_mesh_rows(tmp_path):
     assert status["gcl"].startswith(PROCEDURAL_BODY) and PROCEDURAL_BODY not in status["baseline"]
     assert PROCEDURAL_BODY not in status["control_aug"]  # no meshes in the control arms
     assert method_rank("control_aug") < method_rank("gcl") < method_rank("something_else")
+
+
+def test_control_aug_keys_at_their_default_leave_archived_fingerprints_alone():
+    from genreid.config.sections.gan import ControlAugConfig
+    from genreid.report.seeds import config_fingerprint
+
+    before = {"seed": 1, "train": {"epochs": 4}}  # a params tree archived before train.control_aug existed
+    now = {"seed": 1, "train": {"epochs": 4, "control_aug": ControlAugConfig().model_dump(mode="json")}}
+    assert config_fingerprint(now) == config_fingerprint(before)
+    changed = {"seed": 1, "train": {"epochs": 4, "control_aug": ControlAugConfig(flip_p=0.3).model_dump(mode="json")}}
+    assert config_fingerprint(changed) != config_fingerprint(before)

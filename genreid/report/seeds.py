@@ -25,6 +25,15 @@ FINGERPRINT_EXCLUDED: tuple[str, ...] = ("seed", "datasets", "runtime", "report"
                                          "train.methods")
 
 
+def added_key_defaults() -> dict[str, Any]:
+    """Keys added after seeds were archived, with their defaults: left out of the fingerprint while at
+    the default, so archived runs of unchanged settings keep averaging with new ones (a changed value
+    still separates the runs)."""
+    from genreid.config.sections.gan import ControlAugConfig
+
+    return {"train.control_aug": ControlAugConfig().model_dump(mode="json")}
+
+
 @dataclass(frozen=True)
 class SeedRun:
     seed: int
@@ -32,16 +41,26 @@ class SeedRun:
     path: Path
 
 
+def _parent(tree: dict[str, Any], dotted: str) -> tuple[Any, str]:
+    node: Any = tree
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    return node, leaf
+
+
 def config_fingerprint(params: dict[str, Any], excluded: tuple[str, ...] = FINGERPRINT_EXCLUDED) -> str:
-    """Short hash of the params tree without ``excluded`` dotted keys; equal settings give equal hashes."""
+    """Short hash of the params tree without ``excluded`` dotted keys (nor added keys at their default);
+    equal settings give equal hashes."""
     tree = json.loads(json.dumps(params))
     for dotted in excluded:
-        node = tree
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.get(part, {}) if isinstance(node, dict) else {}
+        node, leaf = _parent(tree, dotted)
         if isinstance(node, dict):
             node.pop(leaf, None)
+    for dotted, default in added_key_defaults().items():
+        node, leaf = _parent(tree, dotted)
+        if isinstance(node, dict) and node.get(leaf) == default:
+            node.pop(leaf)
     blob = json.dumps(tree, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
