@@ -22,7 +22,7 @@ def main(cfg: GenreidConfig, args: argparse.Namespace) -> None:
                        cfg.report.targets)
     for row in out.rows:
         stats = ", ".join(f"{m} {s.format()}" for m, s in row.stats.items())
-        print(f"{row.dataset:>10} {row.method:>9} seeds={len(row.seeds)} {stats} [{row.status}]")
+        print(f"{row.dataset:>10} {row.method:>12} seeds={len(row.seeds)} {stats} [{row.status}]")
     print(f"wrote {out.readme} and {out.summary_csv}")
 
 

@@ -63,7 +63,7 @@ def draw_augmentation(n: int, height: int, width: int, cfg: ControlAugConfig,
     erase = torch.rand(n, generator=g) < cfg.erase_p
     box = torch.zeros(4, n, dtype=torch.long)
     area = height * width
-    lo, hi = cfg.erase_area
+    lo, hi = cfg.erase_min_area, cfg.erase_max_area
     for i in range(n):
         if not erase[i]:
             continue

@@ -148,5 +148,5 @@ def test_control_methods_are_registered_with_gcl_clustering():
     assert TrainConfig(methods=["control_aug", "control_none"]).methods == ["control_aug", "control_none"]
     assert EvalConfig(methods=["control_none"]).methods == ["control_none"]
     assert TrainConfig().methods == ["gcl", "gcl_plus"]
-    with pytest.raises(ValueError, match="erase_area"):
-        ControlAugConfig(erase_area=(0.5, 0.1))
+    with pytest.raises(ValueError, match="erase_min_area"):
+        ControlAugConfig(erase_min_area=0.5, erase_max_area=0.1)

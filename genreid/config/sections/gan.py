@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from genreid.config.base import StrictModel
 from genreid.config.sections.cluster import ClusterConfig
@@ -126,17 +126,17 @@ class ControlAugConfig(StrictModel):
         "zero (black) padding on every side, as a fraction of the width (13 px at 128), then a random crop "
         "back to the input size; 0 = no crop"))
     erase_p: float = Field(0.5, ge=0.0, le=1.0, description="random erasing probability (Zhong et al.: 0.5)")
-    erase_area: tuple[float, float] = Field((0.02, 0.4), description="erased area fraction range (sl, sh)")
+    erase_min_area: float = Field(0.02, gt=0.0, lt=1.0, description="erased area fraction drawn in [sl, sh]: sl")
+    erase_max_area: float = Field(0.4, gt=0.0, lt=1.0, description="sh (Zhong et al.: 0.02 and 0.4)")
     erase_min_aspect: float = Field(0.3, gt=0.0, le=1.0, description=(
         "aspect ratio drawn in [r1, 1/r1] (r1 0.3); the box is filled with the ImageNet mean (0 after "
         "normalisation); 100 attempts, none erased if no box fits"))
 
-    @field_validator("erase_area")
-    @classmethod
-    def _area(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if not 0.0 < v[0] <= v[1] < 1.0:
-            raise ValueError(f"erase_area must be 0 < sl <= sh < 1, got {v}")
-        return v
+    @model_validator(mode="after")
+    def _area(self) -> ControlAugConfig:
+        if self.erase_min_area > self.erase_max_area:
+            raise ValueError(f"erase_min_area {self.erase_min_area} exceeds erase_max_area {self.erase_max_area}")
+        return self
 
 
 class TrainConfig(StrictModel):
