@@ -133,3 +133,19 @@ def test_report_stage_entry_points(tmp_path, monkeypatch, capsys):
     assert run_stage(collect.main, stage_parser("collect"), ["--dataset", "synthetic"]) == 2
     err = capsys.readouterr().err
     assert "synthetic/gcl/metrics.json is missing" in err and "Traceback" not in err
+
+
+def test_last_pseudo_label_ari_is_archived_per_seed_and_reported(tmp_path):
+    results = tmp_path / "results"
+    for seed, aris in ((1, [0.10, 0.34]), (2, [0.12, 0.31])):
+        _fake_results(results, "market1501", {m: 40.0 + seed for m in METHODS}, seed=seed)
+        summary = results / "market1501" / "baseline" / "train" / "summary.json"
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        summary.write_text(json.dumps({"history": [{"epoch": i, "pseudo_ari": a} for i, a in enumerate(aris)]}))
+        out = _build(results, seed=seed)
+    entry = json.loads((results / "seeds" / "market1501" / "baseline" / "seed_2.json").read_text())
+    assert entry["training"] == {"last_pseudo_ari": 0.31}
+    assert "training" not in json.loads((results / "seeds" / "market1501" / "gcl" / "seed_2.json").read_text())
+    readme = out.readme.read_text()
+    assert "| market1501 | baseline | 2 | 1: 0.340, 2: 0.310 | 0.310 |" in readme
+    assert "| market1501 | gcl |" not in readme.split("## Pseudo-label quality")[1].split("##")[0]

@@ -83,6 +83,16 @@ def read_metrics(path: str | os.PathLike) -> tuple[dict[str, float], int | None]
     return metrics, (int(seed) if seed is not None else None)
 
 
+def training_facts(summary: Path) -> dict[str, float]:
+    """Pseudo-label ARI of the last trained epoch (against the hidden identities: a diagnostic of the
+    regime, never used for training or selection); empty when the run logged none."""
+    if not summary.is_file():
+        return {}
+    history = json.loads(summary.read_text()).get("history") or []
+    aris = [h["pseudo_ari"] for h in history if isinstance(h.get("pseudo_ari"), (int, float))]
+    return {"last_pseudo_ari": float(aris[-1])} if aris else {}
+
+
 def collected_path(results_dir: str | os.PathLike, dataset: str) -> Path:
     return Path(results_dir) / "collected" / f"{dataset}.json"
 
@@ -97,7 +107,8 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
     for method in methods:
         folder = results / dataset / method
         metrics, recorded_seed = read_metrics(folder / "metrics.json")
-        archive_run(archive, dataset, method, seed if recorded_seed is None else recorded_seed, metrics, fingerprint)
+        archive_run(archive, dataset, method, seed if recorded_seed is None else recorded_seed, metrics, fingerprint,
+                    training_facts(folder / "train" / "summary.json"))
         runs, other = collect_runs(archive, dataset, method, fingerprint)
         training = json.loads((folder / "metrics.json").read_text()).get("training") or {}
         selection = {k: training[k] for k in SELECTION_KEYS if k in training}
@@ -122,7 +133,8 @@ def _to_json(c: CollectedDataset) -> dict[str, Any]:
     return {
         "dataset": c.dataset, "setting": c.setting, "fingerprint": c.fingerprint,
         "methods": [{"method": m.method, "other_settings": m.other_settings, "selection": m.selection,
-                     "runs": [{"seed": r.seed, "metrics": r.metrics, "path": r.path.as_posix()} for r in m.runs]}
+                     "runs": [{"seed": r.seed, "metrics": r.metrics, "path": r.path.as_posix(),
+                               **({"training": r.training} if r.training else {})} for r in m.runs]}
                     for m in c.methods],
         "cmc": [{"method": m, "rank": r, "cmc": v} for m, (r, v) in c.cmc.items()],  # a list keeps the order
         "series": [asdict(s) for s in c.series],
@@ -137,7 +149,8 @@ def load_collected(results_dir: str | os.PathLike, dataset: str) -> CollectedDat
         raw = json.loads(path.read_text())
         return CollectedDataset(
             dataset=raw["dataset"], setting=raw["setting"], fingerprint=raw["fingerprint"],
-            methods=[MethodRuns(m["method"], [SeedRun(r["seed"], r["metrics"], Path(r["path"])) for r in m["runs"]],
+            methods=[MethodRuns(m["method"], [SeedRun(r["seed"], r["metrics"], Path(r["path"]), r.get("training", {}))
+                                              for r in m["runs"]],
                                 m["other_settings"], m.get("selection", {})) for m in raw["methods"]],
             cmc={v["method"]: (v["rank"], v["cmc"]) for v in raw["cmc"]},
             series=[plots.Series(**s) for s in raw["series"]],

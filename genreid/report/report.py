@@ -110,6 +110,7 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
     ]
     lines += claims.render_section(rows)
     lines += _selection(collected)
+    lines += _pseudo_labels(collected)
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{name}]({path.relative_to(results).as_posix()})" for name, path in figures.items()]
@@ -148,6 +149,23 @@ def _selection(collected: list[CollectedDataset]) -> list[str]:
     return lines + ["", "Test numbers above are of the selected epoch, evaluated once. A resumed run continued "
                     "from its last checkpoint (its result equals an uninterrupted run on CPU; see "
                     "tests/test_reliability_kill.py).", ""]
+
+
+def _pseudo_labels(collected: list[CollectedDataset]) -> list[str]:
+    """Pseudo-label ARI at each run's last epoch, per seed: does the regime give clustering signal?"""
+    rows = [(c.dataset, m.method, [(r.seed, r.training["last_pseudo_ari"]) for r in m.runs
+                                   if "last_pseudo_ari" in r.training]) for c in collected for m in c.methods]
+    rows = [row for row in rows if row[2]]
+    if not rows:
+        return []
+    lines = ["## Pseudo-label quality (adjusted Rand index at the last epoch, per seed)", "",
+             "Against the hidden training identities: a diagnostic of the regime, never used for training or "
+             "model selection. For the baseline it is the warm-up's last clustering.", "",
+             "| dataset | method | seeds | ARI per seed | lowest |", "|---|---|---|---|---|"]
+    for ds, method, values in rows:
+        per_seed = ", ".join(f"{seed}: {ari:.3f}" for seed, ari in values)
+        lines.append(f"| {ds} | {method} | {len(values)} | {per_seed} | {min(a for _, a in values):.3f} |")
+    return lines + [""]
 
 
 def _resumed(value: object) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class SeedRun:
     seed: int
     metrics: dict[str, float]
     path: Path
+    training: dict[str, float] = field(default_factory=dict)  # e.g. last_pseudo_ari (never used for selection)
 
 
 def _parent(tree: dict[str, Any], dotted: str) -> tuple[Any, str]:
@@ -70,11 +71,15 @@ def seed_file(archive_root: str | os.PathLike, dataset: str, method: str, seed: 
 
 
 def archive_run(archive_root: str | os.PathLike, dataset: str, method: str, seed: int,
-                metrics: dict[str, float], fingerprint: str) -> Path:
-    """File one run; the same seed and dataset/method overwrites its earlier entry."""
+                metrics: dict[str, float], fingerprint: str, training: dict[str, float] | None = None) -> Path:
+    """File one run; the same seed and dataset/method overwrites its earlier entry. ``training``: facts of
+    the training run worth comparing across seeds (pseudo-label quality), kept apart from test metrics."""
     path = seed_file(archive_root, dataset, method, seed)
-    write_json(path, {"dataset": dataset, "method": method, "seed": seed, "fingerprint": fingerprint,
-                      "metrics": metrics})
+    entry: dict[str, Any] = {"dataset": dataset, "method": method, "seed": seed, "fingerprint": fingerprint,
+                             "metrics": metrics}
+    if training:
+        entry["training"] = training
+    write_json(path, entry)
     return path
 
 
@@ -88,11 +93,13 @@ def collect_runs(archive_root: str | os.PathLike, dataset: str, method: str,
         try:
             entry = json.loads(path.read_text())
             seed, fp, metrics = int(entry["seed"]), str(entry["fingerprint"]), entry["metrics"]
+            training = {k: float(v) for k, v in (entry.get("training") or {}).items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise GenreidError(f"seed archive file {path} is unreadable ({exc})",
                                "delete it; the next `dvc repro` files the current seed again") from exc
         if fp == fingerprint:
-            runs.append(SeedRun(seed=seed, metrics={k: float(v) for k, v in metrics.items()}, path=path))
+            runs.append(SeedRun(seed=seed, metrics={k: float(v) for k, v in metrics.items()}, path=path,
+                                training=training))
         else:
             other.append(path)
     runs.sort(key=lambda r: r.seed)
