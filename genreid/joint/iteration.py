@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
 from torch import nn
 
 from genreid.config.sections.gan import TrainConfig

@@ -41,9 +41,9 @@ from genreid.meshes.store import RenderStore
 class JointStep(TrainStep):
     stage = "train"
     def __init__(self, cfg: TrainConfig, method: JointMethod, *, seed: int, nets: GanNets | EncoderNets,
-                 opts: Optimisers, dataset: Any, store: RenderStore | None, camids: np.ndarray, true_ids: np.ndarray, info: dist.DistInfo,
-                 amp: AmpContext, validation: Validation | None, model_dir: Path, results_dir: Path,
-                 num_workers: int = 0):
+                 opts: Optimisers, dataset: Any, store: RenderStore | None, camids: np.ndarray,
+                 true_ids: np.ndarray, info: dist.DistInfo, amp: AmpContext, validation: Validation | None,
+                 model_dir: Path, results_dir: Path, num_workers: int = 0):
         self.cfg, self.method, self.seed, self.nets, self.opts = cfg, method, seed, nets, opts
         self.name = method.name
         self.dataset, self.store, self.camids, self.true_ids = dataset, store, camids, true_ids
