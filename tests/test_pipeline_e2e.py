@@ -215,11 +215,13 @@ def test_dvc_repro_on_the_tiny_profile(tmp_path):
     first = _run([dvc, "repro"], repo, timeout=900)
     took = time.monotonic() - start
     ran = _ran_stages(first)
-    assert {"prepare@synthetic", "warmup@synthetic", "train@synthetic-gcl_plus", "report"} <= ran, first[-3000:]
+    assert {"prepare@synthetic", "warmup@synthetic", "train@synthetic-gcl_plus", "train@synthetic-control_aug",
+            "train@synthetic-control_none", "report"} <= ran, first[-3000:]
 
     readme = (repo / "results" / "README.md").read_text()
     summary = list(csv.DictReader((repo / "results" / "summary.csv").open()))
-    assert [r["method"] for r in summary] == ["untrained", "baseline", "gcl", "gcl_plus"], summary
+    assert [r["method"] for r in summary] == ["untrained", "baseline", "control_none", "control_aug", "gcl",
+                                              "gcl_plus"], summary
     for rec in summary:
         method = rec["method"]
         assert rec["dataset"] == "synthetic" and rec["n_seeds"] == "1" and rec["seeds"] == "1", rec
@@ -229,7 +231,8 @@ def test_dvc_repro_on_the_tiny_profile(tmp_path):
         assert rec["status"] == "no published target"
         assert f"| synthetic | unsupervised | {method} | 1 | " in readme, (method, readme)
     headline = json.loads((repo / "results" / "metrics.json").read_text())
-    assert list(headline["synthetic"]) == ["baseline", "gcl", "gcl_plus", "untrained"]  # sorted keys
+    assert list(headline["synthetic"]) == ["baseline", "control_aug", "control_none", "gcl", "gcl_plus",
+                                           "untrained"]  # sorted keys
     assert "![cmc](plots/cmc.png)" in readme
     assert (repo / "results" / "plots" / "cmc.png").read_bytes()[:4] == b"\x89PNG"
     assert (repo / "results" / "seeds" / "synthetic" / "gcl" / "seed_1.json").is_file()
