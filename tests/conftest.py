@@ -196,3 +196,23 @@ def gan_toy(tmp_path_factory) -> dict:
     save_generator(root / "generator.pt", e_str, dec, dis, optimisers=fresh)
     data["generator"] = root / "generator.pt"
     return data
+
+
+@pytest.fixture
+def spy_amp_modules(monkeypatch):
+    """Patch a stage module's ``AmpContext`` so every network it wraps is recorded as
+    (activation_checkpointing flag, wrapped module); call it with the module, get the record list."""
+
+    def install(stage_module) -> list:
+        built: list = []
+        real = stage_module.AmpContext
+
+        class Spy(real):
+            def module(self, m):
+                built.append((self.activation_checkpointing, super().module(m)))
+                return built[-1][1]
+
+        monkeypatch.setattr(stage_module, "AmpContext", Spy)
+        return built
+
+    return install

@@ -136,20 +136,12 @@ def test_generator_diagnostics_script_on_a_trained_toy(gan_toy, tiny_widths, tmp
 
 
 def test_runtime_activation_checkpointing_is_honoured_and_changes_no_weights(gan_toy, tiny_widths, tmp_path,
-                                                                            monkeypatch):
+                                                                            spy_amp_modules):
     """runtime.activation_checkpointing reaches the stage's AmpContext (issue 18) and the weights agree."""
     import genreid.pretrain.run as run
     from genreid.engine.recompute import checkpointed_blocks
 
-    built = []
-    real = run.AmpContext
-
-    class Spy(real):
-        def module(self, m):
-            built.append((self.activation_checkpointing, super().module(m)))
-            return built[-1][1]
-
-    monkeypatch.setattr(run, "AmpContext", Spy)
+    built = spy_amp_modules(run)
     for flag in (False, True):
         pretrain_generator(gan_toy["df"], gan_toy["render_dir"], gan_toy["encoder"], _cfg(epochs=1), tiny_widths,
                            RuntimeConfig(device="cpu", activation_checkpointing=flag), seed=1,
