@@ -20,16 +20,7 @@ from genreid.losses.view_invariant import view_invariant_loss
 from genreid.memory.instance_memory import InstanceMemory
 from genreid.models.id_encoder import build_encoder, load_encoder
 
-CLUSTER = {"k1": 6, "k2": 2, "min_samples": 2}
 CONTROLS = ["control_aug", "control_none"]
-
-
-def _cfg(**kw) -> TrainConfig:
-    base = dict(epochs=2, batch_size=4, iters_per_epoch=3, step_epoch=1, num_negatives=8, checkpoint_every_iters=2,
-                extract_batch_size=16, gcl={"cluster": {**CLUSTER, "eps_rule": "rho", "rho": 0.3}},
-                gcl_plus={"cluster": {**CLUSTER, "eps_rule": "fixed", "eps": 0.7}})
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def _run(toy, out, cfg, method, **kw):
@@ -40,8 +31,8 @@ def _run(toy, out, cfg, method, **kw):
 
 
 @pytest.mark.parametrize("method", CONTROLS)
-def test_control_trains_the_encoder_without_a_generator(method, gan_toy, tmp_path):
-    summary = _run(gan_toy, tmp_path, _cfg(), method)
+def test_control_trains_the_encoder_without_a_generator(joint_cfg, method, gan_toy, tmp_path):
+    summary = _run(gan_toy, tmp_path, joint_cfg(), method)
     assert not (tmp_path / "missing_generator.pt").exists() and not (tmp_path / "no_renders").exists()
     enc, extra = load_encoder(tmp_path / "models" / "encoder.pt")
     assert extra["method"] == method and extra["last_epoch"] == 1
@@ -56,8 +47,8 @@ def test_control_trains_the_encoder_without_a_generator(method, gan_toy, tmp_pat
 
 
 @pytest.mark.parametrize("method", CONTROLS)
-def test_control_resume_after_kill_is_exact(method, gan_toy, tmp_path):
-    cfg = _cfg(selection="last")
+def test_control_resume_after_kill_is_exact(joint_cfg, method, gan_toy, tmp_path):
+    cfg = joint_cfg(selection="last")
     _run(gan_toy, tmp_path / "straight", cfg, method)
     assert _run(gan_toy, tmp_path / "resumed", cfg, method, stop_after_iters=4)["stopped_early"]
     assert _run(gan_toy, tmp_path / "resumed", cfg, method)["resumed"] is True
@@ -77,10 +68,10 @@ def _memory() -> tuple[InstanceMemory, torch.Tensor]:
 
 
 @pytest.mark.parametrize("method", CONTROLS)
-def test_one_contrastive_iteration_steps_e_id_and_the_batch_slots(method):
+def test_one_contrastive_iteration_steps_e_id_and_the_batch_slots(joint_cfg, method):
     memory, _ = _memory()
     enc = build_encoder("resnet18", "none", "avg", 8, 1, 4)
-    cfg = _cfg(num_negatives=4)
+    cfg = joint_cfg(num_negatives=4)
     opts = build_optimisers(EncoderNets(enc), cfg)
     assert opts.g is None and opts.d is None and list(opts.named()) == ["id"]
     idx = torch.tensor([0, 1, 3, 6])
@@ -139,8 +130,8 @@ def test_each_augmentation_does_what_its_keys_say():
     assert pad_pixels(ControlAugConfig(), 128) == 13 and pad_pixels(ControlAugConfig(), 10) == 1
 
 
-def test_control_methods_are_registered_with_gcl_clustering():
-    cfg = _cfg()
+def test_control_methods_are_registered_with_gcl_clustering(joint_cfg):
+    cfg = joint_cfg()
     aug, none = build_method("control_aug", cfg), build_method("control_none", cfg)
     assert isinstance(aug, ControlAug) and isinstance(none, ControlNone)
     assert not aug.uses_generator and not none.uses_generator and build_method("gcl", cfg).uses_generator

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from genreid.config.schema import RuntimeConfig
-from genreid.config.sections.gan import TrainConfig
 from genreid.engine.amp import AmpContext
 from genreid.engine.batches import image_dataset
 from genreid.errors import ConfigError, TrainingDiverged
@@ -26,12 +25,6 @@ from genreid.models.id_encoder import build_encoder, load_encoder
 CLUSTER = {"k1": 6, "k2": 2, "min_samples": 2}
 
 
-def _cfg(**kw) -> TrainConfig:
-    base = dict(epochs=2, batch_size=4, iters_per_epoch=3, step_epoch=1, num_negatives=8, checkpoint_every_iters=2,
-                extract_batch_size=16, gcl={"cluster": {**CLUSTER, "eps_rule": "rho", "rho": 0.3}},
-                gcl_plus={"cluster": {**CLUSTER, "eps_rule": "fixed", "eps": 0.7}})
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def _run(toy, out, cfg, method="gcl_plus", val=True, **kw):
@@ -40,8 +33,8 @@ def _run(toy, out, cfg, method="gcl_plus", val=True, **kw):
                        width=toy["width"], model_dir=out / "models", results_dir=out / "results", **kw)
 
 
-def test_gcl_trains_the_encoder_and_records_the_selection(gan_toy, tmp_path):
-    summary = _run(gan_toy, tmp_path, _cfg(), "gcl")
+def test_gcl_trains_the_encoder_and_records_the_selection(joint_cfg, gan_toy, tmp_path):
+    summary = _run(gan_toy, tmp_path, joint_cfg(), "gcl")
     enc, extra = load_encoder(tmp_path / "models" / "encoder.pt")
     assert extra["method"] == "gcl" and extra["last_epoch"] == 1 and extra["selected_epoch"] in (0, 1)
     assert extra["selected_on"] == "val_map" and summary["resumed"] is False and "resumed" not in extra
@@ -56,8 +49,8 @@ def test_gcl_trains_the_encoder_and_records_the_selection(gan_toy, tmp_path):
     assert (tmp_path / "results" / "train" / "metrics.json").is_file()  # dvclive summary for the report
 
 
-def test_gcl_plus_resume_after_kill_is_exact(gan_toy, tmp_path):
-    cfg = _cfg(selection="last")
+def test_gcl_plus_resume_after_kill_is_exact(joint_cfg, gan_toy, tmp_path):
+    cfg = joint_cfg(selection="last")
     _run(gan_toy, tmp_path / "straight", cfg)
     killed = _run(gan_toy, tmp_path / "resumed", cfg, stop_after_iters=4)  # mid-epoch 1, after a re-clustering
     assert killed["stopped_early"]
@@ -68,27 +61,27 @@ def test_gcl_plus_resume_after_kill_is_exact(gan_toy, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_without_a_validation_split_it_trains_on_everything_and_keeps_the_last_epoch(gan_toy, tmp_path):
-    summary = _run(gan_toy, tmp_path, _cfg(), val=False)
+def test_without_a_validation_split_it_trains_on_everything_and_keeps_the_last_epoch(joint_cfg, gan_toy, tmp_path):
+    summary = _run(gan_toy, tmp_path, joint_cfg(), val=False)
     assert summary["selected_on"] == "last_epoch" and summary["selected_epoch"] == 1
     assert [h["epoch"] for h in summary["history"]] == [0, 1] and "val_mAP" not in summary["history"][0]
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(gan_toy, tmp_path):
-    _run(gan_toy, tmp_path, _cfg(epochs=1))
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(joint_cfg, gan_toy, tmp_path):
+    _run(gan_toy, tmp_path, joint_cfg(epochs=1))
     before = sorted((tmp_path / "models" / "ckpt").glob("ckpt_*.pt"))
     with pytest.raises(TrainingDiverged, match="became (nan|inf)"):  # a weight validation would refuse
-        _run(gan_toy, tmp_path, _cfg(epochs=2).model_copy(update={"vi_weight": float("inf")}))
+        _run(gan_toy, tmp_path, joint_cfg(epochs=2).model_copy(update={"vi_weight": float("inf")}))
     assert sorted((tmp_path / "models" / "ckpt").glob("ckpt_*.pt")) == before
 
 
-def test_unknown_method_is_a_clear_error():
+def test_unknown_method_is_a_clear_error(joint_cfg):
     with pytest.raises(ConfigError, match="not a stage-3 method"):
-        build_method("simclr", _cfg())
+        build_method("simclr", joint_cfg())
 
 
 @pytest.mark.parametrize("mixup", ["d_mixup", "mixup", "f_mixup", "none"])
-def test_every_mixing_variant_runs_one_iteration(mixup, tiny_widths):
+def test_every_mixing_variant_runs_one_iteration(joint_cfg, mixup, tiny_widths):
     torch.manual_seed(0)
     enc = build_encoder("resnet18", "none", "avg", 8, 1, 4)
     nets = GanNets(enc, *build_generator(tiny_widths, 512, 4))
@@ -98,7 +91,7 @@ def test_every_mixing_variant_runs_one_iteration(mixup, tiny_widths):
     memory.initialise(torch.randn(12, 8))
     labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, -1, -1, -1])
     memory.set_labels(labels)
-    cfg = _cfg(num_negatives=4, gcl_plus={"mixup": mixup})
+    cfg = joint_cfg(num_negatives=4, gcl_plus={"mixup": mixup})
     method = build_method("gcl_plus", cfg)
     method.begin_epoch(memory)
     idx = torch.tensor([0, 1, 3, 6])
@@ -114,8 +107,8 @@ def test_every_mixing_variant_runs_one_iteration(mixup, tiny_widths):
     assert changed[idx].all() and not changed[[2, 4, 5, 7, 8, 9, 10, 11]].any()
 
 
-def test_collapsed_clustering_stops_with_a_clear_message(gan_toy):
-    cfg = _cfg(gcl_plus={"cluster": {**CLUSTER, "eps_rule": "fixed", "eps": 1e-6, "min_samples": 4}})
+def test_collapsed_clustering_stops_with_a_clear_message(joint_cfg, gan_toy):
+    cfg = joint_cfg(gcl_plus={"cluster": {**CLUSTER, "eps_rule": "fixed", "eps": 1e-6, "min_samples": 4}})
     dataset = image_dataset(gan_toy["df"], gan_toy["height"], gan_toy["width"])
     step = JointStep.__new__(JointStep)
     step.cfg, step.method = cfg, build_method("gcl_plus", cfg)
@@ -126,15 +119,15 @@ def test_collapsed_clustering_stops_with_a_clear_message(gan_toy):
         step._pseudo_labels(0)
 
 
-def test_gd_lr_step_false_keeps_the_generator_lr_while_e_id_steps(gan_toy, tmp_path):
-    _run(gan_toy, tmp_path, _cfg(gd_lr_step=False, epochs=2, step_epoch=1))
+def test_gd_lr_step_false_keeps_the_generator_lr_while_e_id_steps(joint_cfg, gan_toy, tmp_path):
+    _run(gan_toy, tmp_path, joint_cfg(gd_lr_step=False, epochs=2, step_epoch=1))
     last = sorted((tmp_path / "models" / "ckpt").glob("ckpt_*.pt"))[-1]
     state = torch.load(last, weights_only=True)["state"]
     assert state["opt_g"]["param_groups"][0]["lr"] == 1e-4 and state["opt_d"]["param_groups"][0]["lr"] == 1e-4
     assert state["opt_id"]["param_groups"][0]["lr"] == pytest.approx(3.5e-5)
 
 
-def test_stage_three_resumes_stage_two_adam_moments_unless_fresh(gan_toy, tiny_widths, tmp_path):
+def test_stage_three_resumes_stage_two_adam_moments_unless_fresh(joint_cfg, gan_toy, tiny_widths, tmp_path):
     from genreid.config.sections.gan import PretrainConfig
     from genreid.pretrain.run import pretrain_generator
 
@@ -146,16 +139,17 @@ def test_stage_three_resumes_stage_two_adam_moments_unless_fresh(gan_toy, tiny_w
     assert stage2["g"]["state"][0]["step"] == 2  # two Adam steps were taken
     toy = {**gan_toy, "generator": tmp_path / "pre" / "generator.pt"}
     for mode, first_step in (("resume", 3), ("fresh", 1)):
-        _run(toy, tmp_path / mode, _cfg(gan_optimizer=mode, epochs=1, checkpoint_every_iters=1), stop_after_iters=1)
+        _run(toy, tmp_path / mode, joint_cfg(gan_optimizer=mode, epochs=1, checkpoint_every_iters=1),
+             stop_after_iters=1)
         ckpt = torch.load(sorted((tmp_path / mode / "models" / "ckpt").glob("ckpt_*.pt"))[0], weights_only=True)
         assert ckpt["state"]["opt_g"]["state"][0]["step"] == first_step, mode
 
 
-def test_stage_three_pooling_follows_the_warmup_unless_set(gan_toy, tmp_path):
+def test_stage_three_pooling_follows_the_warmup_unless_set(joint_cfg, gan_toy, tmp_path):
     from genreid.models.layers import GeneralizedMeanPooling
 
-    _run(gan_toy, tmp_path / "avg", _cfg(pooling="gem", epochs=1, iters_per_epoch=1))
+    _run(gan_toy, tmp_path / "avg", joint_cfg(pooling="gem", epochs=1, iters_per_epoch=1))
     enc, _ = load_encoder(tmp_path / "avg" / "models" / "encoder.pt")
     assert enc.arch["pooling"] == "gem" and isinstance(enc.pool, GeneralizedMeanPooling)
-    _run(gan_toy, tmp_path / "kept", _cfg(epochs=1, iters_per_epoch=1))
+    _run(gan_toy, tmp_path / "kept", joint_cfg(epochs=1, iters_per_epoch=1))
     assert load_encoder(tmp_path / "kept" / "models" / "encoder.pt")[0].arch["pooling"] == "avg"  # the toy's
