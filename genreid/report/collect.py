@@ -83,12 +83,10 @@ def read_metrics(path: str | os.PathLike) -> tuple[dict[str, float], int | None]
     return metrics, (int(seed) if seed is not None else None)
 
 
-def training_facts(summary: Path) -> dict[str, float]:
+def training_facts(summary: dict[str, Any] | None) -> dict[str, float]:
     """Pseudo-label ARI of the last trained epoch (against the hidden identities: a diagnostic of the
-    regime, never used for training or selection); empty when the run logged none."""
-    if not summary.is_file():
-        return {}
-    history = json.loads(summary.read_text()).get("history") or []
+    regime, never used for training or selection) from a train/summary.json; empty when none was logged."""
+    history = (summary or {}).get("history") or []
     aris = [h["pseudo_ari"] for h in history if isinstance(h.get("pseudo_ari"), (int, float))]
     return {"last_pseudo_ari": float(aris[-1])} if aris else {}
 
@@ -107,14 +105,15 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
     for method in methods:
         folder = results / dataset / method
         metrics, recorded_seed = read_metrics(folder / "metrics.json")
+        summary_path = folder / "train" / "summary.json"  # "resumed" lives only there: encoder.pt stays byte-stable
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
         archive_run(archive, dataset, method, seed if recorded_seed is None else recorded_seed, metrics, fingerprint,
-                    training_facts(folder / "train" / "summary.json"))
+                    training_facts(summary))
         runs, other = collect_runs(archive, dataset, method, fingerprint)
         training = json.loads((folder / "metrics.json").read_text()).get("training") or {}
         selection = {k: training[k] for k in SELECTION_KEYS if k in training}
-        summary = folder / "train" / "summary.json"  # "resumed" lives only there: encoder.pt stays byte-stable
-        if summary.is_file():
-            selection["resumed"] = json.loads(summary.read_text()).get("resumed")
+        if summary is not None:
+            selection["resumed"] = summary.get("resumed")
         per_method.append(MethodRuns(method, runs, [p.relative_to(results).as_posix() for p in other], selection))
         if (folder / "cmc.csv").is_file():
             cmc[method] = plots.read_cmc(folder / "cmc.csv")
