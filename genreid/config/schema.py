@@ -17,9 +17,10 @@ from genreid.config.sections.gan import PretrainConfig, TrainConfig
 from genreid.config.sections.mesh import MeshConfig
 from genreid.config.sections.model import ModelConfig
 from genreid.config.sections.report import ReportConfig
+from genreid.config.sections.source import SourceConfig
 from genreid.config.sections.warmup import WarmupConfig
 
-DatasetName = Literal["market1501", "dukemtmc", "msmt17", "synthetic"]
+DatasetName = Literal["market1501", "dukemtmc", "msmt17", "synthetic", "synthetic_b"]
 
 # Keys of earlier versions: each names its replacement, so an old recipe fails with the fix.
 RENAMED_KEYS: dict[str, str] = {
@@ -65,6 +66,25 @@ class RuntimeConfig(StrictModel):
                                                               "about a third more time")
 
 
+class UdaLists(StrictModel):
+    """What dvc.yaml's stages loop over, derived from ``datasets`` and ``warmup.source_dataset`` when a
+    recipe is applied (DVC cannot compute lists); never edit: `genreid recipe apply` rewrites it."""
+
+    sources: list[str] = Field(default_factory=list, description="the labelled source ([] = fully unsupervised): "
+                                                                 "prepare_source, source, evaluate_source")
+    targets: dict[str, str] = Field(default_factory=dict, description="target dataset -> source: warmup_uda, "
+                                                                      "evaluate_direct")
+    unsupervised: list[str] = Field(default_factory=list, description="datasets warmed up without a source "
+                                                                      "(the warmup stage)")
+
+
+def uda_lists(datasets: list[str], source: str | None) -> UdaLists:
+    """The derived ``uda`` section for ``datasets`` and ``warmup.source_dataset``."""
+    if source is None:
+        return UdaLists(sources=[], targets={}, unsupervised=list(datasets))
+    return UdaLists(sources=[source], targets={d: source for d in datasets}, unsupervised=[])
+
+
 class GenreidConfig(StrictModel):
     seed: int = Field(1, ge=0, description="the authors' seed is 1")
     datasets: list[DatasetName] = Field(default_factory=lambda: ["synthetic"], min_length=1,
@@ -74,10 +94,13 @@ class GenreidConfig(StrictModel):
     mesh: MeshConfig = Field(default_factory=MeshConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
+    source: SourceConfig = Field(default_factory=SourceConfig, description="UDA: supervised source pre-training")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    uda: UdaLists | None = Field(None, description="derived by `genreid recipe apply` (do not edit): the UDA "
+                                                   "stages' foreach lists")
 
     @model_validator(mode="before")
     @classmethod
@@ -95,9 +118,32 @@ class GenreidConfig(StrictModel):
         return v
 
     @model_validator(mode="after")
+    def _uda_consistent(self) -> GenreidConfig:
+        """The source is not a target, ``direct`` needs a source, and the derived lists match."""
+        src = self.warmup.source_dataset
+        if src is not None and src in self.datasets:
+            raise ValueError(f"warmup.source_dataset {src!r} is also listed in datasets {self.datasets}: the "
+                             "source is labelled and pre-trained on, datasets are the unlabelled targets; "
+                             "remove it from one of them")
+        if src is not None and self.warmup.import_encoder:
+            raise ValueError("warmup.source_dataset and warmup.import_encoder both set the stage-1 encoder; "
+                             "set one of them to null")
+        if src is None and "direct" in self.eval.methods:
+            raise ValueError("eval.methods lists 'direct' (the source encoder on the target) but "
+                             "warmup.source_dataset is null; remove 'direct' or set a source")
+        expected = uda_lists(self.datasets, src)
+        if self.uda is None:
+            object.__setattr__(self, "uda", expected)
+        elif self.uda != expected:
+            raise ValueError(f"uda (derived) is {self.uda.model_dump()} but datasets {self.datasets} and "
+                             f"warmup.source_dataset {src!r} give {expected.model_dump()}; rewrite params.yaml "
+                             "with `genreid recipe apply <recipe>` (or delete the uda section)")
+        return self
+
+    @model_validator(mode="after")
     def _real_datasets_need_smpl(self) -> GenreidConfig:
         """The papers fit SMPL; a procedural body on real images is allowed only when asked for by name."""
-        real = [d for d in self.datasets if d != "synthetic"]
+        real = [d for d in self.datasets if not d.startswith("synthetic")]
         if real and self.mesh.body_model == "procedural" and not self.mesh.allow_procedural_body:
             raise ValueError(
                 f"mesh.body_model is 'procedural' for the real dataset(s) {real}: the papers render SMPL meshes; "
@@ -109,10 +155,11 @@ class GenreidConfig(StrictModel):
     def _oracle_body_matches_synthesis(self) -> GenreidConfig:
         """Oracle meshes re-pose SynthReID's ground-truth SMPL parameters: with another body model the
         renders would no longer line up with the people in the images."""
-        if ("synthetic" in self.datasets and self.mesh.estimator in ("oracle", "auto")
-                and self.mesh.body_model != self.data.synthetic.body_model):
-            raise ValueError(
-                f"mesh.body_model ({self.mesh.body_model!r}) must equal data.synthetic.body_model "
-                f"({self.data.synthetic.body_model!r}) when mesh.estimator is {self.mesh.estimator!r}: oracle "
-                "meshes re-pose the ground truth SynthReID was rendered with; set both to the same value")
+        for ds in ("synthetic", "synthetic_b"):
+            body = getattr(self.data, ds).body_model
+            if ds in self.datasets and self.mesh.estimator in ("oracle", "auto") and self.mesh.body_model != body:
+                raise ValueError(
+                    f"mesh.body_model ({self.mesh.body_model!r}) must equal data.{ds}.body_model "
+                    f"({body!r}) when mesh.estimator is {self.mesh.estimator!r}: oracle "
+                    "meshes re-pose the ground truth SynthReID was rendered with; set both to the same value")
         return self

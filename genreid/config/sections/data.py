@@ -52,6 +52,16 @@ class SynthConfig(StrictModel):
     palette_size: int = Field(8, ge=2, le=16, description="colours shared by all identities per garment")
 
 
+class SynthDomainBConfig(SynthConfig):
+    """SynthReID's second domain (UDA demo, ``synthetic_b``): other people (seed 1) in a visibly
+    different place: darker, bluish, noisier, blurrier cameras and darker scenes (``domain: b``,
+    genreid.synth.scene.DOMAIN_B). ``data.synthetic`` (domain a) is unchanged by it."""
+
+    seed: int = Field(1, ge=0, description="dataset seed (1: other identities than data.synthetic's 0)")
+    domain: Literal["a", "b"] = Field("b", description="look of the cameras: a = data.synthetic's, b = darker, "
+                                                       "bluish cast, stronger noise and blur, darker scenes")
+
+
 class DataConfig(StrictModel):
     root: str = Field("data", description="working folder for archives, prepared splits and renders")
     height: int = Field(256, ge=16, description="network input height (paper: 256)")
@@ -69,6 +79,8 @@ class DataConfig(StrictModel):
     dukemtmc: DukeSource = Field(default_factory=DukeSource)
     msmt17: MSMT17Source = Field(default_factory=MSMT17Source)
     synthetic: SynthConfig = Field(default_factory=SynthConfig)
+    synthetic_b: SynthDomainBConfig = Field(default_factory=SynthDomainBConfig,
+                                            description="SynthReID domain b: the UDA demo's target")
 
     @model_validator(mode="after")
     def _aspect(self) -> "DataConfig":

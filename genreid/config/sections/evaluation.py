@@ -19,10 +19,11 @@ class RerankConfig(StrictModel):
 
 
 class EvalConfig(StrictModel):
-    methods: list[Literal["untrained", "baseline", "gcl", "gcl_plus", "control_aug", "control_none"]] = Field(
+    methods: list[Literal["untrained", "direct", "baseline", "gcl", "gcl_plus", "control_aug", "control_none"]] = Field(
         default_factory=lambda: ["untrained", "baseline", "gcl", "gcl_plus"], min_length=1,
         description="encoders evaluated; untrained = a fresh encoder built from `model` with `seed`; "
-                    "control_aug / control_none are stage-3 control arms (train.methods)")
+                    "control_aug / control_none are stage-3 control arms (train.methods); direct = the "
+                    "source-trained encoder on the target (UDA only: needs warmup.source_dataset)")
     protocol: Literal["rank", "sklearn", "interpolated"] = Field(
         "rank", description="AP definition: rank (torchreid/FastReID), sklearn (open-reid lineage), "
                             "interpolated (official Market-1501 code)")

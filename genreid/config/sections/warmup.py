@@ -46,6 +46,7 @@ class WarmupConfig(StrictModel):
         None, description="path of an identity encoder converted from the authors' stage-1 file by `genreid "
                           "import-authors` (DIR/encoder.pt), used instead of training one; null = train stage 1 "
                           "(Cluster-Contrast)")
-    source_dataset: Literal["market1501", "dukemtmc", "msmt17"] | None = Field(
-        None, description="UDA: labelled source dataset pre-trained on before the warm-up; null = fully "
-                          "unsupervised (source pre-training is not implemented yet: a value stops the stage)")
+    source_dataset: Literal["market1501", "dukemtmc", "msmt17", "synthetic", "synthetic_b"] | None = Field(
+        None, description="UDA: labelled source dataset; the `source` stage trains the encoder on it (params "
+                          "`source`) and the warm-up starts from that encoder (strict load); null = fully "
+                          "unsupervised. Not one of `datasets` (those are the targets)")
