@@ -22,11 +22,12 @@ from genreid.engine.schedule import StepSchedule
 from genreid.engine.selection import BestModel
 from genreid.engine.trainer import Hook, Trainer
 from genreid.errors import ConfigError
-from genreid.models.id_encoder import build_encoder
+from genreid.models.id_encoder import IdEncoder, build_encoder
 from genreid.models.layers import set_bn_group_size
 from genreid.utils.seeding import seed_everything
 from genreid.warmup.imported import use_imported_encoder
 from genreid.warmup.iteration import DIVERGED_FIX
+from genreid.warmup.source_init import init_from_source
 from genreid.warmup.step import WarmupStep
 
 
@@ -36,12 +37,27 @@ def encoder_kwargs(model: ModelConfig, pooling: str | None) -> dict[str, Any]:
             "embedding_dim": model.embedding_dim, "last_stride": model.last_stride, "stripes": model.stripes}
 
 
+def warmup_encoder(model_cfg: ModelConfig, cfg: WarmupConfig, init_encoder: str | Path | None = None) -> IdEncoder:
+    """Stage 1's encoder: built from ``model`` (+ warm-up pooling, BN groups), or the source encoder's
+    weights loaded strictly when ``init_encoder`` is given (no ImageNet download then: it is overwritten)."""
+    kwargs = encoder_kwargs(model_cfg, cfg.pooling)
+    if init_encoder is not None:
+        kwargs["pretrained"] = "none"
+    encoder = set_bn_group_size(build_encoder(**kwargs), cfg.bn_group_size)
+    if init_encoder is not None:
+        init_from_source(encoder, init_encoder)
+    return encoder
+
+
 def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: WarmupConfig, model_cfg: ModelConfig,
                  runtime: RuntimeConfig, *, seed: int, height: int, width: int, model_dir: str | Path,
                  results_dir: str | Path, device: torch.device | str = "cpu",
-                 stop_after_iters: int | None = None,
-                 extra_hooks: Sequence[Hook] = ()) -> dict[str, Any]:
+                 stop_after_iters: int | None = None, extra_hooks: Sequence[Hook] = (),
+                 init_encoder: str | Path | None = None) -> dict[str, Any]:
     """Train, select on validation mAP, write ``model_dir/encoder.pt`` and ``results_dir/train/``.
+
+    ``init_encoder`` (UDA): the source-trained encoder file the warm-up starts from (strict load; a
+    resumed run restores its checkpoint over it).
 
     ``stop_after_iters`` checkpoints and returns after that many iterations of this call, exactly
     what a kill right after a checkpoint leaves (tests use it).
@@ -56,7 +72,7 @@ def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: Warmu
     model_dir, results_dir = Path(model_dir), Path(results_dir)
     seed_everything(seed, runtime.deterministic)
     amp = AmpContext(info.device, runtime.amp, runtime.channels_last, runtime.activation_checkpointing)
-    encoder = amp.module(set_bn_group_size(build_encoder(**encoder_kwargs(model_cfg, cfg.pooling)), cfg.bn_group_size))
+    encoder = amp.module(warmup_encoder(model_cfg, cfg, init_encoder))
     train_set = image_dataset(train_df, height, width)
     val_set = image_dataset(val_df, height, width) if val_df is not None and len(val_df) else None
     step = WarmupStep(cfg, seed=seed, encoder=encoder, dataset=train_set,

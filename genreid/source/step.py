@@ -1,0 +1,111 @@
+"""The source pre-training step on the shared engine: PK batches of true identities, BN-neck losses
+(BoT): batch-hard triplet on the pooled feature before the BN-neck, label-smoothed cross-entropy on a
+bias-free classifier after it. Only the encoder is written out; the classifier is the source's own."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from genreid.config.sections.source import SourceConfig
+from genreid.engine import dist
+from genreid.engine.amp import AmpContext
+from genreid.engine.batches import batch_loader
+from genreid.engine.guards import assert_finite
+from genreid.engine.outputs import write_selected_encoder
+from genreid.engine.selection import Selection
+from genreid.engine.trainer import Trainer, TrainStep
+from genreid.models.id_encoder import IdEncoder
+from genreid.source.losses import batch_hard_triplet, label_smoothed_ce
+from genreid.warmup.batches import augment_batch, epoch_seed, pk_batches
+
+DIVERGED_FIX = "lower source.lr (the loss became NaN/inf), then rerun"
+
+
+class SourceNet(nn.Module):
+    """Encoder + classifier as one module (one DDP wrapper): returns the pre-BN feature and the logits."""
+
+    def __init__(self, encoder: IdEncoder, num_classes: int):
+        super().__init__()
+        self.encoder = encoder
+        self.classifier = nn.Linear(encoder.embedding_dim, num_classes, bias=False)
+        nn.init.normal_(self.classifier.weight, std=0.001)  # BoT's classifier initialisation
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        e = self.encoder
+        g = e.fc(e.pool(e.feature_map(x)).flatten(1))
+        return g, self.classifier(e.bn_neck(g))
+
+
+def source_losses(g: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, cfg: SourceConfig,
+                  ) -> dict[str, torch.Tensor]:
+    """The two BoT terms and their sum (``triplet_weight`` scales the triplet)."""
+    ce = label_smoothed_ce(logits, targets, cfg.label_smoothing)
+    tri = batch_hard_triplet(g, targets, cfg.margin)
+    return {"ce": ce, "triplet": tri, "total": ce + cfg.triplet_weight * tri}
+
+
+class SourceStep(TrainStep):
+    name = "source"
+
+    def __init__(self, cfg: SourceConfig, *, seed: int, net: SourceNet, dataset: Any, pids: np.ndarray,
+                 camids: np.ndarray, info: dist.DistInfo, amp: AmpContext, model_dir: Path, results_dir: Path,
+                 num_workers: int = 0):
+        self.cfg, self.seed, self.info, self.amp, self.num_workers = cfg, seed, info, amp, num_workers
+        self.net, self.model = net, dist.wrap(net, info)
+        self.dataset, self.pids, self.camids = dataset, pids, camids
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.model_dir, self.results_dir = model_dir, results_dir
+
+    def state(self) -> dict[str, Any]:
+        return {"net": self.net, "optimizer": self.optimizer, "scaler": self.amp}
+
+    def optimisers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"encoder": self.optimizer}
+
+    def buffered_modules(self) -> list[nn.Module]:
+        return [self.net]
+
+    def begin_epoch(self, trainer: Trainer, epoch: int, fresh: bool) -> None:
+        if fresh:  # augmentation draws come from the global RNG: seeded per epoch (a resumed epoch repeats)
+            s = epoch_seed(self.seed, epoch, self.info.rank)
+            random.seed(s)
+            np.random.seed(s)
+            torch.manual_seed(s)
+        self.model.train()
+
+    def batches(self, trainer: Trainer, epoch: int) -> list[list[int]]:
+        return pk_batches(self.pids, self.camids, self.cfg.batch_size, self.cfg.num_instances,
+                          epoch_seed(self.seed, epoch), self.cfg.iters_per_epoch, "pk_cameras")
+
+    def loader(self, trainer: Trainer, batches: list[list[int]], epoch: int):
+        return batch_loader(self.dataset, batches, epoch_seed(self.seed, epoch), self.num_workers,
+                            pin_memory=self.info.device.type == "cuda")
+
+    def run_step(self, trainer: Trainer, batch: dict) -> dict[str, float]:
+        targets = torch.from_numpy(self.pids[batch["index"].numpy()]).to(self.info.device)
+        images = augment_batch(batch["image"]) if self.cfg.augment else batch["image"]
+        with self.amp.autocast():
+            g, logits = self.model(self.amp.input(images))
+        parts = source_losses(g.float(), logits.float(), targets, self.cfg)
+        assert_finite({"loss": parts["total"]}, f"source epoch {trainer.epoch} iteration {trainer.iteration}",
+                      DIVERGED_FIX, self.info)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.amp.backward(parts["total"])
+        self.amp.step(self.optimizer)
+        self.amp.update()
+        return {k: float(v.detach()) for k, v in parts.items()}
+
+    def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
+        return {"lr": self.optimizer.param_groups[0]["lr"]}
+
+    def finish(self, trainer: Trainer, selection: Selection) -> dict[str, Any]:
+        return write_selected_encoder(trainer, selection, self.net.encoder, "supervised_source", seed=self.seed,
+                                      batch_size=self.cfg.batch_size, model_dir=self.model_dir,
+                                      results_dir=self.results_dir,
+                                      extra={"num_source_ids": int(self.net.classifier.out_features)})
