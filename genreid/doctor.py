@@ -152,7 +152,7 @@ def check_model_files(cfg) -> list[Check]:
         out.append(Check(OK if ok else FAIL, "SMPL model", f"{body} {'found' if ok else 'missing'}",
                          "" if ok else "register at smpl.is.tue.mpg.de, download SMPL_NEUTRAL.pkl and place it "
                          f"at {body}, or set mesh.body_model: procedural"))
-    need_hmr = cfg.mesh.estimator in ("hmr", "auto") and any(d != "synthetic" for d in cfg.datasets)
+    need_hmr = cfg.mesh.estimator in ("hmr", "auto") and any(not d.startswith("synthetic") for d in cfg.datasets)
     for label, path, origin in (("HMR weights", cfg.mesh.hmr_checkpoint, "SPIN's model_checkpoint.pt"),
                                 ("SMPL mean params", cfg.mesh.smpl_mean_params, "SPIN's smpl_mean_params.npz")):
         ok = Path(path).is_file()

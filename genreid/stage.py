@@ -49,8 +49,9 @@ def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Any], parser: 
     try:
         cfg = load_config(args.params)
         ds = getattr(args, "dataset", None)
-        if ds is not None and ds not in cfg.datasets:
-            raise GenreidError(f"dataset {ds!r} is not listed in {args.params} 'datasets' {cfg.datasets}",
+        if ds is not None and ds not in cfg.datasets and ds != cfg.warmup.source_dataset:
+            raise GenreidError(f"dataset {ds!r} is not listed in {args.params} 'datasets' {cfg.datasets} "
+                               "(nor is it warmup.source_dataset)",
                                "add it to 'datasets' or run a stage of a listed dataset")
         apply_runtime(cfg)
         body(cfg, args)

@@ -19,8 +19,9 @@ RESULTS = Path("results")
 
 
 def reported_methods(cfg: GenreidConfig) -> list[str]:
-    """eval.methods that the pipeline produces: untrained, baseline, and the trained train.methods."""
-    return [m for m in cfg.eval.methods if m in ("untrained", "baseline") or m in cfg.train.methods]
+    """eval.methods that the pipeline produces: untrained, baseline, direct (UDA: the params check that a
+    source is set), and the trained train.methods."""
+    return [m for m in cfg.eval.methods if m in ("untrained", "baseline", "direct") or m in cfg.train.methods]
 
 
 def procedural_body(cfg: GenreidConfig, dataset: str) -> bool:

@@ -2,8 +2,9 @@
 
 Reads data/prepared/<ds>/ (query and gallery manifests) and, except for ``untrained`` (a fresh
 encoder built from ``model`` with ``seed``), models/<ds>/<method>/encoder.pt (``baseline`` is
-the warm-up output); writes results/<ds>/<method>/metrics.json, cmc.csv, ranked_lists.png and
-config.resolved.yaml.
+the warm-up output; ``source`` the UDA source pre-training on its own test split) or ``--encoder``
+(``direct``: the source encoder on the target's test split, "direct transfer"); writes
+results/<ds>/<method>/metrics.json, cmc.csv, ranked_lists.png and config.resolved.yaml.
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     m = cfg.model
     encoder_args = {"backbone": m.backbone, "pretrained": m.pretrained, "pooling": m.pooling,
                     "embedding_dim": m.embedding_dim, "last_stride": m.last_stride, "stripes": m.stripes}
-    model, training = load_method_encoder(method, Path("models") / ds / method / "encoder.pt", encoder_args,
-                                          cfg.seed, device)
+    if method == "direct" and not args.encoder:
+        raise ConfigError("--method direct evaluates the source encoder on the target: it needs --encoder",
+                          "pass --encoder models/<source>/source/encoder.pt (dvc.yaml stage evaluate_direct)")
+    encoder_path = Path(args.encoder) if args.encoder else Path("models") / ds / method / "encoder.pt"
+    model, training = load_method_encoder(method, encoder_path, encoder_args, cfg.seed, device)
     settings = EvaluateSettings(
         height=cfg.data.height, width=cfg.data.width, batch_size=e.batch_size, flip=e.flip, metric=e.metric,
         protocol=e.protocol, max_rank=e.max_rank, camera_filter=e.camera_filter,
@@ -48,7 +52,10 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(body, stage_parser(__doc__.splitlines()[0], per_method=True), argv)
+    parser = stage_parser(__doc__.splitlines()[0], per_method=True)
+    parser.add_argument("--encoder", default=None, help="encoder file (default models/<ds>/<method>/encoder.pt); "
+                                                       "direct: the source's models/<src>/source/encoder.pt")
+    return run_stage(body, parser, argv)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     from genreid.utils.provenance import run_record, timestamp
 
     out_dir = Path(args.out or f"results/{args.dataset}/dataset")
-    if args.dataset != "synthetic":  # dvc.yaml runs this per dataset; the measure is SynthReID's own
+    if args.dataset not in ("synthetic", "synthetic_b"):  # per dataset in dvc.yaml; the measure is SynthReID's
         write_text(out_dir / "difficulty.md",
                    f"# {args.dataset}\n\nThe difficulty report is defined for SynthReID only.\n")
         return
-    dataset_dir = Path(cfg.data.root) / "prepared" / "synthetic" / "images"
+    dataset_dir = Path(cfg.data.root) / "prepared" / args.dataset / "images"
     report = write_difficulty_report(dataset_dir, out_dir, cfg.data.height, cfg.data.width, seed=cfg.seed,
                                      provenance=run_record(cfg.seed, "cpu", finished_at=timestamp()))
     for name, m in report["metrics"].items():

@@ -5,7 +5,8 @@ epoch selected on validation mAP; ``extra`` holds the selected and last epoch, t
 history and the resumed flag), checkpoints under models/<ds>/baseline/ckpt (persist) and, under
 results/<ds>/baseline/train/, the dvclive log (loss, clusters, outlier ratio, NMI, ARI, val mAP
 per epoch), summary.json and config.resolved.yaml. The test split is evaluated once, later, by
-the evaluate stage. Runs under torchrun for several GPUs (README "Several GPUs or nodes").
+the evaluate stage. With ``warmup.source_dataset`` (UDA, stage ``warmup_uda``) the encoder starts from
+models/<src>/source/encoder.pt (strict load). Runs under torchrun for several GPUs (README "Several GPUs or nodes").
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     from genreid.utils.device import resolve_device
     from genreid.warmup.run import train_warmup
 
-    ds = args.dataset
-    if cfg.warmup.source_dataset is not None:
-        raise ConfigError(f"warmup.source_dataset is {cfg.warmup.source_dataset!r}: supervised source pre-training "
-                          "(UDA) is not implemented yet", "set warmup.source_dataset: null for fully unsupervised runs")
+    ds, src = args.dataset, cfg.warmup.source_dataset
+    # UDA: start from the source-trained encoder (stage `source`); the target's warm-up is otherwise unchanged
+    init = Path("models") / src / "source" / "encoder.pt" if src is not None else None
+    if init is not None and not init.is_file():
+        raise ConfigError(f"warmup.source_dataset is {src!r} but {init} does not exist",
+                          f"run the source pre-training first: `dvc repro source@{src}`")
     tables = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("train", "val"))
     results = Path("results") / ds / "baseline"
     summary = train_warmup(tables["train"], tables["val"], cfg.warmup, cfg.model, cfg.runtime, seed=cfg.seed,
                            height=cfg.data.height, width=cfg.data.width, model_dir=Path("models") / ds / "baseline",
-                           results_dir=results, device=resolve_device(cfg.runtime.device))
+                           results_dir=results, device=resolve_device(cfg.runtime.device), init_encoder=init)
     if summary.get("selected_on"):  # rank 0 (the only process without torchrun) wrote the outputs
         write_resolved_config(cfg, results / "train")
 

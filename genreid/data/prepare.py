@@ -113,7 +113,7 @@ def _shown(pids: list[int], limit: int = 10) -> str:
 def _materialise(name: str, cls: type, src: dict[str, Any], images: Path, out_dir: Path,
                  progress: bool) -> dict[str, Any]:
     """Put the dataset tree under ``images`` (generate, unpack or copy); returns where it came from."""
-    if name == "synthetic":
+    if name in ("synthetic", "synthetic_b"):
         from genreid.synth import generate_synthreid  # heavy (renderer); only this path needs it
 
         # The generator keeps finished batches in work_dir, outside our temporary folder, so a

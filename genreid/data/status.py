@@ -33,8 +33,8 @@ def dataset_status(name: str, *, prepared_dir: str | Path, source: str | Path | 
         return True, f"prepared in {prepared_dir} ({counts})"
     if summary_path.is_file() and missing:
         return False, f"{prepared_dir} is incomplete (missing {', '.join(missing)}); rerun `dvc repro prepare@{name}`"
-    if name == "synthetic":
-        return True, "not generated yet; `dvc repro prepare@synthetic` generates it (no download needed)"
+    if name in ("synthetic", "synthetic_b"):
+        return True, f"not generated yet; `dvc repro prepare@{name}` generates it (no download needed)"
     if source is None:
         return False, f"no source configured (data.{name}.archive)"
     src = Path(source)

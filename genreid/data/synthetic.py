@@ -75,3 +75,11 @@ def _optional_int(entry: Mapping[str, Any], field: str) -> int | None:
         if key in entry:
             return int(entry[key])
     return None
+
+
+@register_dataset
+class SynthReIDB(SynthReID):
+    """SynthReID's second domain (``domain: b``): the same layout, its own generated summary."""
+
+    name = "synthetic_b"
+    no_download_reason = "SynthReID domain b is generated locally by `dvc repro prepare@synthetic_b`"

@@ -30,7 +30,8 @@ from genreid.utils.faults import fault_point
 from genreid.utils.provenance import run_record, timestamp
 
 log = logging.getLogger(__name__)
-METHODS: tuple[str, ...] = ("untrained", "baseline", "control_none", "control_aug", "gcl", "gcl_plus")
+METHODS: tuple[str, ...] = ("untrained", "baseline", "control_none", "control_aug", "gcl", "gcl_plus", "source",
+                             "direct")
 TOP_K = 10
 
 

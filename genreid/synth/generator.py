@@ -147,26 +147,29 @@ def generate_synthreid(out_dir: str | os.PathLike, *, seed: int = 0, num_train_i
                        num_cameras: int = 6, cameras_per_id: int = 4, images_per_camera: int = 3,
                        num_distractors: int = 20, height: int = 128, body_model: str = "procedural",
                        occlusion_prob: float = 0.2, blur_max: float = 1.0, colour_cast: float = 0.1,
-                       palette_size: int = 8, batch_size: int = 32, device: str | torch.device = "cpu",
-                       progress: bool = True, work_dir: str | os.PathLike | None = None,
+                       palette_size: int = 8, domain: str = "a", batch_size: int = 32,
+                       device: str | torch.device = "cpu", progress: bool = True,
+                       work_dir: str | os.PathLike | None = None,
                        stop_after_batches: int | None = None) -> dict[str, Any] | None:
     """Generate SynthReID into ``out_dir`` and return its summary (also ``summary.json``).
 
-    ``work_dir`` (default: ``.<out_dir name>.partial`` beside it) keeps finished batches
-    across a kill. ``stop_after_batches`` stops early and returns None (tests of resume)."""
+    ``domain``: ``a`` (the default benchmark) or ``b`` (darker, bluish, noisier, blurrier cameras:
+    ``genreid.synth.scene.DOMAIN_B``; the UDA demo's target). ``work_dir`` (default:
+    ``.<out_dir name>.partial`` beside it) keeps finished batches across a kill.
+    ``stop_after_batches`` stops early and returns None (tests of resume)."""
     with _one_thread():
         return _generate(out_dir, seed=seed, num_train_ids=num_train_ids, num_test_ids=num_test_ids,
                          num_cameras=num_cameras, cameras_per_id=cameras_per_id, images_per_camera=images_per_camera,
                          num_distractors=num_distractors, height=height, body_model=body_model,
                          occlusion_prob=occlusion_prob, blur_max=blur_max, colour_cast=colour_cast,
-                         palette_size=palette_size, batch_size=batch_size, device=device, progress=progress,
-                         work_dir=work_dir, stop_after_batches=stop_after_batches)
+                         palette_size=palette_size, domain=domain, batch_size=batch_size, device=device,
+                         progress=progress, work_dir=work_dir, stop_after_batches=stop_after_batches)
 
 
 def _generate(out_dir: str | os.PathLike, *, seed: int, num_train_ids: int, num_test_ids: int, num_cameras: int,
               cameras_per_id: int, images_per_camera: int, num_distractors: int, height: int, body_model: str,
-              occlusion_prob: float, blur_max: float, colour_cast: float, palette_size: int, batch_size: int,
-              device: str | torch.device, progress: bool, work_dir: str | os.PathLike | None,
+              occlusion_prob: float, blur_max: float, colour_cast: float, palette_size: int, domain: str,
+              batch_size: int, device: str | torch.device, progress: bool, work_dir: str | os.PathLike | None,
               stop_after_batches: int | None) -> dict[str, Any] | None:
     from tqdm import tqdm
 
@@ -177,6 +180,8 @@ def _generate(out_dir: str | os.PathLike, *, seed: int, num_train_ids: int, num_
               "num_distractors": num_distractors, "height": height, "body_model": str(body_model),
               "occlusion_prob": occlusion_prob, "blur_max": blur_max, "colour_cast": colour_cast,
               "palette_size": palette_size}
+    if domain != "a":  # domain a's summary and fingerprint stay exactly as before domains existed
+        params["domain"] = domain
     shots = make_plan(seed, num_train_ids, num_test_ids, num_cameras, cameras_per_id, images_per_camera,
                       num_distractors)
     out_dir = Path(out_dir)
@@ -189,7 +194,7 @@ def _generate(out_dir: str | os.PathLike, *, seed: int, num_train_ids: int, num_
         (work / d).mkdir(parents=True, exist_ok=True)
     (work / "gt").mkdir(exist_ok=True)
     write_json(stamp, fingerprint)
-    looks = make_camera_looks(seed, num_cameras, height, height // 2, colour_cast, blur_max)
+    looks = make_camera_looks(seed, num_cameras, height, height // 2, colour_cast, blur_max, domain=domain)
     renderer = _Renderer(seed, height, body_model, palette_size, occlusion_prob, looks, torch.device(device))
     batches = [shots[i:i + batch_size] for i in range(0, len(shots), batch_size)]
     done = sum((work / "gt" / f"chunk_{b:05d}.npz").is_file() for b in range(len(batches)))

@@ -7,7 +7,7 @@ bytes)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -64,11 +64,28 @@ def make_background(rng: np.random.Generator, height: int, width: int) -> np.nda
     return np.clip(_smooth(img), 0, 1).astype(np.float32)
 
 
+# Domain b (the UDA demo's target, ``data.synthetic_b``): every camera of domain a's draw, then darker
+# (exposure x0.75), a bluish illumination (RGB gain below), 2x the sensor noise, +0.5 px blur and
+# darker, blue-tinted scenes: a shift a source-trained encoder visibly suffers from (README, UDA).
+DOMAIN_B = {"exposure": 0.75, "tint": (0.8, 0.95, 1.2), "noise": 2.0, "blur": 0.5, "scene_gain": 0.75}
+
+
+def domain_b(look: CameraLook) -> CameraLook:
+    """Domain b's version of a domain-a camera (:data:`DOMAIN_B`)."""
+    tint = np.asarray(DOMAIN_B["tint"])
+    scenes = tuple((bg * DOMAIN_B["scene_gain"] * tint).clip(0, 1).astype(np.float32) for bg in look.backgrounds)
+    return replace(look, cast=look.cast * tint, brightness=look.brightness * DOMAIN_B["exposure"],
+                   noise=look.noise * DOMAIN_B["noise"], blur=look.blur + DOMAIN_B["blur"], backgrounds=scenes)
+
+
 def make_camera_looks(seed: int, num_cameras: int, height: int, width: int, colour_cast: float,
-                      blur_max: float, scenes_per_camera: int = 6) -> list[CameraLook]:
+                      blur_max: float, scenes_per_camera: int = 6, domain: str = "a") -> list[CameraLook]:
     """Per-camera nuisance. Backgrounds come from one pool of street scenes shared by all
     cameras (as Market-1501's cameras overlook one campus): each camera sees a few of them,
-    through its own light, colour cast, exposure, resolution and blur."""
+    through its own light, colour cast, exposure, resolution and blur. ``domain`` b transforms
+    every camera after the same draws (:func:`domain_b`), so domain a is untouched by it."""
+    if domain not in ("a", "b"):
+        raise ValueError(f"domain must be 'a' or 'b', got {domain!r}")
     pool_rng = np.random.default_rng([seed, 5])
     pool = [make_background(pool_rng, height, width) for _ in range(2 * num_cameras)]
     looks = []
@@ -84,7 +101,7 @@ def make_camera_looks(seed: int, num_cameras: int, height: int, width: int, colo
             blur=float(rng.uniform(0.0, blur_max)), resample=float(rng.uniform(0.5, 1.0)),
             fill=float(rng.uniform(0.84, 0.96)), yaw=float(rng.uniform(0, 360)), noise=float(rng.uniform(0.005, 0.02)),
             jpeg_quality=int(rng.integers(80, 96)), backgrounds=tuple(pool[i] for i in sorted(scenes))))
-    return looks
+    return [domain_b(lk) for lk in looks] if domain == "b" else looks
 
 
 def background_crop(look: CameraLook, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
