@@ -274,3 +274,58 @@ def _model_hashes(repo: Path) -> dict[str, str]:
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     return {o["path"]: o["md5"] for st in lock.values() for o in st.get("outs", [])
             if o["path"].endswith((".pt",)) and o["path"].startswith("models/")}
+
+
+UDA_TINY = "params/uda/tiny_synthetic_to_synthetic_b.yaml"
+
+
+def test_default_params_create_no_uda_stage():
+    from genreid.config.loader import read_yaml
+    from genreid.pipeline.dvc_stages import load_stages
+
+    names = set(load_stages(ROOT / "dvc.yaml", read_yaml((ROOT / "params.yaml").read_text())))
+    assert "warmup@synthetic" in names
+    assert not {n for n in names if n.split("@")[0] in ("prepare_source", "source", "warmup_uda", "evaluate_source",
+                                                         "evaluate_direct")}, names
+
+
+@pytest.mark.slow
+def test_dvc_repro_uda_on_the_tiny_profile(tmp_path):
+    """The two-domain SynthReID demo shrunk: source pre-training on domain a, UDA on domain b, report rows."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _copy_repo(repo)
+    python, dvc = sys.executable, str(Path(sys.executable).parent / "dvc")
+    _run([python, "-m", "genreid.cli", "recipe", "apply", UDA_TINY], repo)
+    for cmd in (["git", "init", "-q"], [dvc, "config", "--local", "core.analytics", "false"], ["git", "add", "-A"],
+                ["git", "commit", "-q", "-m", "tiny uda"]):
+        _run(cmd, repo)
+    start = time.monotonic()
+    first = _run([dvc, "repro"], repo, timeout=900)
+    took = time.monotonic() - start
+    ran = _ran_stages(first)
+    assert {"prepare_source@synthetic", "source@synthetic", "evaluate_source@synthetic", "prepare@synthetic_b",
+            "warmup_uda@synthetic_b", "evaluate_direct@synthetic_b", "train@synthetic_b-gcl",
+            "train@synthetic_b-gcl_plus", "collect@synthetic_b", "report"} <= ran, first[-3000:]
+    assert not any(s.startswith("warmup@") for s in ran), ran  # the target's stage 1 starts from the source
+
+    from genreid.models.id_encoder import load_encoder
+
+    _, warm = load_encoder(repo / "models" / "synthetic_b" / "baseline" / "encoder.pt")
+    assert warm["initialised_from"] == "models/synthetic/source/encoder.pt"
+    _, src = load_encoder(repo / "models" / "synthetic" / "source" / "encoder.pt")
+    assert src["method"] == "supervised_source" and src["selected_on"] == "val_map"
+    on_source = json.loads((repo / "results" / "synthetic" / "source" / "metrics.json").read_text())
+    direct = json.loads((repo / "results" / "synthetic_b" / "direct" / "metrics.json").read_text())
+    untrained = json.loads((repo / "results" / "synthetic_b" / "untrained" / "metrics.json").read_text())
+    assert 0 <= on_source["mAP"] <= 100 and direct["mAP"] != untrained["mAP"]
+
+    summary = list(csv.DictReader((repo / "results" / "summary.csv").open()))
+    assert [(r["dataset"], r["setting"], r["method"]) for r in summary] == [
+        ("synthetic_b", "from_synthetic", m) for m in ("untrained", "direct", "baseline", "gcl", "gcl_plus")], summary
+    readme = (repo / "results" / "README.md").read_text()
+    assert "| synthetic_b | from_synthetic | direct | 1 | " in readme, readme
+
+    second = _run([dvc, "repro"], repo)
+    assert _ran_stages(second) == set(), second
+    print(f"tiny UDA pipeline: first dvc repro {took:.0f} s")

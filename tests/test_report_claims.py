@@ -35,6 +35,7 @@ OFFSETS = {
     "control_aug": [2.0, 1.0, 3.0, 0.5, 2.5],      # vs control_none: +0.7 [-0.9, +2.2] -> straddles zero
     "gcl": [4.0, 4.5, 3.8, 4.2, 4.1],              # vs control_aug: +2.3 [+0.8, +3.9]; vs control_none: +3.0
     "gcl_plus": [3.0, 3.6, 2.9, 3.1, 3.0],         # vs gcl: about -1.0, tight -> refuted
+    "direct": [-5.0, -6.0, -4.0, -5.5, -4.5],      # UDA: the warm-up beats direct transfer by 5.0 -> holds
 }
 
 
@@ -58,7 +59,7 @@ def test_comparisons_and_claims_on_five_seeds():
     expected = [(m, "baseline") for m in ("control_none", "control_aug", "gcl", "gcl_plus")] + [
         ("gcl", "control_aug"), ("gcl", "control_none"), ("gcl_plus", "control_aug"), ("gcl_plus", "gcl"),
         ("control_aug", "control_none")]
-    assert list(found) == expected == comparison_pairs()
+    assert list(found) == expected and comparison_pairs() == expected + [("baseline", "direct")]
     none = found[("control_none", "baseline")].gains["mAP"]
     assert none.stat.n == 5 and none.stat.mean == pytest.approx(1.12) and none.wins == 5
     lo, hi = none.ci95  # t(0.975, 4) = 2.776; std of [1, 1.5, .8, 1.2, 1.1] = 0.2588
@@ -130,3 +131,14 @@ def test_control_aug_keys_at_their_default_leave_archived_fingerprints_alone():
     assert config_fingerprint(now) == config_fingerprint(before)
     changed = {"seed": 1, "train": {"epochs": 4, "control_aug": ControlAugConfig(flip_p=0.3).model_dump(mode="json")}}
     assert config_fingerprint(changed) != config_fingerprint(before)
+
+
+def test_uda_rows_order_and_the_direct_transfer_claim():
+    rows = [_row(m) for m in ("baseline", "direct", "gcl")]
+    assert sorted(["gcl", "baseline", "direct", "untrained"], key=method_rank) == ["untrained", "direct", "baseline",
+                                                                                   "gcl"]
+    found = {(c.method, c.reference): c for c in comparisons(rows)}
+    uda = found[("baseline", "direct")]
+    assert uda.gains["mAP"].stat.mean == pytest.approx(5.0) and uda.verdict == HOLDS
+    assert "UDA: the target warm-up improves on direct transfer of the source encoder (baseline vs direct " \
+           "transfer): **holds** (mAP +5.0" in "\n".join(claim_lines(list(found.values())))

@@ -78,7 +78,8 @@ def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: Warmu
     step = WarmupStep(cfg, seed=seed, encoder=encoder, dataset=train_set,
                       camids=train_df["camid"].to_numpy(dtype=np.int64),
                       true_ids=train_df["pid"].to_numpy(dtype=np.int64), info=info, amp=amp, model_dir=model_dir,
-                      results_dir=results_dir, num_workers=runtime.num_workers)
+                      results_dir=results_dir, num_workers=runtime.num_workers,
+                      extra={"initialised_from": Path(init_encoder).as_posix()} if init_encoder is not None else None)
     schedule = StepSchedule({"encoder": cfg.lr}, cfg.lr_gamma, StepSchedule.every(cfg.step_size, cfg.epochs))
     validation = Validation(encoder, val_set, cfg.eval_every, cfg.extract_batch_size, runtime.num_workers,
                             DIVERGED_FIX) if val_set is not None else None

@@ -39,7 +39,8 @@ class WarmupStep(TrainStep):
 
     def __init__(self, cfg: WarmupConfig, *, seed: int, encoder: nn.Module, dataset: Any, camids: np.ndarray,
                  true_ids: np.ndarray | None, info: dist.DistInfo, amp: AmpContext, model_dir: Path,
-                 results_dir: Path, num_workers: int = 0):
+                 results_dir: Path, num_workers: int = 0, extra: dict[str, Any] | None = None):
+        self.extra = extra  # written into encoder.pt's record (UDA: the source encoder it started from)
         self.cfg, self.seed, self.info, self.amp, self.num_workers = cfg, seed, info, amp, num_workers
         micro_batch_size(cfg.micro_batch, cfg.bn_group_size)  # refuse a bad combination before any work
         self.encoder, self.model = encoder, dist.wrap(encoder, info)
@@ -109,4 +110,4 @@ class WarmupStep(TrainStep):
     def finish(self, trainer: Trainer, selection: Selection) -> dict[str, Any]:
         return write_selected_encoder(trainer, selection, self.encoder, "cluster_contrast_warmup", seed=self.seed,
                                       batch_size=self.cfg.batch_size, model_dir=self.model_dir,
-                                      results_dir=self.results_dir)
+                                      results_dir=self.results_dir, extra=self.extra)
