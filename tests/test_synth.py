@@ -125,3 +125,36 @@ def test_changed_params_do_not_resume_stale_batches(tmp_path):
 def test_bad_plans_are_user_errors(tmp_path):
     with pytest.raises(ConfigError, match="cameras_per_id"):
         generate_synthreid(tmp_path / "x", **{**TINY, "cameras_per_id": 4})
+
+
+def test_domain_b_is_a_documented_shift_and_leaves_domain_a_alone(tmp_path, tiny: Path):
+    from genreid.synth.scene import DOMAIN_B, make_camera_looks
+
+    a, default = make_camera_looks(5, 3, 64, 32, 0.1, 1.0, domain="a"), make_camera_looks(5, 3, 64, 32, 0.1, 1.0)
+    b = make_camera_looks(5, 3, 64, 32, 0.1, 1.0, domain="b")
+    for la, ld, lb in zip(a, default, b):
+        assert la.brightness == ld.brightness and all(np.array_equal(x, y) for x, y in zip(la.backgrounds,
+                                                                                          ld.backgrounds))
+        assert lb.brightness == pytest.approx(la.brightness * DOMAIN_B["exposure"])
+        assert lb.noise == pytest.approx(la.noise * DOMAIN_B["noise"])
+        assert lb.blur == pytest.approx(la.blur + DOMAIN_B["blur"])
+        assert np.allclose(lb.cast, la.cast * np.asarray(DOMAIN_B["tint"]))
+        assert np.mean(lb.backgrounds[0]) < np.mean(la.backgrounds[0])
+    with pytest.raises(ValueError, match="domain"):
+        make_camera_looks(5, 3, 64, 32, 0.1, 1.0, domain="c")
+
+    shifted = tmp_path / "b"
+    summary = generate_synthreid(shifted, seed=5, domain="b", **TINY)
+    assert summary["params"]["domain"] == "b"
+    assert "domain" not in json.loads((tiny / "summary.json").read_text())["params"]  # domain a: unchanged bytes
+    same_people = load_ground_truth(tiny / "ground_truth.npz"), load_ground_truth(shifted / "ground_truth.npz")
+    assert np.array_equal(same_people[0].attributes, same_people[1].attributes)  # only the cameras changed
+
+    def mean_rgb(root: Path) -> np.ndarray:
+        from PIL import Image
+
+        return np.mean([np.asarray(Image.open(p), dtype=np.float64).mean(axis=(0, 1))
+                        for p in sorted((root / "bounding_box_train").glob("*.jpg"))], axis=0)
+
+    ra, rb = mean_rgb(tiny), mean_rgb(shifted)
+    assert rb.mean() < 0.85 * ra.mean() and rb[2] / rb[0] > ra[2] / ra[0]  # darker and bluer
