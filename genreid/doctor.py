@@ -108,7 +108,7 @@ def check_datasets(cfg) -> list[Check]:
     out = []
     root = Path(cfg.data.root)
     for name in ("synthetic", "market1501", "dukemtmc", "msmt17"):
-        used = name in cfg.datasets
+        used = name in cfg.datasets or name == cfg.warmup.source_dataset  # UDA: the labelled source too
         prepared = root / "prepared" / name
         try:
             from genreid.data.status import dataset_status

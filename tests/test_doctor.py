@@ -18,6 +18,7 @@ def _params(tmp_path, **over):
         for k in head:
             node = node[k]
         node[last] = value
+    tree.pop("uda")  # derived from datasets / warmup.source_dataset: recomputed when absent
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump(tree))
     return str(p)
