@@ -73,3 +73,17 @@ def test_stages_refuse_uda_misuse_with_a_fix(tmp_path, capsys):
     assert "dvc repro source@synthetic" in capsys.readouterr().err
     assert _stage("source").main(["--params", str(params), "--dataset", "market1501"]) == 2
     assert "not listed" in capsys.readouterr().err
+
+
+def test_uda_keys_leave_the_default_settings_fingerprint_alone():
+    """Seeds archived before the UDA keys existed keep averaging with new default runs."""
+    from genreid.report.seeds import config_fingerprint
+
+    now = resolve_recipe(ROOT / "params" / "synthetic_cpu.yaml")
+    before = {k: v for k, v in now.items() if k not in ("source", "uda")}
+    before["data"] = {k: v for k, v in now["data"].items() if k != "synthetic_b"}
+    assert config_fingerprint(now) == config_fingerprint(before)
+    demo = resolve_recipe(DEMO)
+    assert config_fingerprint(demo) != config_fingerprint(now)
+    changed = dict(now, source=dict(now["source"], margin=0.5))
+    assert config_fingerprint(changed) != config_fingerprint(now)

@@ -20,18 +20,23 @@ from genreid.errors import GenreidError
 from genreid.utils.atomic import write_json
 
 # Params that do not change what a run measures: the seed itself, which datasets/methods are
-# listed, where the report goes, and runtime knobs (device, threads, workers).
+# listed, where the report goes, and runtime knobs (device, threads, workers); ``uda`` is derived from
+# ``datasets`` and ``warmup.source_dataset`` (the latter is fingerprinted).
 FINGERPRINT_EXCLUDED: tuple[str, ...] = ("seed", "datasets", "runtime", "report", "eval.methods",
-                                         "train.methods")
+                                         "train.methods", "uda")
 
 
 def added_key_defaults() -> dict[str, Any]:
     """Keys added after seeds were archived, with their defaults: left out of the fingerprint while at
     the default, so archived runs of unchanged settings keep averaging with new ones (a changed value
     still separates the runs)."""
+    from genreid.config.sections.data import SynthDomainBConfig
     from genreid.config.sections.gan import ControlAugConfig
+    from genreid.config.sections.source import SourceConfig
 
-    return {"train.control_aug": ControlAugConfig().model_dump(mode="json")}
+    return {"train.control_aug": ControlAugConfig().model_dump(mode="json"),
+            "source": SourceConfig().model_dump(mode="json"),  # UDA (issue 20)
+            "data.synthetic_b": SynthDomainBConfig().model_dump(mode="json")}
 
 
 @dataclass(frozen=True)
