@@ -200,16 +200,21 @@ def _copy_repo(dest: Path) -> None:
 
 
 @pytest.mark.slow
-def test_dvc_repro_on_the_tiny_profile(tmp_path):
+def _tiny_repo(tmp_path: Path, recipe: str) -> tuple[Path, str]:
+    """A committed git copy of the project with ``recipe`` applied; returns it and the venv's dvc."""
     repo = tmp_path / "repo"
     repo.mkdir()
     _copy_repo(repo)
-    python, dvc = sys.executable, str(Path(sys.executable).parent / "dvc")
-    _run([python, "-m", "genreid.cli", "recipe", "apply", "params/tiny.yaml"], repo)
-    _run(["git", "init", "-q"], repo)
-    _run([dvc, "config", "--local", "core.analytics", "false"], repo)
-    _run(["git", "add", "-A"], repo)
-    _run(["git", "commit", "-q", "-m", "tiny"], repo)
+    dvc = str(Path(sys.executable).parent / "dvc")
+    for cmd in ([sys.executable, "-m", "genreid.cli", "recipe", "apply", recipe], ["git", "init", "-q"],
+                [dvc, "config", "--local", "core.analytics", "false"], ["git", "add", "-A"],
+                ["git", "commit", "-q", "-m", recipe]):
+        _run(cmd, repo)
+    return repo, dvc
+
+
+def test_dvc_repro_on_the_tiny_profile(tmp_path):
+    repo, dvc = _tiny_repo(tmp_path, "params/tiny.yaml")
 
     start = time.monotonic()
     first = _run([dvc, "repro"], repo, timeout=900)
@@ -292,14 +297,7 @@ def test_default_params_create_no_uda_stage():
 @pytest.mark.slow
 def test_dvc_repro_uda_on_the_tiny_profile(tmp_path):
     """The two-domain SynthReID demo shrunk: source pre-training on domain a, UDA on domain b, report rows."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _copy_repo(repo)
-    python, dvc = sys.executable, str(Path(sys.executable).parent / "dvc")
-    _run([python, "-m", "genreid.cli", "recipe", "apply", UDA_TINY], repo)
-    for cmd in (["git", "init", "-q"], [dvc, "config", "--local", "core.analytics", "false"], ["git", "add", "-A"],
-                ["git", "commit", "-q", "-m", "tiny uda"]):
-        _run(cmd, repo)
+    repo, dvc = _tiny_repo(tmp_path, UDA_TINY)
     start = time.monotonic()
     first = _run([dvc, "repro"], repo, timeout=900)
     took = time.monotonic() - start
