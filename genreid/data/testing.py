@@ -79,8 +79,10 @@ def make_market_tree(parent: str | Path, *, train_ids: int = 6, test_ids: int = 
 
 
 def make_duke_tree(parent: str | Path, *, train_ids: int = 5, test_ids: int = 5, cams_per_id: int = 3,
-                   per_cam: int = 2, num_cams: int = 8, size: tuple[int, int] = (16, 8), seed: int = 0) -> FakeTree:
-    """DukeMTMC-reID layout: ``PPPP_cC_fFFFFFFF.jpg``; gallery-only ids like the real test set."""
+                   per_cam: int = 2, num_cams: int = 8, size: tuple[int, int] = (16, 8), seed: int = 0,
+                   id_colours: bool = False) -> FakeTree:
+    """DukeMTMC-reID layout: ``PPPP_cC_fFFFFFFF.jpg``; gallery-only ids like the real test set.
+    ``id_colours`` as in :func:`make_market_tree`."""
     rng = np.random.default_rng(seed)
     root = Path(parent) / "DukeMTMC-reID"
     dirs = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -88,8 +90,8 @@ def make_duke_tree(parent: str | Path, *, train_ids: int = 5, test_ids: int = 5,
     frame = iter(range(1, 10**7))
 
     def put(split: str, pid: int, cam: int) -> None:
-        _write_jpeg(root / dirs[split] / f"{pid:04d}_c{cam}_f{next(frame) * 37:07d}.jpg", rng, size,
-                    rng.uniform(0, 255, 3))
+        colour = np.random.default_rng([seed, pid]).uniform(0, 255, 3) if id_colours else rng.uniform(0, 255, 3)
+        _write_jpeg(root / dirs[split] / f"{pid:04d}_c{cam}_f{next(frame) * 37:07d}.jpg", rng, size, colour)
         rows[split].append((pid, cam))
 
     for pid in range(1, train_ids + 1):
@@ -107,9 +109,10 @@ def make_duke_tree(parent: str | Path, *, train_ids: int = 5, test_ids: int = 5,
 
 def make_msmt_tree(parent: str | Path, *, version: str = "v1", train_ids: int = 5, test_ids: int = 5,
                    cams_per_id: int = 3, per_cam: int = 2, size: tuple[int, int] = (16, 8),
-                   seed: int = 0) -> FakeTree:
+                   seed: int = 0, id_colours: bool = False) -> FakeTree:
     """MSMT17 layout: ``PPPP/PPPP_III_CC_0303morning_FFFF_N.jpg`` under train/test (V1) or
-    mask_train_v2/mask_test_v2 (V2), and the four list files; one train image per id goes to list_val."""
+    mask_train_v2/mask_test_v2 (V2), and the four list files; one train image per id goes to list_val.
+    ``id_colours`` as in :func:`make_market_tree` (test identities get other colours than training ones)."""
     rng = np.random.default_rng(seed)
     root = Path(parent) / ("MSMT17_V1" if version == "v1" else "MSMT17_V2")
     train_dir, test_dir = ("train", "test") if version == "v1" else ("mask_train_v2", "mask_test_v2")
@@ -118,7 +121,9 @@ def make_msmt_tree(parent: str | Path, *, version: str = "v1", train_ids: int = 
 
     def put(folder: str, listing: str, split: str, pid: int, cam: int, idx: int) -> None:
         rel = f"{pid:04d}/{pid:04d}_{idx:03d}_{cam:02d}_0303morning_{idx * 7:04d}_{idx % 3}.jpg"
-        _write_jpeg(root / folder / rel, rng, size, rng.uniform(0, 255, 3))
+        colour = (np.random.default_rng([seed, pid + (0 if folder == train_dir else 10**6)]).uniform(0, 255, 3)
+                  if id_colours else rng.uniform(0, 255, 3))
+        _write_jpeg(root / folder / rel, rng, size, colour)
         lists[listing].append(f"{rel} {pid}")
         rows[split].append((pid, cam))
 

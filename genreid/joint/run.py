@@ -14,12 +14,11 @@ import torch
 
 from genreid.config.schema import RuntimeConfig
 from genreid.config.sections.gan import TrainConfig
-from genreid.engine import dist
-from genreid.engine.amp import AmpContext
 from genreid.engine.batches import image_dataset
 from genreid.engine.hooks import Validation, default_hooks
 from genreid.engine.schedule import StepSchedule
 from genreid.engine.selection import BestModel
+from genreid.engine.setup import start_run
 from genreid.engine.trainer import Hook, Trainer
 from genreid.errors import TrainingDiverged
 from genreid.gan.nets import GanNets
@@ -29,7 +28,6 @@ from genreid.joint.methods import build_method
 from genreid.joint.step import JointStep
 from genreid.models.generator import load_generator, load_generator_optimisers
 from genreid.models.id_encoder import load_encoder
-from genreid.utils.seeding import seed_everything
 
 
 def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir: str | Path,
@@ -45,10 +43,8 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
     updated with every rank's features, clustering broadcast from rank 0); rank 0 writes the files.
     """
     method = build_method(method_name, cfg)
-    info = dist.init_distributed(device)
+    info, amp = start_run(device, runtime, seed)
     model_dir, results_dir = Path(model_dir), Path(results_dir)
-    seed_everything(seed, runtime.deterministic)
-    amp = AmpContext(info.device, runtime.amp, runtime.channels_last, runtime.activation_checkpointing)
     id_enc, _ = load_encoder(encoder_path, map_location=info.device)
     if cfg.pooling != "warmup":
         id_enc.set_pooling(cfg.pooling)

@@ -33,6 +33,7 @@ from genreid.models.generator import build_generator
 from genreid.models.id_encoder import build_encoder
 from genreid.models.layers import set_bn_group_size
 from genreid.pretrain.step import pretrain_iteration
+from genreid.utils.seeding import request_deterministic_algorithms
 from genreid.warmup.iteration import micro_batch_size, warmup_iteration
 
 STAGES = ("warmup", "pretrain", "gcl", "gcl_plus")
@@ -71,7 +72,7 @@ def set_determinism(deterministic: bool) -> None:
     torch.backends.cudnn.deterministic = deterministic
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    request_deterministic_algorithms(deterministic, warn_only=True)
 
 
 # Built from the config sections here rather than through ``genreid.*.run`` (whose hooks import

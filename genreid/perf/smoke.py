@@ -1,6 +1,8 @@
-"""Paper-shape smoke (``make smoke-paper``): the whole ``dvc repro`` of ``params/market1501.yaml`` at
-the paper's shapes, widths and batch sizes, with only the schedule cut to one iteration per stage,
-on a small fake Market-1501 archive and random weight files in a temporary folder, on CPU.
+"""Paper-shape smoke (``make smoke-paper``): the whole ``dvc repro`` of ``params/market1501.yaml`` (or
+another real-dataset recipe, e.g. a UDA one: ``--recipe uda/dukemtmc_to_market1501.yaml``) at the
+paper's shapes, widths and batch sizes, with only the schedule cut to one iteration per stage, on
+small fake archives of the recipe's datasets (its UDA source too) and random weight files in a
+temporary folder, on CPU.
 
 It catches what the tiny profile cannot: a crash or an out-of-memory at paper shapes. Every
 ``python`` a stage starts runs under a watchdog (a ``python`` shim first on ``PATH``) that records
@@ -32,6 +34,7 @@ import yaml
 # the schedule of the smoke: one iteration per stage, validation at that epoch
 SCHEDULE = {
     "warmup": {"epochs": 1, "iters_per_epoch": 1, "eval_every": 1},
+    "source": {"epochs": 1, "iters_per_epoch": 1, "eval_every": 1, "warmup_epochs": 0, "milestones": []},
     "pretrain": {"epochs": 1, "iters_per_epoch": 1},
     "train": {"epochs": 1, "iters_per_epoch": 1, "eval_every": 1},
 }
@@ -40,16 +43,42 @@ MEMORY_TOOLS = {"warmup": {"micro_batch": 64}, "runtime": {"activation_checkpoin
 
 @dataclass
 class Assets:
-    archive: Path
+    archives: dict[str, Path]  # dataset name -> archive (its canonical file name)
     torch_home: Path
     hmr_checkpoint: Path
     smpl_mean_params: Path
     body_model: Path
 
 
+def recipe_datasets(recipe: Path) -> list[str]:
+    """The real datasets a recipe reads: its ``datasets`` and, for UDA, ``warmup.source_dataset``."""
+    from genreid.config import resolve_recipe
+
+    tree = resolve_recipe(recipe)
+    names = list(tree.get("datasets", []))
+    source = (tree.get("warmup") or {}).get("source_dataset")
+    return names + ([source] if source and source not in names else [])
+
+
+def write_archive(folder: Path, dataset: str, *, train_ids: int, test_ids: int, size: tuple[int, int],
+                  cams_per_id: int, per_cam: int) -> Path:
+    """A fake archive of ``dataset`` in its real layout and canonical file name, one colour per identity."""
+    from genreid.data.registry import get_dataset_class
+    from genreid.data.testing import archive_tree, make_duke_tree, make_market_tree, make_msmt_tree
+
+    makers = {"market1501": make_market_tree, "dukemtmc": make_duke_tree, "msmt17": make_msmt_tree}
+    if dataset not in makers:
+        raise ValueError(f"the paper-shape smoke has no fake archive for dataset {dataset!r} (known: {sorted(makers)})")
+    tree = makers[dataset](folder / "tree", train_ids=train_ids, test_ids=test_ids, cams_per_id=cams_per_id,
+                           per_cam=per_cam, size=size, id_colours=True)
+    archive = archive_tree(tree.root, folder / "sources" / dataset / get_dataset_class(dataset).archive_name)
+    shutil.rmtree(folder / "tree")
+    return archive
+
+
 def write_assets(folder: Path, train_ids: int = 24, test_ids: int = 4, size: tuple[int, int] = (128, 64),
-                  cams_per_id: int = 4, per_cam: int = 8) -> Assets:
-    """A Market-format archive (JPEGs of ``size``), random ImageNet-format ResNet-50 weights under a
+                  cams_per_id: int = 4, per_cam: int = 8, datasets: tuple[str, ...] = ("market1501",)) -> Assets:
+    """Fake archives of ``datasets`` (JPEGs of ``size``), random ImageNet-format ResNet-50 weights under a
     private ``TORCH_HOME``, a random SPIN-format HMR checkpoint, SMPL mean parameters and body file.
 
     768 training images, 32 per identity: the paper's warm-up sampler takes one group of 16 per
@@ -59,14 +88,11 @@ def write_assets(folder: Path, train_ids: int = 24, test_ids: int = 4, size: tup
     import torchvision
 
     from genreid.body.procedural import build_procedural_body
-    from genreid.data.testing import archive_tree, make_market_tree
     from genreid.meshes.hmr import build_hmr
 
     folder.mkdir(parents=True, exist_ok=True)
-    tree = make_market_tree(folder / "tree", train_ids=train_ids, test_ids=test_ids, cams_per_id=cams_per_id,
-                            per_cam=per_cam, size=size, id_colours=True)
-    archive = archive_tree(tree.root, folder / "sources" / "Market-1501-v15.09.15.zip")
-    shutil.rmtree(folder / "tree")
+    archives = {d: write_archive(folder, d, train_ids=train_ids, test_ids=test_ids, size=size,
+                                 cams_per_id=cams_per_id, per_cam=per_cam) for d in datasets}
     torch.manual_seed(0)
     torch_home = folder / "torch"
     weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
@@ -84,7 +110,7 @@ def write_assets(folder: Path, train_ids: int = 24, test_ids: int = 4, size: tup
     torch.save({"model": build_hmr(None, mean_params).state_dict()}, hmr_checkpoint)
     body = hmr_dir / "SMPL_NEUTRAL.npz"
     np.savez(body, **build_procedural_body(0))
-    return Assets(archive, torch_home, hmr_checkpoint, mean_params, body)
+    return Assets(archives, torch_home, hmr_checkpoint, mean_params, body)
 
 
 def smoke_recipe(assets: Assets, base: str = "market1501.yaml") -> dict:
@@ -174,18 +200,20 @@ def locked_outputs(repo: Path) -> dict[str, list[str]]:
 
 
 def run_smoke(root: Path, work: Path, *, limit_gb: float = 12.0, time_limit_min: float = 20.0,
-              dvc_timeout_s: int = 3600) -> dict:
-    """Build everything under ``work``, run ``dvc repro`` in a copy of ``root``; returns the report."""
+              dvc_timeout_s: int = 3600, recipe: str = "market1501.yaml") -> dict:
+    """Build everything under ``work``, run ``dvc repro`` of ``params/<recipe>`` (schedule cut) in a copy
+    of ``root``; returns the report."""
     t0 = time.time()
     repo, log = work / "repo", work / "stage_rss.jsonl"
-    assets = write_assets(work / "assets")
+    assets = write_assets(work / "assets", datasets=tuple(recipe_datasets(root / "params" / recipe)))
     copy_repo(root, repo)
-    target = repo / "sources" / "market1501" / assets.archive.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(assets.archive, target)
+    for dataset, archive in assets.archives.items():
+        target = repo / "sources" / dataset / archive.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(archive, target)
     (repo / "params" / "smoke_paper.yaml").write_text(
-        "# paper-shape smoke: params/market1501.yaml, schedule cut to one iteration per stage (genreid.perf.smoke)\n"
-        + yaml.safe_dump(smoke_recipe(assets), sort_keys=False))
+        f"# paper-shape smoke: params/{recipe}, schedule cut to one iteration per stage (genreid.perf.smoke)\n"
+        + yaml.safe_dump(smoke_recipe(assets, recipe), sort_keys=False))
     venv_bin = Path(sys.executable).parent
     shim_bin = write_shim(work / "bin", log, limit_gb).parent
     env = {**os.environ, "PATH": f"{shim_bin}{os.pathsep}{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -200,7 +228,8 @@ def run_smoke(root: Path, work: Path, *, limit_gb: float = 12.0, time_limit_min:
     setup = [[sys.executable, "-m", "genreid.cli", "recipe", "apply", "params/smoke_paper.yaml"],
              ["git", "init", "-q"], [dvc, "config", "--local", "core.analytics", "false"], ["git", "add", "-A"],
              ["git", "commit", "-q", "-m", "smoke"]]
-    report: dict = {"work": str(work), "limit_gb": limit_gb, "time_limit_min": time_limit_min, "problems": []}
+    report: dict = {"recipe": recipe, "work": str(work), "limit_gb": limit_gb, "time_limit_min": time_limit_min,
+                    "problems": []}
     for args in setup:
         proc = run(args)
         if proc.returncode:
@@ -229,7 +258,8 @@ def run_smoke(root: Path, work: Path, *, limit_gb: float = 12.0, time_limit_min:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"Paper-shape smoke: dvc repro {report.get('repro_seconds', '-')} s, total "
+    recipe = report.get("recipe", "market1501.yaml")
+    lines = [f"Paper-shape smoke of params/{recipe}: dvc repro {report.get('repro_seconds', '-')} s, total "
              f"{report.get('total_seconds', '-')} s (bounds: {report['time_limit_min']} min, "
              f"{report['limit_gb']} GB per stage)", "", "| process | rc | peak RSS (MiB) | wall (s) |",
              "|---|---|---|---|"]

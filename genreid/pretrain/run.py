@@ -13,11 +13,10 @@ import torch
 from genreid.config.schema import RuntimeConfig
 from genreid.config.sections.gan import PretrainConfig
 from genreid.config.sections.model import GeneratorWidths
-from genreid.engine import dist
-from genreid.engine.amp import AmpContext
 from genreid.engine.batches import image_dataset
 from genreid.engine.hooks import default_hooks
 from genreid.engine.schedule import StepSchedule
+from genreid.engine.setup import start_run
 from genreid.engine.trainer import Hook, Trainer
 from genreid.gan.nets import GanNets
 from genreid.gan.renders import open_renders
@@ -25,7 +24,6 @@ from genreid.gan.sheet import sheet_rows
 from genreid.models.generator import build_generator
 from genreid.models.id_encoder import load_encoder
 from genreid.pretrain.step import PretrainStep
-from genreid.utils.seeding import seed_everything
 
 
 def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_path: str | Path,
@@ -38,10 +36,8 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
 
     Under ``torchrun`` each rank trains on its share of every batch; rank 0 writes the files.
     """
-    info = dist.init_distributed(device)
+    info, amp = start_run(device, runtime, seed)
     model_dir, results_dir = Path(model_dir), Path(results_dir)
-    seed_everything(seed, runtime.deterministic)
-    amp = AmpContext(info.device, runtime.amp, runtime.channels_last, runtime.activation_checkpointing)
     id_enc, _ = load_encoder(encoder_path, map_location=info.device)
     id_enc = amp.module(id_enc).eval().requires_grad_(False)
     store = open_renders(str(render_dir), "train", train_df, cfg.angles)

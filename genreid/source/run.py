@@ -14,17 +14,15 @@ import torch
 
 from genreid.config.schema import RuntimeConfig
 from genreid.config.sections.source import SourceConfig
-from genreid.engine import dist
-from genreid.engine.amp import AmpContext
 from genreid.engine.batches import image_dataset
 from genreid.engine.hooks import Validation, default_hooks
 from genreid.engine.selection import BestModel
+from genreid.engine.setup import start_run
 from genreid.engine.trainer import Hook, Trainer
 from genreid.errors import ConfigError, DataError
 from genreid.models.id_encoder import build_encoder
 from genreid.source.schedule import WarmupMultiStep
 from genreid.source.step import DIVERGED_FIX, SourceNet, SourceStep
-from genreid.utils.seeding import seed_everything
 
 
 def source_schedule(cfg: SourceConfig) -> WarmupMultiStep:
@@ -45,13 +43,8 @@ def train_source(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: Sourc
     if num_ids * cfg.num_instances < cfg.batch_size:
         raise ConfigError(f"source.batch_size {cfg.batch_size} needs {cfg.batch_size // cfg.num_instances} "
                           f"identities but the source trains {num_ids}", "lower source.batch_size")
-    info = dist.init_distributed(device)
-    if cfg.batch_size % (info.world_size * cfg.num_instances):
-        raise ConfigError(f"source.batch_size {cfg.batch_size} must split into {info.world_size} process(es) x "
-                          f"groups of source.num_instances {cfg.num_instances}", "change batch_size or num_instances")
+    info, amp = start_run(device, runtime, seed, pk_split=("source", cfg.batch_size, cfg.num_instances))
     model_dir, results_dir = Path(model_dir), Path(results_dir)
-    seed_everything(seed, runtime.deterministic)
-    amp = AmpContext(info.device, runtime.amp, runtime.channels_last, runtime.activation_checkpointing)
     net = amp.module(SourceNet(build_encoder(**encoder_args), num_ids))
     train_set = image_dataset(train_df, height, width)
     val_set = image_dataset(val_df, height, width) if val_df is not None and len(val_df) else None

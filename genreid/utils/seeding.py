@@ -8,6 +8,9 @@
   under deterministic algorithms torch otherwise NaN-fills every ``empty`` tensor (8.6 % of a
   profiled step) only to make reads of uninitialised memory repeatable; genreid never reads
   uninitialised memory, so results stay bit-identical (tests/engine/test_seeding.py).
+  The request goes to torch's flag directly: ``torch.use_deterministic_algorithms`` also imports
+  ``torch._inductor`` to set its compiler flag, 2.4 s per stage on 2 cores, and genreid compiles
+  nothing; the compiler flag is passed on through ``TORCHINDUCTOR_DETERMINISTIC`` instead.
 - false (fast mode): the authors' setting, cudnn.benchmark on, no deterministic algorithms; runs
   with the same seed may differ in the last bits on GPU (scatter/index_add atomics, kernel choice).
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 import numpy as np
 
@@ -31,12 +35,29 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        request_deterministic_algorithms(True, warn_only=True)
         torch.utils.deterministic.fill_uninitialized_memory = False
     else:
         torch.backends.cudnn.benchmark = True
         torch.backends.cudnn.deterministic = False
-        torch.use_deterministic_algorithms(False)
+        request_deterministic_algorithms(False)
+
+
+def request_deterministic_algorithms(mode: bool, warn_only: bool = False) -> None:
+    """``torch.use_deterministic_algorithms(mode, warn_only=...)`` without importing the compiler.
+
+    The public function sets torch's flag and ``torch._inductor.config.deterministic``; importing the
+    latter costs 2.4 s, paid by every stage. When the compiler is already loaded the public function is
+    used; otherwise the flag is set directly and the compiler's, read from the environment when it is
+    first imported, is set there.
+    """
+    import torch
+
+    if "torch._inductor.config" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+        return
+    os.environ["TORCHINDUCTOR_DETERMINISTIC"] = "1" if mode else "0"
+    torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
 
 
 def worker_init_fn(worker_id: int) -> None:

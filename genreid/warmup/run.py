@@ -14,17 +14,14 @@ import torch
 from genreid.config.schema import RuntimeConfig
 from genreid.config.sections.model import ModelConfig
 from genreid.config.sections.warmup import WarmupConfig
-from genreid.engine import dist
-from genreid.engine.amp import AmpContext
 from genreid.engine.batches import image_dataset
 from genreid.engine.hooks import Validation, default_hooks
 from genreid.engine.schedule import StepSchedule
 from genreid.engine.selection import BestModel
+from genreid.engine.setup import start_run
 from genreid.engine.trainer import Hook, Trainer
-from genreid.errors import ConfigError
 from genreid.models.id_encoder import IdEncoder, build_encoder
 from genreid.models.layers import set_bn_group_size
-from genreid.utils.seeding import seed_everything
 from genreid.warmup.imported import use_imported_encoder
 from genreid.warmup.iteration import DIVERGED_FIX
 from genreid.warmup.source_init import init_from_source
@@ -65,13 +62,8 @@ def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: Warmu
     if cfg.import_encoder:
         return use_imported_encoder(cfg.import_encoder, seed=seed, model_dir=Path(model_dir),
                                     results_dir=Path(results_dir))
-    info = dist.init_distributed(device)
-    if cfg.batch_size % (info.world_size * cfg.num_instances):
-        raise ConfigError(f"warmup.batch_size {cfg.batch_size} must split into {info.world_size} process(es) x "
-                          f"groups of warmup.num_instances {cfg.num_instances}", "change batch_size or num_instances")
+    info, amp = start_run(device, runtime, seed, pk_split=("warmup", cfg.batch_size, cfg.num_instances))
     model_dir, results_dir = Path(model_dir), Path(results_dir)
-    seed_everything(seed, runtime.deterministic)
-    amp = AmpContext(info.device, runtime.amp, runtime.channels_last, runtime.activation_checkpointing)
     encoder = amp.module(warmup_encoder(model_cfg, cfg, init_encoder))
     train_set = image_dataset(train_df, height, width)
     val_set = image_dataset(val_df, height, width) if val_df is not None and len(val_df) else None

@@ -101,3 +101,19 @@ def test_gradient_check_helpers():
     with torch.no_grad():
         net.weight[0, 1] = float("nan")
     assert non_finite_parameters({"m": net}) == ["m.weight"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), None])
+def test_gradients_finite_agrees_with_isfinite(dtype, bad):
+    """The min/max test is exact: the same verdict as ``isfinite`` for NaN, +-inf, huge finite values and
+    an empty gradient."""
+    params = [nn.Parameter(torch.zeros(4, 5, dtype=dtype)), nn.Parameter(torch.zeros(0, dtype=dtype)),
+              nn.Parameter(torch.zeros(7, dtype=dtype))]
+    params[0].grad = ((torch.rand(4, 5) * 2 - 1) * torch.finfo(dtype).max / 2).to(dtype)  # huge, finite
+    params[1].grad = torch.zeros(0, dtype=dtype)
+    params[2].grad = torch.randn(7).to(dtype)
+    if bad is not None:
+        params[2].grad[3] = bad
+    opt = torch.optim.SGD(params, lr=0.1)
+    assert gradients_finite(opt) == all(bool(p.grad.isfinite().all()) for p in params) == (bad is None)

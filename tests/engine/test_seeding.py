@@ -37,6 +37,7 @@ def test_fast_mode_flags(restore_flags):
 
 
 def test_no_nan_fill_gives_bit_identical_weights(gan_toy, tiny_widths, tmp_path, monkeypatch, restore_flags):
+    import genreid.engine.setup as setup
     import genreid.pretrain.run as run
     from genreid.config.schema import RuntimeConfig
     from genreid.config.sections.gan import PretrainConfig
@@ -49,7 +50,7 @@ def test_no_nan_fill_gives_bit_identical_weights(gan_toy, tiny_widths, tmp_path,
             real(seed, deterministic)
             torch.utils.deterministic.fill_uninitialized_memory = fill
 
-        monkeypatch.setattr(run, "seed_everything", seed)
+        monkeypatch.setattr(setup, "seed_everything", seed)
         run.pretrain_generator(gan_toy["df"], gan_toy["render_dir"], gan_toy["encoder"], cfg, tiny_widths,
                                RuntimeConfig(device="cpu"), seed=1, height=gan_toy["height"], width=gan_toy["width"],
                                model_dir=tmp_path / str(fill) / "models", results_dir=tmp_path / str(fill) / "res")
@@ -58,3 +59,29 @@ def test_no_nan_fill_gives_bit_identical_weights(gan_toy, tiny_widths, tmp_path,
     for a, b in zip(filled[:3], unfilled[:3]):
         for k, v in a.state_dict().items():
             assert torch.equal(b.state_dict()[k], v), k
+
+
+def test_deterministic_request_skips_the_compiler_import():
+    """Every stage seeds: the flag must be set without importing torch._inductor (2.4 s a stage), and the
+    compiler, imported later, must still see deterministic mode (a fresh process: the import is global)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from genreid.utils.seeding import seed_everything\n"
+            "seed_everything(1, deterministic=True)\n"
+            "print('torch._inductor' in sys.modules, torch.are_deterministic_algorithms_enabled(),\n"
+            "      torch.is_deterministic_algorithms_warn_only_enabled())\n"
+            "import torch._inductor.config as c\n"
+            "print(c.deterministic)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True", "True", "True"]
+
+
+def test_deterministic_request_uses_the_public_call_once_the_compiler_is_loaded(restore_flags):
+    import torch._inductor.config as inductor_config
+
+    seeding.request_deterministic_algorithms(True, warn_only=True)
+    assert torch.are_deterministic_algorithms_enabled() and inductor_config.deterministic
+    seeding.request_deterministic_algorithms(False)
+    assert not torch.are_deterministic_algorithms_enabled() and not inductor_config.deterministic

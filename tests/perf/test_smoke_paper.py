@@ -9,12 +9,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from genreid.body.model_files import read_smpl_file
 from genreid.config import resolve_recipe
 from genreid.meshes.hmr import build_hmr
-from genreid.perf.smoke import MEMORY_TOOLS, SCHEDULE, Assets, smoke_recipe, stage_label, write_shim
+from genreid.perf.smoke import MEMORY_TOOLS, SCHEDULE, Assets, recipe_datasets, smoke_recipe, stage_label, write_shim
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,11 +30,16 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def test_smoke_recipe_changes_only_the_schedule_and_listed_keys(tmp_path):
+UDA_RECIPES = sorted(p.relative_to(ROOT / "params").as_posix() for p in (ROOT / "params" / "uda").glob("*.yaml")
+                     if not p.name.startswith(("synthetic", "tiny")))
+
+
+@pytest.mark.parametrize("recipe", ["market1501.yaml", *UDA_RECIPES])
+def test_smoke_recipe_changes_only_the_schedule_and_listed_keys(tmp_path, recipe):
     shutil.copytree(ROOT / "params", tmp_path / "params")
-    a = Assets(*(tmp_path / n for n in ("a.zip", "torch", "hmr.pt", "mean.npz", "body.npz")))
-    (tmp_path / "params" / "smoke.yaml").write_text(yaml.safe_dump(smoke_recipe(a)))
-    paper = _flatten(resolve_recipe(tmp_path / "params" / "market1501.yaml"))
+    a = Assets({}, *(tmp_path / n for n in ("torch", "hmr.pt", "mean.npz", "body.npz")))
+    (tmp_path / "params" / "smoke.yaml").write_text(yaml.safe_dump(smoke_recipe(a, recipe)))
+    paper = _flatten(resolve_recipe(tmp_path / "params" / recipe))
     smoke = _flatten(resolve_recipe(tmp_path / "params" / "smoke.yaml"))
     changed = {k for k in paper if paper[k] != smoke[k]}
     allowed = {f"{s}.{k}" for s, keys in [*SCHEDULE.items(), *MEMORY_TOOLS.items()] for k in keys}
@@ -44,13 +50,46 @@ def test_smoke_recipe_changes_only_the_schedule_and_listed_keys(tmp_path):
                 "data.height", "data.width", "model.backbone", "model.generator.dec_channels", "model.stripes"):
         assert smoke[key] == paper[key], key
     assert (smoke["warmup.batch_size"], smoke["train.batch_size"], smoke["data.height"]) == (256, 16, 256)
+    assert smoke["source.batch_size"] == paper["source.batch_size"] == 64
+
+
+def test_uda_recipes_need_their_source_archive_too():
+    assert len(UDA_RECIPES) == 4
+    for recipe in UDA_RECIPES:
+        source, target = Path(recipe).stem.split("_to_")
+        assert recipe_datasets(ROOT / "params" / recipe) == [target, source]
+    assert recipe_datasets(ROOT / "params" / "market1501.yaml") == ["market1501"]
+
+
+def test_smoke_uda_recipe_applies_and_validates(tmp_path):
+    """What `make smoke-paper` does before `dvc repro`, for a UDA recipe: the recipe applies (no refusal)
+    and the derived stage lists name the source and direct-transfer stages."""
+    import sys
+
+    for rel in ("params", "dvc.yaml", "genreid", "stages", "sources"):
+        (shutil.copytree if (ROOT / rel).is_dir() else shutil.copy2)(ROOT / rel, tmp_path / rel)
+    shutil.copy2(ROOT / "params.yaml", tmp_path / "params.yaml")
+    a = Assets({}, *(tmp_path / n for n in ("torch", "hmr.pt", "mean.npz", "body.npz")))
+    (tmp_path / "params" / "smoke_paper.yaml").write_text(
+        yaml.safe_dump(smoke_recipe(a, "uda/dukemtmc_to_market1501.yaml")))
+    proc = subprocess.run([sys.executable, "-m", "genreid.cli", "recipe", "apply", "params/smoke_paper.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path),
+                                                                            "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert params["datasets"] == ["market1501"] and params["warmup"]["source_dataset"] == "dukemtmc"
+    assert params["uda"]["sources"] == ["dukemtmc"], params["uda"]
+    assert (params["source"]["epochs"], params["source"]["batch_size"]) == (1, 64)
 
 
 def test_smoke_assets_load(tmp_path):
     from genreid.perf.smoke import write_assets
 
-    a = write_assets(tmp_path, train_ids=2, test_ids=2, size=(32, 16))
-    assert a.archive.stat().st_size > 0 and (a.torch_home / "hub" / "checkpoints").is_dir()
+    a = write_assets(tmp_path, train_ids=2, test_ids=2, size=(32, 16), datasets=("market1501", "dukemtmc",
+                                                                                    "msmt17"))
+    assert [p.name for p in a.archives.values()] == ["Market-1501-v15.09.15.zip", "DukeMTMC-reID.zip",
+                                                    "MSMT17_V1.tar.gz"]
+    assert all(p.stat().st_size > 0 for p in a.archives.values()) and (a.torch_home / "hub" / "checkpoints").is_dir()
     build_hmr(a.hmr_checkpoint, a.smpl_mean_params)
     assert read_smpl_file(a.body_model)["J_regressor"].shape[0] == 24
 
