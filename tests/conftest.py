@@ -200,19 +200,20 @@ def gan_toy(tmp_path_factory) -> dict:
 
 @pytest.fixture
 def spy_amp_modules(monkeypatch):
-    """Patch a stage module's ``AmpContext`` so every network it wraps is recorded as
-    (activation_checkpointing flag, wrapped module); call it with the module, get the record list."""
+    """Patch the ``AmpContext`` every stage builds (in ``genreid.engine.setup.start_run``) so every network
+    it wraps is recorded as (activation_checkpointing flag, wrapped module); call it, get the record list."""
+    import genreid.engine.setup as setup
 
-    def install(stage_module) -> list:
+    def install() -> list:
         built: list = []
-        real = stage_module.AmpContext
+        real = setup.AmpContext
 
         class Spy(real):
             def module(self, m):
                 built.append((self.activation_checkpointing, super().module(m)))
                 return built[-1][1]
 
-        monkeypatch.setattr(stage_module, "AmpContext", Spy)
+        monkeypatch.setattr(setup, "AmpContext", Spy)
         return built
 
     return install

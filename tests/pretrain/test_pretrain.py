@@ -138,10 +138,9 @@ def test_generator_diagnostics_script_on_a_trained_toy(gan_toy, tiny_widths, tmp
 def test_runtime_activation_checkpointing_is_honoured_and_changes_no_weights(gan_toy, tiny_widths, tmp_path,
                                                                             spy_amp_modules):
     """runtime.activation_checkpointing reaches the stage's AmpContext (issue 18) and the weights agree."""
-    import genreid.pretrain.run as run
     from genreid.engine.recompute import checkpointed_blocks
 
-    built = spy_amp_modules(run)
+    built = spy_amp_modules()
     for flag in (False, True):
         pretrain_generator(gan_toy["df"], gan_toy["render_dir"], gan_toy["encoder"], _cfg(epochs=1), tiny_widths,
                            RuntimeConfig(device="cpu", activation_checkpointing=flag), seed=1,
