@@ -61,9 +61,10 @@ def test_uda_recipes_need_their_source_archive_too():
     assert recipe_datasets(ROOT / "params" / "market1501.yaml") == ["market1501"]
 
 
-def test_smoke_uda_recipe_applies_and_validates(tmp_path):
-    """What `make smoke-paper` does before `dvc repro`, for a UDA recipe: the recipe applies (no refusal)
-    and the derived stage lists name the source and direct-transfer stages."""
+@pytest.mark.parametrize("recipe", UDA_RECIPES)
+def test_smoke_uda_recipe_applies_and_validates(tmp_path, recipe):
+    """What `make smoke-paper RECIPE=<uda recipe>` does before `dvc repro`: the recipe applies and validates
+    (no refusal) and the derived lists run the source stage and the target's warm-up from it."""
     import sys
 
     for rel in ("params", "dvc.yaml", "genreid", "stages", "sources"):
@@ -71,14 +72,18 @@ def test_smoke_uda_recipe_applies_and_validates(tmp_path):
     shutil.copy2(ROOT / "params.yaml", tmp_path / "params.yaml")
     a = Assets({}, *(tmp_path / n for n in ("torch", "hmr.pt", "mean.npz", "body.npz")))
     (tmp_path / "params" / "smoke_paper.yaml").write_text(
-        yaml.safe_dump(smoke_recipe(a, "uda/dukemtmc_to_market1501.yaml")))
+        yaml.safe_dump(smoke_recipe(a, recipe)))
     proc = subprocess.run([sys.executable, "-m", "genreid.cli", "recipe", "apply", "params/smoke_paper.yaml"],
                           cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path),
                                                                             "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    source, target = Path(recipe).stem.split("_to_")
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    assert params["datasets"] == ["market1501"] and params["warmup"]["source_dataset"] == "dukemtmc"
-    assert params["uda"]["sources"] == ["dukemtmc"], params["uda"]
+    assert params["datasets"] == [target] and params["warmup"]["source_dataset"] == source
+    assert params["uda"]["sources"] == [source] and params["uda"]["targets"] == {target: source}, params["uda"]
+    validated = subprocess.run([sys.executable, "stages/validate_params.py"], cwd=tmp_path, capture_output=True,
+                               text=True, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert validated.returncode == 0 and "valid" in validated.stdout, validated.stdout + validated.stderr
     assert (params["source"]["epochs"], params["source"]["batch_size"]) == (1, 64)
 
 
