@@ -15,7 +15,16 @@ import yaml
 from genreid.body.model_files import read_smpl_file
 from genreid.config import resolve_recipe
 from genreid.meshes.hmr import build_hmr
-from genreid.perf.smoke import MEMORY_TOOLS, SCHEDULE, Assets, recipe_datasets, smoke_recipe, stage_label, write_shim
+from genreid.perf.smoke import (
+    MEMORY_TOOLS,
+    SCHEDULE,
+    Assets,
+    copy_repo,
+    recipe_datasets,
+    smoke_recipe,
+    stage_label,
+    write_shim,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,9 +76,7 @@ def test_smoke_uda_recipe_applies_and_validates(tmp_path, recipe):
     (no refusal) and the derived lists run the source stage and the target's warm-up from it."""
     import sys
 
-    for rel in ("params", "dvc.yaml", "genreid", "stages", "sources"):
-        (shutil.copytree if (ROOT / rel).is_dir() else shutil.copy2)(ROOT / rel, tmp_path / rel)
-    shutil.copy2(ROOT / "params.yaml", tmp_path / "params.yaml")
+    copy_repo(ROOT, tmp_path)  # what the smoke copies (tracked files, no dvc.lock or results)
     a = Assets({}, *(tmp_path / n for n in ("torch", "hmr.pt", "mean.npz", "body.npz")))
     (tmp_path / "params" / "smoke_paper.yaml").write_text(
         yaml.safe_dump(smoke_recipe(a, recipe)))
