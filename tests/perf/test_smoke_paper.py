@@ -115,3 +115,17 @@ def test_shim_records_peak_rss_and_kills_over_the_limit(tmp_path):
     assert ok.returncode == 0 and "hi" in ok.stdout and rows[0]["rc"] == 0 and rows[0]["peak_rss_mib"] > 0
     assert hog.returncode == 137 and rows[1]["killed_over_limit"]
     assert stage_label(["stages/train.py", "--dataset", "market1501", "--method", "gcl"]) == "train market1501 gcl"
+
+
+def test_smoke_script_names_a_missing_recipe(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("smoke_paper_script", ROOT / "scripts" / "smoke_paper.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit) as exc:
+        script.main(["--recipe", "uda/nowhere_to_market1501.yaml"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert "--recipe uda/nowhere_to_market1501.yaml: no such file under" in err
+    assert "uda/dukemtmc_to_market1501.yaml" in err  # the fix: an existing recipe
