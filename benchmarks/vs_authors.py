@@ -3,9 +3,10 @@
 Shapes (issue 18): paper widths, 128x64 images, batch 16, CPU; the authors' ``DGNet_Trainer``
 (``forward`` -> ``dis_update`` -> ``gen_update``, ``idnet_freeze`` for stage 2, their memory of 12,936
 slots with K = 8192 for stage 3) against genreid's ``pretrain_iteration`` / ``joint_iteration``
-(GCL and GCL+) in the default (deterministic) mode and the fast mode (``runtime.deterministic:
-false``, ``runtime.channels_last: true``). Every row runs in its own child process (its peak RSS is
-its own); rows alternate between the two codes so load drifts hit both alike.
+(GCL and GCL+) in the default (deterministic) mode, the fast mode (``runtime.deterministic:
+false``, ``runtime.channels_last: true``) and the fast mode with ``runtime.amp: bf16``. Every row runs
+in its own child process (its peak RSS is its own); rows alternate between the codes so load drifts
+hit all alike. ``--iters 3`` makes the reported time a true median of three timed iterations.
 
 The authors' code is not part of this project: export their repository somewhere outside it and
 point ``--authors`` at it; the child process imports it from there (on CPU: ``Tensor.cuda`` made a
@@ -76,7 +77,7 @@ a = json.loads(sys.argv[1])
 torch.set_num_threads(a["threads"])
 set_determinism(a["deterministic"])
 stage = "pretrain" if a["stage"] == "pretrain" else a["stage"]
-fn, _ = make_stage(stage, PAPER_128, "cpu", "off", a["channels_last"])
+fn, _ = make_stage(stage, PAPER_128, "cpu", a["amp"], a["channels_last"])
 times = []
 for it in range(a["warmup"] + a["iters"]):
     t0 = time.perf_counter()
@@ -100,8 +101,9 @@ def child(code: str, args: dict, cwd: Path) -> dict:
 
 VARIANTS = {  # name -> (code, settings)
     "authors": ("authors", {}),
-    "genreid default": ("ours", {"deterministic": True, "channels_last": False}),
-    "genreid fast": ("ours", {"deterministic": False, "channels_last": True}),
+    "genreid default": ("ours", {"deterministic": True, "channels_last": False, "amp": "off"}),
+    "genreid fast": ("ours", {"deterministic": False, "channels_last": True, "amp": "off"}),
+    "genreid fast + bf16": ("ours", {"deterministic": False, "channels_last": True, "amp": "bf16"}),
 }
 
 

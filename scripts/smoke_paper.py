@@ -5,8 +5,9 @@
 
 ``--recipe uda/dukemtmc_to_market1501.yaml`` runs a UDA recipe (fake source and target archives).
 
-Exit 0 when every stage ran, every dvc.lock output exists, every stage's peak RSS stayed under the
-limit and the whole run under the time bound. The report (JSON and a table) goes to --out.
+Exit 0 when every stage ran, every dvc.lock output exists, every stage's peak memory (its process
+tree's summed PSS) stayed under the limit and the whole run under the time bound. The report (JSON
+and a table) goes to --out.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the working folder after a pass")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "genreid-smoke-report",
                     help="folder for report.json / report.md")
-    ap.add_argument("--limit-gb", type=float, default=12.0, help="peak RSS bound of every stage process")
+    ap.add_argument("--limit-gb", type=float, default=12.0,
+                    help="peak memory bound of every stage's process tree (summed PSS)")
     ap.add_argument("--time-limit-min", type=float, default=20.0)
     a = ap.parse_args(argv)
     if not (ROOT / "params" / a.recipe).is_file():

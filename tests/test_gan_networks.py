@@ -91,6 +91,22 @@ def test_safe_pad_reflects_when_it_fits_and_replicates_when_not():
     assert torch.equal(big, F.pad(x, (9,) * 4, mode="replicate"))
 
 
+def test_safe_pad_keeps_bf16_under_cpu_autocast_with_the_same_values_and_gradients():
+    """CPU autocast runs reflection padding in fp32 (a cast there and back per pad); SafePad pads in the
+    input's dtype instead. Forward values are identical; the gradient only sums border taps."""
+    x = torch.randn(2, 3, 16, 8).bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = SafePad(2)(x)
+        plain = F.pad(x, (2,) * 4, mode="reflect")  # what the pad did before: autocast's fp32 op
+    assert y.dtype == torch.bfloat16 and plain.dtype == torch.float32
+    assert torch.equal(y.float(), plain)
+    g = torch.randn(y.shape).bfloat16()
+    y.backward(g)
+    xf = x.detach().float().requires_grad_()
+    F.pad(xf, (2,) * 4, mode="reflect").backward(g.float())
+    torch.testing.assert_close(x.grad.float(), xf.grad, rtol=2e-2, atol=2e-2)
+
+
 def test_decoder_code_norm_standardises_with_fixed_training_statistics():
     torch.manual_seed(0)
     kw = dict(stripe_dim=8, stripes=4, in_channels=8, channels=(4, 4), res_blocks=1, mlp_dim=8)

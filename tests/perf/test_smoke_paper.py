@@ -106,14 +106,36 @@ def test_smoke_assets_load(tmp_path):
     assert read_smpl_file(a.body_model)["J_regressor"].shape[0] == 24
 
 
-def test_shim_records_peak_rss_and_kills_over_the_limit(tmp_path):
+def test_shim_records_peak_memory_and_kills_over_the_limit(tmp_path):
     log = tmp_path / "log.jsonl"
     shim = write_shim(tmp_path / "bin", log, limit_gb=0.25)
     ok = subprocess.run([str(shim), "-c", "print('hi')"], capture_output=True, text=True)
     hog = subprocess.run([str(shim), "-c", "import time; b = bytearray(600 * 2**20); time.sleep(5)"])
     rows = [json.loads(line) for line in log.read_text().splitlines()]
-    assert ok.returncode == 0 and "hi" in ok.stdout and rows[0]["rc"] == 0 and rows[0]["peak_rss_mib"] > 0
+    assert ok.returncode == 0 and "hi" in ok.stdout and rows[0]["rc"] == 0 and rows[0]["peak_mib"] > 0
     assert hog.returncode == 137 and rows[1]["killed_over_limit"]
+
+
+FORKED = """
+import os, time
+b = bytearray({mib} * 2**20)  # written (zeroed), so resident; forked children share it copy-on-write
+child = os.fork()
+time.sleep(3)
+if child == 0:
+    os._exit(0)
+os.waitpid(child, 0)
+"""
+
+
+def test_shim_counts_pages_a_forked_worker_shares_once(tmp_path):
+    """A stage and a DataLoader worker forked from it share the stage's pages: their summed RSS would be
+    twice the memory in use (a false over-limit at paper shapes with num_workers: 4); summed PSS is not."""
+    log = tmp_path / "log.jsonl"
+    shim = write_shim(tmp_path / "bin", log, limit_gb=0.6)
+    proc = subprocess.run([str(shim), "-c", FORKED.format(mib=400)])
+    row = json.loads(log.read_text().splitlines()[0])
+    assert proc.returncode == 0 and not row["killed_over_limit"], row  # RSS summed: about 2 x 400 MiB > 0.6 GB
+    assert 400 <= row["peak_mib"] < 600, row
     assert stage_label(["stages/train.py", "--dataset", "market1501", "--method", "gcl"]) == "train market1501 gcl"
 
 
