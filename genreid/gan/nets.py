@@ -92,7 +92,7 @@ def frozen(module: nn.Module) -> Iterator[None]:
 
 
 def generator_loss(nets: GanNets, views: Views, x: torch.Tensor, weights: dict[str, float],
-                   fakes: Sequence[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+                   fakes: Sequence[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Weighted reconstruction terms + adversarial term over ``fakes`` (each set weighted 1 x adv)."""
     terms = reconstruction_terms(x, views.x_rec, views.x_cyc, views.a, views.a_rec, views.a_cyc)
     loss = weighted_sum(terms, {k: weights[k] for k in RECON_KEYS})
@@ -100,21 +100,22 @@ def generator_loss(nets: GanNets, views: Views, x: torch.Tensor, weights: dict[s
         # sets have equal size and D has no batch statistics: sum_sets G-loss = n * G-loss(all)
         adv = len(fakes) * lsgan_generator(nets.discriminator(torch.cat(list(fakes))))
     loss = loss + weights["adv"] * adv
-    parts = {k: float(v.detach()) for k, v in terms.items()}
-    parts["g_adv"] = float(adv.detach())
+    parts = {k: v.detach() for k, v in terms.items()}
+    parts["g_adv"] = adv.detach()
     return loss, parts
 
 
 def discriminator_step(nets: GanNets, opt_d: torch.optim.Optimizer, fakes: Sequence[torch.Tensor],
                        real: torch.Tensor, weights: dict[str, float], amp: AmpContext,
-                       info: DistInfo | None = None) -> dict[str, float]:
-    """One D update on detached fakes; returns the loss parts (checked for NaN by the caller)."""
+                       info: DistInfo | None = None) -> dict[str, torch.Tensor]:
+    """One D update on detached fakes; returns the loss parts as detached tensors (read and checked for
+    NaN by the caller, with the G side's, in one host transfer)."""
     opt_d.zero_grad(set_to_none=True)
     with amp.autocast():
         loss, parts = discriminator_loss(nets.discriminator, [f.detach() for f in fakes], real,
                                          r1_weight=weights["r1"], grad_scale=amp.scale_value())
         loss = weights["adv"] * loss
-    parts["d_total"] = float(loss.detach())
+    parts["d_total"] = loss.detach()
     amp.backward(loss)
     if info is not None:
         average_gradients(nets.discriminator.parameters(), info)

@@ -13,7 +13,7 @@ from torch import nn
 from genreid.config.sections.gan import TrainConfig
 from genreid.engine import dist
 from genreid.engine.amp import AmpContext
-from genreid.engine.guards import assert_finite
+from genreid.engine.guards import assert_finite, host_values
 from genreid.gan.nets import GanNets, discriminator_step, fake_sets, forward_views, generator_loss
 from genreid.joint.methods import ControlNone, JointMethod
 from genreid.losses.view_invariant import view_invariant_loss
@@ -83,12 +83,13 @@ def joint_iteration(nets: GanNets, opts: Optimisers, amp: AmpContext, memory: In
         vi, vi_parts = view_invariant_loss(views.f, views.f_nv, batch.idx, memory, cfg.num_negatives,
                                            cfg.memory_temperature, cfg.term3_negatives, cfg.positive_includes_self)
         loss = loss + cfg.vi_weight * vi
-        parts.update(**g_parts, **vi_parts, vi=float(vi.detach()))
+        parts.update(**g_parts, **vi_parts, vi=vi.detach())
         extra, extra_parts = method.extra_loss(views, batch.labels, mixed)
         if extra is not None:
             loss = loss + extra
             parts.update(extra_parts)
-    parts["total"] = float(loss.detach())
+    parts["total"] = loss.detach()
+    parts = host_values(parts)  # the step's one host read of the loss parts
     assert_finite(parts, where, DIVERGED_FIX, info)
     amp.backward(loss)
     dist.average_gradients(nets.generator_parameters(), info)
@@ -115,7 +116,7 @@ def contrastive_iteration(id_encoder: nn.Module, opt_id: torch.optim.Optimizer, 
         vi, parts = view_invariant_loss(f, f_pos, idx, memory, cfg.num_negatives, cfg.memory_temperature,
                                         cfg.term3_negatives, cfg.positive_includes_self)
         loss = cfg.vi_weight * vi
-    parts.update(vi=float(vi.detach()), total=float(loss.detach()))
+    parts = host_values({**parts, "vi": vi.detach(), "total": loss.detach()})
     assert_finite(parts, where, DIVERGED_FIX, info)
     amp.backward(loss)
     dist.average_gradients(id_encoder.parameters(), info)

@@ -59,7 +59,7 @@ class JointMethod:
         return MixedView()
 
     def extra_loss(self, views: Views, labels: torch.Tensor, mixed: MixedView
-                   ) -> tuple[torch.Tensor | None, dict[str, float]]:
+                   ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
         return None, {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -102,12 +102,12 @@ class GCLPlus(JointMethod):
         return out
 
     def extra_loss(self, views: Views, labels: torch.Tensor, mixed: MixedView
-                   ) -> tuple[torch.Tensor | None, dict[str, float]]:
+                   ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
         if self.cfg.id_w <= 0:
             return None, {}
         proto, parts = prototype_loss(views.f, labels, self.prototypes, self.cfg.proto_temperature,
                                       self.cfg.proto_normalise, mixed.f_mix, mixed.target)
-        return self.cfg.id_w * proto, {**parts, "proto": float(proto.detach())}
+        return self.cfg.id_w * proto, {**parts, "proto": proto.detach()}
 
     def state_dict(self) -> dict[str, Any]:
         return {"prototypes": self.prototypes}

@@ -44,8 +44,10 @@ def r1_penalty(d_real: Sequence[torch.Tensor], real: torch.Tensor, grad_scale: f
 
 def discriminator_loss(discriminator: Callable[[torch.Tensor], list[torch.Tensor]],
                        fakes: Sequence[torch.Tensor], real: torch.Tensor,
-                       r1_weight: float = 0.01, grad_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """Full D loss over ``fakes`` (already detached) against ``real``; returns (loss, parts)."""
+                       r1_weight: float = 0.01, grad_scale: float = 1.0
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Full D loss over ``fakes`` (already detached) against ``real``; returns (loss, parts), the parts
+    as detached tensors (read with :func:`genreid.engine.guards.host_values`)."""
     n = len(fakes)
     real = real.detach().requires_grad_(r1_weight > 0)
     d_real = discriminator(real)
@@ -55,5 +57,4 @@ def discriminator_loss(discriminator: Callable[[torch.Tensor], list[torch.Tensor
     real_term = n * sum((o.float() - 1).pow(2).mean() for o in d_real)
     r1 = r1_penalty(d_real, real, grad_scale) if r1_weight > 0 else real.new_zeros(())
     loss = fake_term + real_term + n * r1_weight * r1
-    return loss, {"d_fake": float(fake_term.detach()), "d_real": float(real_term.detach()),
-                  "d_r1": float(r1.detach())}
+    return loss, {"d_fake": fake_term.detach(), "d_real": real_term.detach(), "d_r1": r1.detach()}

@@ -40,12 +40,12 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 def prototype_loss(f: torch.Tensor, labels: torch.Tensor, prototypes: torch.Tensor, temperature: float = 0.05,
                    normalise: bool = True, f_mix: torch.Tensor | None = None,
-                   soft_target: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                   soft_target: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Hard CE on the original views plus, when given, soft CE on the mixed views."""
     hard = F.cross_entropy(prototype_logits(f, prototypes, temperature, normalise), labels.to(f.device))
-    parts = {"proto_hard": float(hard.detach())}
+    parts = {"proto_hard": hard.detach()}
     if f_mix is None:
         return hard, parts
     soft = soft_cross_entropy(prototype_logits(f_mix, prototypes, temperature, normalise), soft_target)
-    parts["proto_soft"] = float(soft.detach())
+    parts["proto_soft"] = soft.detach()
     return hard + soft, parts

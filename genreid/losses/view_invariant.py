@@ -33,9 +33,9 @@ def info_nce(pos: torch.Tensor, neg: torch.Tensor, temperature: float) -> torch.
 def view_invariant_loss(f: torch.Tensor, f_nv: torch.Tensor | None, indices: torch.Tensor, memory: InstanceMemory,
                         num_negatives: int, temperature: float, term3_negatives: str = "f",
                         positive_includes_self: bool = False,
-                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Sum of the three terms for a batch of original (``f``) and positive-view (``f_nv``) features;
-    term 3 alone when ``f_nv`` is None."""
+    term 3 alone when ``f_nv`` is None. The parts are detached tensors (one host read per step)."""
     if term3_negatives not in ("f", "f_nv"):
         raise ValueError(f"term3_negatives must be 'f' or 'f_nv', got {term3_negatives!r}")
     if f_nv is None:
@@ -54,13 +54,12 @@ def view_invariant_loss(f: torch.Tensor, f_nv: torch.Tensor | None, indices: tor
     t1 = info_nce(sim_nv.gather(1, idx[:, None])[:, 0], neg_nv, temperature)
     t2 = info_nce(sim_nv.gather(1, p[:, None])[:, 0], neg_nv, temperature)
     t3 = info_nce(sim_f.gather(1, p2[:, None])[:, 0], neg_3, temperature)
-    return t1 + t2 + t3, {"vi_self": float(t1.detach()), "vi_nv_cluster": float(t2.detach()),
-                          "vi_orig_cluster": float(t3.detach())}
+    return t1 + t2 + t3, {"vi_self": t1.detach(), "vi_nv_cluster": t2.detach(), "vi_orig_cluster": t3.detach()}
 
 
 def _original_view_term(f: torch.Tensor, indices: torch.Tensor, memory: InstanceMemory, num_negatives: int,
                         temperature: float, positive_includes_self: bool, generator: torch.Generator | None
-                        ) -> tuple[torch.Tensor, dict[str, float]]:
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Term 3 only: f vs a random same-cluster slot, negatives scored with f."""
     bank = memory.features.detach()
     sim_f = F.normalize(f.float(), dim=1) @ bank.t()
@@ -68,4 +67,4 @@ def _original_view_term(f: torch.Tensor, indices: torch.Tensor, memory: Instance
     p = memory.sample_positives(idx, generator, include_self=positive_includes_self)
     neg = memory.sample_negatives(idx, num_negatives, generator)
     t3 = info_nce(sim_f.gather(1, p[:, None])[:, 0], sim_f.gather(1, neg), temperature)
-    return t3, {"vi_orig_cluster": float(t3.detach())}
+    return t3, {"vi_orig_cluster": t3.detach()}

@@ -18,6 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def draw_device(generator: torch.Generator | None, like: torch.Tensor) -> torch.device:
+    """Where a sampler draws its random numbers: on the memory's device with the global seeded RNG
+    (no host round trip of the B x N negatives mask on a GPU), or on the device of an explicit
+    ``generator`` (tests pass a CPU one for a device-independent stream). On CPU both are the CPU."""
+    return generator.device if generator is not None else like.device
+
+
 class InstanceMemory(nn.Module):
     def __init__(self, num_slots: int, dim: int):
         super().__init__()
@@ -87,11 +94,12 @@ class InstanceMemory(nn.Module):
         cls = self._classes[idx]
         start, count = self._start[cls], self._count[cls]
         if include_self:
-            u = torch.rand(idx.shape, generator=generator, device="cpu").to(idx.device)
+            u = torch.rand(idx.shape, generator=generator, device=draw_device(generator, idx)).to(idx.device)
             return self._order[start + (u * count).long().clamp(max=count - 1)]
         # draw among the other members: position in [0, count-1) skipping the anchor's own position
         pos_of_self = self._rank_in_class(idx, cls)
-        r = (torch.rand(idx.shape, generator=generator, device="cpu").to(idx.device) * (count - 1).clamp(min=1))
+        r = (torch.rand(idx.shape, generator=generator, device=draw_device(generator, idx)).to(idx.device)
+             * (count - 1).clamp(min=1))
         r = r.long().clamp(max=(count - 2).clamp(min=0))
         r = r + (r >= pos_of_self).long() * (count > 1).long()
         r = torch.where(count > 1, r, pos_of_self)
@@ -107,15 +115,17 @@ class InstanceMemory(nn.Module):
         cls = self._classes[idx]
         start, count = self._start[cls], self._count[cls]
         available = self.num_slots - count
-        if int(available.min()) <= 0:
+        fewest = int(available.min())  # the draw's one host read
+        if fewest <= 0:
             raise ValueError("every memory slot shares the anchor's label: no negatives exist "
                              "(clustering put all images in one cluster)")
-        if int(available.min()) >= k:
+        device = draw_device(generator, idx)
+        if fewest >= k:
             allowed = self._classes[None, :] != cls[:, None]
-            pos = torch.multinomial(allowed.float().cpu(), k, replacement=False, generator=generator).to(idx.device)
-            return pos
+            return torch.multinomial(allowed.float().to(device), k, replacement=False, generator=generator
+                                     ).to(idx.device)
         self.with_replacement_draws += 1
-        u = torch.rand((idx.shape[0], k), generator=generator, device="cpu").to(idx.device)
+        u = torch.rand((idx.shape[0], k), generator=generator, device=device).to(idx.device)
         r = (u * available[:, None]).long().clamp(max=(available - 1)[:, None])
         r = r + (r >= start[:, None]).long() * count[:, None]  # skip the anchor's class block
         return self._order[r]

@@ -17,7 +17,7 @@ from genreid.config.sections.gan import PretrainConfig
 from genreid.engine import dist
 from genreid.engine.amp import AmpContext
 from genreid.engine.batches import batch_loader, epoch_batches
-from genreid.engine.guards import assert_finite
+from genreid.engine.guards import assert_finite, host_values
 from genreid.engine.selection import Selection
 from genreid.engine.trainer import Trainer, TrainStep
 from genreid.gan.codes import appearance_codes
@@ -43,7 +43,7 @@ def pretrain_iteration(nets: GanNets, opt_g: torch.optim.Optimizer, opt_d: torch
         with amp.autocast():
             rec = (nets.decoder(nets.str_encoder(m0), a).float() - x.float()).abs().mean()
             loss = weights["rec"] * rec
-        parts = {"rec": float(rec.detach()), "g_total": float(loss.detach())}
+        parts = {"rec": rec.detach(), "g_total": loss.detach()}
     else:
         with amp.autocast():
             views = forward_views(nets, x, m0, mt)
@@ -52,7 +52,8 @@ def pretrain_iteration(nets: GanNets, opt_g: torch.optim.Optimizer, opt_d: torch
         opt_g.zero_grad(set_to_none=True)
         with amp.autocast():
             loss, g_parts = generator_loss(nets, views, x, weights, fakes)
-        parts.update(g_parts, g_total=float(loss.detach()))
+        parts.update(g_parts, g_total=loss.detach())
+    parts = host_values(parts)  # one host read of every loss part
     assert_finite(parts, where, DIVERGED_FIX, info)
     amp.backward(loss)
     dist.average_gradients(nets.generator_parameters(), info)

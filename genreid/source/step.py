@@ -16,7 +16,7 @@ from genreid.config.sections.source import SourceConfig
 from genreid.engine import dist
 from genreid.engine.amp import AmpContext
 from genreid.engine.batches import batch_loader
-from genreid.engine.guards import assert_finite
+from genreid.engine.guards import assert_finite, host_values
 from genreid.engine.outputs import write_selected_encoder
 from genreid.engine.selection import Selection
 from genreid.engine.trainer import Trainer, TrainStep
@@ -99,7 +99,7 @@ class SourceStep(TrainStep):
         self.amp.backward(parts["total"])
         self.amp.step(self.optimizer)
         self.amp.update()
-        return {k: float(v.detach()) for k, v in parts.items()}
+        return host_values(parts)  # one host read of the loss parts
 
     def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
         return {"lr": self.optimizer.param_groups[0]["lr"]}

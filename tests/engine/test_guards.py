@@ -16,7 +16,7 @@ from torch import nn
 
 from genreid.engine.amp import AmpContext, gradients_finite
 from genreid.engine.dist import DistInfo
-from genreid.engine.guards import non_finite_parameters
+from genreid.engine.guards import host_values, non_finite_parameters
 from genreid.engine.selection import Selection
 from genreid.engine.trainer import Trainer, TrainStep
 from genreid.errors import TrainingDiverged
@@ -117,3 +117,22 @@ def test_gradients_finite_agrees_with_isfinite(dtype, bad):
         params[2].grad[3] = bad
     opt = torch.optim.SGD(params, lr=0.1)
     assert gradients_finite(opt) == all(bool(p.grad.isfinite().all()) for p in params) == (bad is None)
+
+
+def test_host_values_reads_every_part_once_with_the_values_float_gives(monkeypatch):
+    """Loss parts come back from the losses as 0-dim tensors; the step reads them in one transfer. The
+    floats are exactly float()'s (bf16/fp16 widen exactly), in the given order, Python floats passed
+    through; no per-part float() (each would wait for a GPU)."""
+    parts = {"d_total": torch.tensor(0.1234567, dtype=torch.float32), "g_adv": torch.tensor(3.5, dtype=torch.bfloat16),
+             "lr": 0.01, "rec": torch.tensor(float("nan")), "code": torch.tensor([2.0e-8], dtype=torch.float16)}
+    expected = {k: float(v) for k, v in parts.items()}
+
+    def no_float(self):
+        raise AssertionError("float() on a tensor: one host read per part")
+
+    monkeypatch.setattr(torch.Tensor, "__float__", no_float)
+    got = host_values(parts)
+    assert list(got) == list(parts) and all(type(v) is float for v in got.values())
+    assert {k: v for k, v in got.items() if k != "rec"} == {k: v for k, v in expected.items() if k != "rec"}
+    assert got["rec"] != got["rec"]  # NaN passes through for assert_finite to name it
+    assert host_values({}) == {}
