@@ -15,7 +15,7 @@ repro: env
 
 test: env
 	@$(VENV)/ruff check genreid stages tests benchmarks scripts
-	@$(VENV)/python -m pytest -q -n auto tests
+	@$(VENV)/python -m pytest -q -n auto --dist worksteal tests
 
 lint: env
 	@$(VENV)/ruff check genreid stages tests benchmarks scripts

@@ -199,7 +199,6 @@ def _copy_repo(dest: Path) -> None:
         shutil.copy2(src, dest / rel)
 
 
-@pytest.mark.slow
 def _tiny_repo(tmp_path: Path, recipe: str) -> tuple[Path, str]:
     """A committed git copy of the project with ``recipe`` applied; returns it and the venv's dvc."""
     repo = tmp_path / "repo"
@@ -213,6 +212,7 @@ def _tiny_repo(tmp_path: Path, recipe: str) -> tuple[Path, str]:
     return repo, dvc
 
 
+@pytest.mark.slow
 def test_dvc_repro_on_the_tiny_profile(tmp_path):
     repo, dvc = _tiny_repo(tmp_path, "params/tiny.yaml")
 
