@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         for stage in a.stages:
             for name, (code, settings) in VARIANTS.items():
                 if code == "authors" and stage == "gcl_plus":
-                    continue  # the released GCL+ code does not run (METHOD.md); GCL+ is compared with GCL's
+                    continue  # the released GCL+ code does not run (docs/method.md); GCL+ is compared with GCL's
                 args = {"stage": "gcl" if stage == "gcl" else stage, "height": 128, "width": 64, "iters": a.iters,
                         "warmup": a.warmup, "threads": a.threads, "authors": str(a.authors.resolve()), **settings}
                 r = child(AUTHORS if code == "authors" else OURS, args, scratch if code == "authors" else ROOT)

@@ -1,4 +1,6 @@
-"""The ``genreid`` command: doctor, evaluate, recipe, config, import-authors."""
+"""The ``genreid`` command: doctor, config, recipe, import-authors, evaluate.
+
+Every subcommand is described in docs/usage.md#the-genreid-command."""
 
 from __future__ import annotations
 
@@ -70,32 +72,56 @@ def _cmd_import_authors(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = ("Reproduction harness for GCL / GCL+ unsupervised person re-identification. The pipeline itself "
+               "runs with `dvc repro`; these commands check, configure and evaluate. Guide: docs/usage.md.")
+
+
+def _version() -> str:
+    """The installed distribution's version, or the source tree's when run without installing."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("genreid")
+    except PackageNotFoundError:
+        from genreid import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="genreid", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="genreid", description=DESCRIPTION)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="one of the commands below; `genreid COMMAND --help` lists its arguments")
 
     d = sub.add_parser("doctor", help="check the environment, datasets and model files")
-    d.add_argument("--params", default="params.yaml")
+    d.add_argument("--params", default="params.yaml", help="params file whose datasets and model files are checked "
+                                                           "(default: params.yaml)")
     d.set_defaults(func=_cmd_doctor)
 
     c = sub.add_parser("config", help="params utilities")
-    csub = c.add_subparsers(dest="config_command", required=True)
+    csub = c.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND",
+                            help="the subcommand below")
     cv = csub.add_parser("validate", help="validate a params file")
-    cv.add_argument("params", nargs="?", default="params.yaml")
+    cv.add_argument("params", nargs="?", default="params.yaml",
+                    help="params file to check against the schema (default: params.yaml)")
     cv.set_defaults(func=_cmd_config_validate)
 
     r = sub.add_parser("recipe", help="recipes under params/")
-    rsub = r.add_subparsers(dest="recipe_command", required=True)
+    rsub = r.add_subparsers(dest="recipe_command", required=True, metavar="SUBCOMMAND",
+                            help="one of the subcommands below")
     ra = rsub.add_parser("apply", help="resolve a recipe into params.yaml")
-    ra.add_argument("recipe")
-    ra.add_argument("--out", default="params.yaml")
+    ra.add_argument("recipe", help="recipe file, e.g. params/market1501.yaml (listed in params/README.md)")
+    ra.add_argument("--out", default="params.yaml", help="where the resolved tree is written (default: params.yaml)")
     ra.set_defaults(func=_cmd_recipe_apply)
     rd = rsub.add_parser("deviations", help="list the differences from the authors' code a recipe keeps")
-    rd.add_argument("recipe", nargs="?", default="params.yaml")
+    rd.add_argument("recipe", nargs="?", default="params.yaml",
+                    help="recipe or resolved params file (default: params.yaml)")
     rd.set_defaults(func=_cmd_recipe_deviations)
 
     ia = sub.add_parser("import-authors", help="convert the authors' checkpoints into encoder.pt / generator.pt",
-                        description="Convert the authors' checkpoints (METHOD.md section 9): a stage-1 ft_net "
+                        description="Convert the authors' checkpoints (docs/method.md#the-authors-checkpoint-files): a "
+                                    "stage-1 ft_net "
                                     "(JVTC file) or id_*.pt into DIR/encoder.pt; with gen_*.pt and dis_*.pt also "
                                     "DIR/generator.pt. Every key is mapped or dropped for a stated reason; any other "
                                     "mismatch is listed and nothing is written.")

@@ -1,4 +1,4 @@
-"""The generator networks compute what the authors' code computes (METHOD.md section 2), each
+"""The generator networks compute what the authors' code computes (docs/method.md#networks), each
 difference a switch: the appearance-code split, the decoder's layer norm, E_str's ASPP activations."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The whole params tree. Each section lives in its own module; this file assembles them.
 
-Defaults are the paper's real-dataset settings (METHOD.md); recipes under ``params/``
+Defaults are the paper's real-dataset settings (docs/method.md); recipes under ``params/``
 override only what differs, and ``params.yaml`` is the fully resolved tree DVC tracks.
 """
 

@@ -1,6 +1,6 @@
 """Image dataset over a manifest: bicubic resize to the network size, ImageNet normalisation.
 
-No other augmentation on purpose: in GCL the generated views are the augmentation (METHOD.md).
+No other augmentation on purpose: in GCL the generated views are the augmentation (docs/method.md).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ the global RNG (which the checkpoint carries).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,12 +16,34 @@ from torch.utils.data import DataLoader, Dataset
 from genreid.data.loader import ImageDataset, seed_worker
 from genreid.utils.seeding import torch_generator
 
+log = logging.getLogger(__name__)
+_NOTED: set[tuple[str, str]] = set()  # (key, kind) already reported in this process
+
 
 def epoch_batches(indices: Sequence[int] | np.ndarray, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """A seeded shuffle of ``indices`` cut into full batches (drop_last), the same for (seed, epoch)."""
     order = np.random.default_rng([int(seed), int(epoch)]).permutation(np.asarray(indices, dtype=np.int64))
     n = len(order) // batch_size
     return [order[i * batch_size:(i + 1) * batch_size].tolist() for i in range(n)]
+
+
+def cap_batches(batches: list[list[int]], cap: int | None, key: str, images: str) -> list[list[int]]:
+    """The first ``cap`` batches of an epoch's plan. ``cap`` (``pretrain.iters_per_epoch``,
+    ``train.iters_per_epoch``) limits an epoch and never adds batches: asking for more than one pass
+    gives runs one pass, which is warned about once per process, since it reads like a count."""
+    if cap is None:
+        return batches
+    kind = "short" if cap > len(batches) else "capped" if cap < len(batches) else ""
+    if kind and (key, kind) not in _NOTED:
+        _NOTED.add((key, kind))
+        if kind == "short":
+            log.warning("%s is %d, but one pass over the %s gives %d batches: the epoch runs %d. The key is a "
+                        "cap on the iterations of an epoch, not a count; set it to null (one pass) or lower it",
+                        key, cap, images, len(batches), len(batches))
+        else:
+            log.info("%s caps each epoch at %d of the %d batches one pass over the %s gives", key, cap,
+                     len(batches), images)
+    return batches[:cap]
 
 
 def batch_loader(dataset: Dataset, batches: list[list[int]], seed: int, num_workers: int = 0,

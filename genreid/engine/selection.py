@@ -1,4 +1,4 @@
-"""Model selection: the one record every training stage writes (DATA_AND_EVAL.md, model selection).
+"""Model selection: the one record every training stage writes (docs/data_and_evaluation.md#model-selection).
 
 The encoder kept is the one with the best validation mAP (query = gallery on the validation
 split carved from training identities) or, without a validation split or with

@@ -27,13 +27,15 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="AP definition (default: rank, the torchreid/FastReID one)")
     parser.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean",
                         help="distance for features (default: squared Euclidean on L2-normalised features)")
-    parser.add_argument("--max-rank", type=int, default=50)
+    parser.add_argument("--max-rank", type=int, default=50,
+                        help="CMC length, reduced to the gallery size (default: 50)")
     parser.add_argument("--no-camera-filter", dest="camera_filter", action="store_false",
                         help="keep same-camera true matches (camera-less data)")
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (features input only)")
-    parser.add_argument("--k1", type=int, default=20)
-    parser.add_argument("--k2", type=int, default=6)
-    parser.add_argument("--lambda-value", type=float, default=0.3)
+    parser.add_argument("--k1", type=int, default=20, help="re-ranking: k-reciprocal neighbourhood size (default: 20)")
+    parser.add_argument("--k2", type=int, default=6, help="re-ranking: query-expansion neighbours (default: 6)")
+    parser.add_argument("--lambda-value", type=float, default=0.3,
+                        help="re-ranking: weight of the original distance (default: 0.3)")
     parser.add_argument("--device", default=None, help="torch device for distances and ranking (default: cpu)")
     parser.add_argument("--out", default=None, help="write the metrics JSON here instead of stdout")
     parser.add_argument("--cmc-csv", default=None, help="also write the CMC curve (rank,cmc) here")

@@ -1,5 +1,5 @@
-"""Query x gallery distances from features (DATA_AND_EVAL.md: the default is squared Euclidean
-on L2-normalised features, 2 - 2cos).
+"""Query x gallery distances from features: the default is squared Euclidean on L2-normalised
+features, 2 - 2cos (docs/data_and_evaluation.md#evaluation-protocol).
 
 One matrix product per block of queries; the result is written into a preallocated float32 array
 so a MSMT17-size matrix (11,659 x 82,161, 3.8 GB) never exists twice.

@@ -2,7 +2,7 @@
 
 :class:`ReidEvaluator` follows FastReID's ``reset / process / evaluate`` so a trainer can feed it
 batch by batch; the first ``num_query`` items are queries and the rest the gallery. With
-``num_query=None`` every item is both (the validation split, DATA_AND_EVAL.md "model selection"):
+``num_query=None`` every item is both (the validation split, docs/data_and_evaluation.md#model-selection):
 the query itself is then always removed from its own gallery.
 """
 

@@ -1,5 +1,5 @@
-"""Features of a model over a dataset, for evaluation (DATA_AND_EVAL.md: E_id in eval mode, one
-resize, no flip by default).
+"""Features of a model over a dataset, for evaluation: E_id in eval mode, one resize, no flip by
+default (docs/data_and_evaluation.md#evaluation-protocol).
 
 The dataset yields dicts with 'image' (3 x H x W float tensor), 'pid', 'camid' and 'index'
 (``genreid.data.loader.ImageDataset``); any torch Dataset of that shape works. The model returns

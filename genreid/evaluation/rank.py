@@ -1,4 +1,4 @@
-"""ReID ranking metrics: CMC, mAP and mINP under a named protocol (DATA_AND_EVAL.md).
+"""ReID ranking metrics: CMC, mAP and mINP under a named protocol (docs/data_and_evaluation.md#evaluation-protocol).
 
 Definitions, shared by every protocol:
 - For each query, gallery items with the same pid AND the same camid are removed (only when

@@ -1,4 +1,5 @@
-"""The GAN half of an iteration, shared by stage 2 (pretrain) and stage 3 (joint) (METHOD.md section 3).
+"""The GAN half of an iteration, shared by stage 2 (pretrain) and stage 3 (joint)
+(docs/method.md#one-training-iteration).
 
     s0 = E_str(m0), s_t = E_str(m_t); (a, f) = E_id(x)
     x_rec = G(s0, a); x_nv = G(s_t, a); (a_rec, f_rec) = E_id(x_rec); (a_nv, f_nv) = E_id(x_nv)
@@ -40,7 +41,7 @@ class GanNets:
 
 @dataclass
 class Views:
-    """Every tensor of one forward; names follow METHOD.md section 3."""
+    """Every tensor of one forward; names follow docs/method.md#one-training-iteration."""
 
     a: torch.Tensor
     f: torch.Tensor

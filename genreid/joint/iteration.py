@@ -1,7 +1,8 @@
 """One stage-3 iteration: GAN forward (+ the method's mixed view), D step, then one backward that
 moves E_str+G (Adam) and E_id (SGD); afterwards the memory slots of the batch move towards the
-original-view features (METHOD.md sections 3-4). Methods without a generator (the control arms)
-run :func:`contrastive_iteration` instead: E_id's SGD step on the same memory loss, nothing else."""
+original-view features (docs/method.md#one-training-iteration and docs/method.md#gcl-additions).
+Methods without a generator (the control arms) run :func:`contrastive_iteration` instead: E_id's
+SGD step on the same memory loss, nothing else."""
 
 from __future__ import annotations
 

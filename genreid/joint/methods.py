@@ -1,4 +1,4 @@
-"""The stage-3 methods as objects chosen once (METHOD.md sections 3-5): what each adds to the shared
+"""The stage-3 methods as objects chosen once (docs/method.md): what each adds to the shared
 joint iteration, which clustering it uses and what state it keeps across an epoch.
 
 - :class:`GCL`: the view-invariant memory loss only; pseudo-labels with ``train.gcl.cluster``.

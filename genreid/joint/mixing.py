@@ -2,7 +2,7 @@
 
 One draw per batch: lambda ~ Beta(alpha, alpha) folded to lambda >= 0.5 (so the first image's
 identity dominates and its structure is kept), and a random permutation pi of the batch. The
-soft target is lambda * onehot(y) + (1 - lambda) * onehot(y[pi]) (METHOD.md section 4).
+soft target is lambda * onehot(y) + (1 - lambda) * onehot(y[pi]) (docs/method.md#d-mixup).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from genreid.cluster.pseudo_labels import cluster_features
 from genreid.config.sections.gan import TrainConfig
 from genreid.engine import dist
 from genreid.engine.amp import AmpContext
-from genreid.engine.batches import batch_loader, epoch_batches
+from genreid.engine.batches import batch_loader, cap_batches, epoch_batches
 from genreid.engine.evaluate import extract_all
 from genreid.engine.hooks import Validation
 from genreid.engine.outputs import write_selected_encoder
@@ -106,7 +106,7 @@ class JointStep(TrainStep):
 
     def batches(self, trainer: Trainer, epoch: int) -> list[list[int]]:
         batches = epoch_batches(np.flatnonzero(self.labels.labels >= 0), self.cfg.batch_size, self.seed, epoch)
-        return batches[:self.cfg.iters_per_epoch] if self.cfg.iters_per_epoch else batches
+        return cap_batches(batches, self.cfg.iters_per_epoch, "train.iters_per_epoch", "clustered images")
 
     def loader(self, trainer: Trainer, batches: list[list[int]], epoch: int):
         return batch_loader(self.dataset, batches, self.seed + epoch, self.num_workers,

@@ -1,4 +1,4 @@
-"""LSGAN objectives and the R1 penalty over a multi-scale discriminator (METHOD.md section 3).
+"""LSGAN objectives and the R1 penalty over a multi-scale discriminator (docs/method.md#one-training-iteration).
 
 Per scale and per fake set the D loss is mean(D(fake)^2) + mean((D(real)-1)^2) + r1_w * R1, as in
 the authors' code, which recomputes the real term for every fake set. Here D(real) and R1 are

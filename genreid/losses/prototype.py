@@ -1,4 +1,4 @@
-"""GCL+ prototype losses (METHOD.md section 4).
+"""GCL+ prototype losses (docs/method.md#prototype-loss).
 
 Prototypes are the mean memory feature of each cluster, computed once per epoch. The loss is
 CE(f C^T / T, y) + soft-CE(f_mix C^T / T, soft target). The authors' code uses raw (un-normalised)

@@ -1,4 +1,4 @@
-"""Image and code reconstruction terms of the generator loss (METHOD.md section 3).
+"""Image and code reconstruction terms of the generator loss (docs/method.md#generator-and-encoder-loss).
 
 Code targets are detached (stop-gradient), so the code terms teach G and, through E_id applied
 to the generated image, E_id to reproduce the code, never to move the target itself.

@@ -1,4 +1,4 @@
-"""The GCL view-invariant loss against an instance memory (METHOD.md section 3).
+"""The GCL view-invariant loss against an instance memory (docs/method.md#view-invariant-loss).
 
 Three InfoNCE terms with the positive at index 0 and one shared set of K negatives per anchor
 (slots of other pseudo-labels, outliers included):

@@ -1,4 +1,4 @@
-"""GCL instance memory: one L2-normalised slot per training image (METHOD.md section 3).
+"""GCL instance memory: one L2-normalised slot per training image (docs/method.md#instance-memory).
 
 The only write to the bank is :meth:`InstanceMemory.update`:
 ``M[i] <- normalize(m * M[i] + (1 - m) * f_i)`` (m = 0.2 in the authors' code).

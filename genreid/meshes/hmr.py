@@ -9,7 +9,8 @@ shape and a weak-perspective camera in the 224x224 crop.
 
 SPIN's output lives in an OpenCV-like frame (y down, z away from the camera);
 :func:`spin_to_y_up` turns it into the body frame of genreid (y up, person facing +z).
-Loading is strict: every missing, unexpected or mis-shaped key is listed (METHOD.md section 8).
+Loading is strict: every missing, unexpected or mis-shaped key is listed
+(docs/method.md#known-traps-in-the-authors-code).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The 0-degree render uses the image camera as is, so it overlays the photo; the other angles
 rotate the posed mesh about the vertical axis through the pelvis (the body centre) and keep
-the same camera, so the person turns in place (METHOD.md section 1). All angles of a batch go
+the same camera, so the person turns in place (docs/method.md#pipeline). All angles of a batch go
 through the renderer in one call (B x angles meshes), which is what makes the GPU fast.
 """
 

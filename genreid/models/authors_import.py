@@ -1,4 +1,4 @@
-"""Import the authors' checkpoints (METHOD.md section 9) into genreid's ``encoder.pt`` / ``generator.pt``.
+"""Import the authors' checkpoints (docs/method.md#the-authors-checkpoint-files) into genreid's ``encoder.pt`` / ``generator.pt``.
 
 Inputs, as the authors' scripts read and write them:
 - a stage-1 identity encoder (JVTC's ``ft_net``, e.g. ``resnet50_market075_epoch00045.pth``): a ResNet
@@ -343,7 +343,7 @@ def import_authors(id_path: str | os.PathLike, out_dir: str | os.PathLike, gen_p
         raise AuthorsImportError(
             f"the authors' checkpoints do not map exactly onto genreid's networks; nothing was written:\n{detail}",
             "check that the files are the authors' ft_net / AdaINGen / MsImageDis state dicts "
-            "(METHOD.md section 9); genreid never loads weights partially")
+            "(docs/method.md#the-authors-checkpoint-files); genreid never loads weights partially")
     if gen is not None and encoder.channels != nets[1].stripe_dim:
         raise AuthorsImportError(f"the generator's MLPs read {nets[1].stripe_dim} channels but the identity "
                                  f"encoder has {encoder.channels}: the files come from different runs")

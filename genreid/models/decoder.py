@@ -1,4 +1,4 @@
-"""G: AdaIN decoder that paints an appearance code onto a structure code (METHOD.md section 2).
+"""G: AdaIN decoder that paints an appearance code onto a structure code (docs/method.md#networks).
 
 Paper: 4 residual blocks at 128 channels with 2 AdaIN layers each (8 AdaIN layers); 2x [nearest
 upsample x2, conv5 (128->64, then 64->32), layer norm, LeakyReLU]; conv3 32->32 twice; conv1 32->3

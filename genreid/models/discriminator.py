@@ -1,4 +1,4 @@
-"""D: multi-scale LSGAN discriminator (METHOD.md section 2).
+"""D: multi-scale LSGAN discriminator (docs/method.md#networks).
 
 Each scale: conv1 3->32, conv3 32->32, conv3 s2 32->32, conv3 32->32, conv3 s2 32->64, 4 residual
 blocks at 64, conv1 64->1; no normalisation, LeakyReLU 0.2, reflection padding, N(0, 0.02) init.

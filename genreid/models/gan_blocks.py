@@ -1,4 +1,4 @@
-"""Building blocks shared by the structure encoder, decoder and discriminator (METHOD.md section 2).
+"""Building blocks shared by the structure encoder, decoder and discriminator (docs/method.md#networks).
 
 The authors' networks (DG-Net lineage) pad with reflection. On the small CPU profile a dilated
 ASPP branch can ask for more padding than a 16x8 map has pixels, which reflection cannot do;

@@ -1,4 +1,4 @@
-"""Strict weight loading (unlike the authors' ``strict=False``, METHOD.md section 8): a mismatch
+"""Strict weight loading (unlike the authors' ``strict=False``, docs/method.md#known-traps-in-the-authors-code): a mismatch
 raises :class:`CheckpointError` listing every missing, unexpected and mis-shaped key, and nothing
 is loaded partially."""
 

@@ -1,4 +1,4 @@
-"""E_str: the identity-free structure code of a 1-channel mesh render (METHOD.md section 2).
+"""E_str: the identity-free structure code of a 1-channel mesh render (docs/method.md#networks).
 
 Paper widths: conv3 s2 1->16; conv3 16->32; conv3 32->32; conv3 s2 32->64; 4 residual blocks at
 64; ASPP (1x1 branch 64->32 plus three 1x1 64->32 + dilated 3x3 branches at dilation 3/6/9,

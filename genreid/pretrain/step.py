@@ -1,4 +1,4 @@
-"""Stage 2's step (METHOD.md sections 1 and 3): E_str, G and D train; E_id is frozen.
+"""Stage 2's step (docs/method.md#stage-2-generator-warm-up): E_str, G and D train; E_id is frozen.
 
 E_id stays in eval mode and is never stepped (its parameters take no gradients), but gradients
 flow through it into G via the code-reconstruction terms. Optionally (``recon_warmup_iters``, not
@@ -16,7 +16,7 @@ import torch
 from genreid.config.sections.gan import PretrainConfig
 from genreid.engine import dist
 from genreid.engine.amp import AmpContext
-from genreid.engine.batches import batch_loader, epoch_batches
+from genreid.engine.batches import batch_loader, cap_batches, epoch_batches
 from genreid.engine.guards import assert_finite, host_values
 from genreid.engine.selection import Selection
 from genreid.engine.trainer import Trainer, TrainStep
@@ -95,7 +95,7 @@ class PretrainStep(TrainStep):
 
     def batches(self, trainer: Trainer, epoch: int) -> list[list[int]]:
         batches = epoch_batches(range(len(self.dataset)), self.cfg.batch_size, self.seed, epoch)
-        return batches[:self.cfg.iters_per_epoch] if self.cfg.iters_per_epoch else batches
+        return cap_batches(batches, self.cfg.iters_per_epoch, "pretrain.iters_per_epoch", "training images")
 
     def loader(self, trainer: Trainer, batches: list[list[int]], epoch: int):
         return batch_loader(self.dataset, batches, self.seed + epoch, self.num_workers,

@@ -1,4 +1,4 @@
-"""Stage 1's step (METHOD.md section 7): Cluster-Contrast on the identity encoder.
+"""Stage 1's step (docs/method.md#stage-1-baseline-cluster-contrast): Cluster-Contrast on the identity encoder.
 
 Each epoch: features of all training images -> k-reciprocal Jaccard -> DBSCAN pseudo-labels
 (outliers dropped; quality logged, true ids never used) -> cluster memory from the centroids ->

@@ -1,4 +1,6 @@
-"""``cluster``: pseudo-labels by DBSCAN on the k-reciprocal Jaccard distance (METHOD.md sections 5, 7).
+"""``cluster``: pseudo-labels by DBSCAN on the k-reciprocal Jaccard distance.
+
+The method: docs/method.md#clustering-and-pseudo-labels.
 
 One section type for every clustering in the pipeline: ``warmup.cluster`` (Cluster-Contrast: fixed
 eps 0.6), ``train.gcl.cluster`` (GCL: the rho rule) and ``train.gcl_plus.cluster`` (GCL+: fixed eps

@@ -1,4 +1,4 @@
-"""``eval``: protocol and feature extraction (DATA_AND_EVAL.md)."""
+"""``eval``: protocol and feature extraction (docs/data_and_evaluation.md#evaluation-protocol)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``pretrain`` (stage 2) and ``train`` (stage 3): METHOD.md sections 3, 4, 5, 6.
+"""``pretrain`` (stage 2) and ``train`` (stage 3): docs/method.md.
 
 Defaults are the paper / authors'-code values; every quirk of the authors' code is a named key
 whose description says what the code did (params/ablations/authors_code_quirks.yaml sets them).
@@ -56,7 +56,9 @@ class TrainOptim(StrictModel):
 class PretrainConfig(StrictModel):
     epochs: int = Field(40, ge=1)
     batch_size: int = Field(16, ge=2)
-    iters_per_epoch: int | None = Field(None, ge=1, description="null = one pass over the training images")
+    iters_per_epoch: int | None = Field(None, ge=1, description=(
+        "cap on the iterations of an epoch, not a count: an epoch runs min(this, one pass over the training "
+        "images); asking for more than one pass gives is warned about; null = one pass"))
     angles: list[int] = Field(default_factory=lambda: list(ALL_ANGLES),
                               description="novel-view angles drawn; authors' code never draws 315")
     weights: LossWeights = Field(default_factory=LossWeights)
@@ -142,7 +144,10 @@ class ControlAugConfig(StrictModel):
 class TrainConfig(StrictModel):
     methods: list[Method] = Field(default_factory=lambda: ["gcl", "gcl_plus"], min_length=1)
     epochs: int = Field(20, ge=1)
-    iters_per_epoch: int | None = Field(None, ge=1, description="null = one pass over clustered images")
+    iters_per_epoch: int | None = Field(None, ge=1, description=(
+        "cap on the iterations of an epoch, not a count: an epoch runs min(this, one pass over the clustered "
+        "images), which changes with clustering; asking for more than one pass gives is warned about; "
+        "null = one pass"))
     batch_size: int = Field(16, ge=2)
     step_epoch: int = Field(10, ge=1, description="LR x lr_gamma from this epoch on (E_id; G and D too unless "
                                                   "gd_lr_step is false)")

@@ -1,4 +1,4 @@
-"""``mesh``: SMPL estimation and structure renders (METHOD.md section 1)."""
+"""``mesh``: SMPL estimation and structure renders (docs/method.md#pipeline)."""
 
 from __future__ import annotations
 

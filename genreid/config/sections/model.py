@@ -1,4 +1,4 @@
-"""``model``: identity encoder and generator architecture (METHOD.md section 2)."""
+"""``model``: identity encoder and generator architecture (docs/method.md#networks)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``warmup``: stage 1, Cluster-Contrast baseline (METHOD.md section 7).
+"""``warmup``: stage 1, Cluster-Contrast baseline (docs/method.md#stage-1-baseline-cluster-contrast).
 
 Defaults are the published Cluster-Contrast recipe for real datasets (4 GPUs x 64 images);
 ``params/synthetic_cpu.yaml`` holds the small CPU profile.
@@ -16,7 +16,8 @@ from genreid.config.sections.cluster import ClusterConfig
 
 class WarmupConfig(StrictModel):
     epochs: int = Field(50, ge=1, description="re-clustering rounds")
-    iters_per_epoch: int = Field(200, ge=1, description="PK batches per epoch")
+    iters_per_epoch: int = Field(200, ge=1, description=(
+        "PK batches per epoch, exactly: further sampler passes are drawn when one pass gives fewer"))
     batch_size: int = Field(256, ge=2, description="images per iteration over all processes")
     num_instances: int = Field(16, ge=1, description="images per pseudo-identity in a PK batch")
     lr: float = Field(3.5e-4, gt=0.0, description="Adam learning rate")
