@@ -1,6 +1,6 @@
 """Stage-2 and stage-3 iteration time and peak RSS against the authors' code, same shapes, same run.
 
-Shapes (issue 18): paper widths, 128x64 images, batch 16, CPU; the authors' ``DGNet_Trainer``
+Shapes: paper widths, 128x64 images, batch 16, CPU; the authors' ``DGNet_Trainer``
 (``forward`` -> ``dis_update`` -> ``gen_update``, ``idnet_freeze`` for stage 2, their memory of 12,936
 slots with K = 8192 for stage 3) against genreid's ``pretrain_iteration`` / ``joint_iteration``
 (GCL and GCL+) in the default (deterministic) mode, the fast mode (``runtime.deterministic:

@@ -1,4 +1,4 @@
-"""DVC stage ``source@<src>``: UDA source pre-training, the identity encoder trained with labels (issue 20).
+"""DVC stage ``source@<src>``: UDA source pre-training, the identity encoder trained with labels.
 
 Reads data/prepared/<src>/ (train and val manifests of the labelled source, ``warmup.source_dataset``);
 writes models/<src>/source/encoder.pt (the epoch selected on source validation mAP, the warm-up's

@@ -1,4 +1,4 @@
-"""Issue 16 items 3 and 5: identical weights give identical files; a full disk gives a message."""
+"""Identical weights give identical files; a full disk gives a message."""
 
 import errno
 import hashlib

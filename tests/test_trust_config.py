@@ -1,4 +1,4 @@
-"""Issue 16 items 5 and 6 (params): no silent acceptance of a wrong type, a non-finite number, an
+"""params: no silent acceptance of a wrong type, a non-finite number, an
 empty file or a malformed ``_base_``; each error names the file, key and value."""
 
 from __future__ import annotations

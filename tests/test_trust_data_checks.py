@@ -1,4 +1,4 @@
-"""Issue 16 items 5 and 6 (data): zip bombs, manifests that disagree with their summary or hold a
+"""data: zip bombs, manifests that disagree with their summary or hold a
 non-integer pid, and query identities absent from the gallery."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 16 item 4: every image path and archive member stays inside the dataset folder."""
+"""Every image path and archive member stays inside the dataset folder."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 16 items 5-7 (doctor): archive signature and size, the ImageNet file the encoder really
+"""doctor: archive signature and size, the ImageNet file the encoder really
 loads, and a broken recipe reported without a traceback."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 16 item 5 (``genreid evaluate``): string pids and a missing GPU are user errors with a
+"""``genreid evaluate``: string pids and a missing GPU are user errors with a
 message and exit code 2, never a traceback."""
 
 from __future__ import annotations

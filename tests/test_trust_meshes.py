@@ -1,4 +1,4 @@
-"""Issue 16 item 3: the meshes stage's DVC-cached output holds no timing, so a killed-and-rerun
+"""The meshes stage's DVC-cached output holds no timing, so a killed-and-rerun
 stage gives byte-identical files (and DVC sees no change downstream)."""
 
 from __future__ import annotations

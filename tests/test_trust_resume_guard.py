@@ -1,4 +1,4 @@
-"""Issue 16 item 2: the resume guard never destroys work it should keep, and always resets work
+"""The resume guard never destroys work it should keep, and always resets work
 that was computed from something else (params the stage reads, its code, its inputs)."""
 
 from __future__ import annotations

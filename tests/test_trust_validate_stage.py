@@ -1,4 +1,4 @@
-"""Issue 16 item 6: an unknown top-level key or an empty params.yaml fails the next `dvc repro` even
+"""An unknown top-level key or an empty params.yaml fails the next `dvc repro` even
 though no stage lists the key; a valid file gives a byte-stable output, so nothing reruns."""
 
 from __future__ import annotations

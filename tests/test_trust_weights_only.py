@@ -1,4 +1,4 @@
-"""Issue 16 item 1: model files are read with weights_only=True; a crafted pickle runs nothing."""
+"""Model files are read with weights_only=True; a crafted pickle runs nothing."""
 
 import builtins
 

@@ -107,14 +107,14 @@ DEVIATIONS: list[Deviation] = [
               "an offset of 1 starts AdaIN at identity and learns faster on short schedules; the authors use "
               "the raw MLP scales", {"pretrain.adain_scale_offset": 0.0}),
     Deviation("appearance code to AdaIN MLPs", "GCL code",
-              "the authors' channel-major flattening feeds MLP k channels kC/4..(k+1)C/4 of all stripes; genreid "
-              "fed stripe k before issue 17 (kept as an option)", {"model.generator.code_split": "channels"}),
+              "the authors' channel-major flattening feeds MLP k channels kC/4..(k+1)C/4 of all stripes; "
+              "code_split: stripes (MLP k gets stripe k) is kept as an option", {"model.generator.code_split": "channels"}),
     Deviation("E_str ASPP activations", "GCL code",
-              "no activation after the ASPP's 1x1 branch, dilated convolutions and fuse in their code; genreid "
-              "added LeakyReLU before issue 17 (kept as an option)", {"model.generator.aspp_activation": "none"}),
+              "no activation after the ASPP's 1x1 branch, dilated convolutions and fuse in their code; LeakyReLU "
+              "after each is kept as an option", {"model.generator.aspp_activation": "none"}),
     Deviation("decoder layer norm", "GCL code",
-              "their layer norm divides by the unbiased std + 1e-5 with gamma ~ U(0,1); genreid used "
-              "GroupNorm(1, C) before issue 17 (kept as an option)", {"model.generator.decoder_norm": "authors_ln"}),
+              "their layer norm divides by the unbiased std + 1e-5 with gamma ~ U(0,1); GroupNorm(1, C) "
+              "is kept as an option", {"model.generator.decoder_norm": "authors_ln"}),
     Deviation("camera-centred clustering", "not in the papers",
               "encoders trained from scratch group images by camera; the CPU recipe centres features per camera "
               "before the Jaccard distance",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import enum
 import json
+import re
 import sys
 import types
 import typing
@@ -147,9 +148,19 @@ def recipes_markdown(params_dir: Path = PARAMS_DIR) -> str:
     return "\n".join(lines) + "\n"
 
 
+_DOCS_REFERENCE = re.compile(r"(?<![\[/.])(?<!\]\()\bdocs/[a-z_]+\.md(?:#[a-z0-9_-]+)?")
+
+
+def link_docs(text: str) -> str:
+    """Docstrings and descriptions name pages as ``docs/<page>.md#<section>``; params/README.md sits
+    one folder down, so each becomes a link that works there."""
+    return _DOCS_REFERENCE.sub(lambda m: f"[{m.group(0)}](../{m.group(0)})", text)
+
+
 def render(params_dir: Path = PARAMS_DIR) -> str:
     table = deviations_markdown(resolve_recipe(params_dir / "synthetic_cpu.yaml"))
-    return "\n".join([HEADER, recipes_markdown(params_dir), table, reference_markdown()]).rstrip() + "\n"
+    text = "\n".join([HEADER, recipes_markdown(params_dir), table, reference_markdown()]).rstrip() + "\n"
+    return link_docs(text)
 
 
 def undocumented_keys() -> list[str]:

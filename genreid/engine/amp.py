@@ -16,8 +16,8 @@ the network's conv blocks (:mod:`genreid.engine.recompute`): same results, less 
 Every optimiser step of every stage goes through :meth:`AmpContext.step`, so the gradient guard
 lives there: before ``opt.step()`` all gradients are checked for NaN/inf with one host transfer
 per step, and a non-finite gradient raises :class:`TrainingDiverged` naming the stage and the
-optimiser (the loss guard cannot see this: issue 18's E_str gradients were NaN under a finite
-loss). With ``fp16`` the gradient scaler already skips such steps and lowers its scale; that
+optimiser (the loss guard cannot see this: E_str gradients can be NaN under a finite loss, e.g. from
+a blank mesh render). With ``fp16`` the gradient scaler already skips such steps and lowers its scale; that
 behaviour is kept (no check). Names come from :meth:`name_optimisers`, which the
 :class:`~genreid.engine.trainer.Trainer` calls with the stage's ``optimisers()``.
 

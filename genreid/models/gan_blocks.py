@@ -5,7 +5,7 @@ ASPP branch can ask for more padding than a 16x8 map has pixels, which reflectio
 :class:`SafePad` then falls back to replicate padding for that call only (documented, never silent
 at paper scale because 64x32 maps always fit the dilation-9 padding).
 
-Constant planes (issue 18): a blank mesh render (random HMR weights at 135/180 degrees) makes every
+Constant planes: a blank mesh render (random HMR weights at 135/180 degrees) makes every
 map of E_str, and then G's first AdaIN inputs, exactly constant. Instance norm maps a constant
 plane to 0, but its backward multiplies the gradient by ``1/sqrt(eps)`` (about 316) at every such
 layer; through about 20 of them (decoder AdaIN, ASPP, residual blocks, stem) it overflows fp32 to

@@ -35,7 +35,7 @@ def added_key_defaults() -> dict[str, Any]:
     from genreid.config.sections.source import SourceConfig
 
     return {"train.control_aug": ControlAugConfig().model_dump(mode="json"),
-            "source": SourceConfig().model_dump(mode="json"),  # UDA (issue 20)
+            "source": SourceConfig().model_dump(mode="json"),  # UDA
             "data.synthetic_b": SynthDomainBConfig().model_dump(mode="json")}
 
 

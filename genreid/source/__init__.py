@@ -1,1 +1,1 @@
-"""UDA source pre-training: the identity encoder trained with labels on the source dataset (issue 20)."""
+"""UDA source pre-training: the identity encoder trained with labels on the source dataset."""

@@ -1,4 +1,4 @@
-"""UDA stage 1 starts from the source-trained encoder (issue 20): the papers' source enters only here."""
+"""UDA stage 1 starts from the source-trained encoder: the papers' source enters only here."""
 
 from __future__ import annotations
 

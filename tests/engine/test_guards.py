@@ -1,4 +1,4 @@
-"""Issue 18: the engine never steps on a non-finite gradient and never writes non-finite weights.
+"""The engine never steps on a non-finite gradient and never writes non-finite weights.
 
 A toy stage runs through the real :class:`Trainer` and :class:`AmpContext`; a NaN injected into one
 gradient (finite loss, as with the blank-render NaN) must stop training with TrainingDiverged

@@ -1,5 +1,5 @@
 """runtime.deterministic: the torch flags of both settings, and proof that not NaN-filling new tensors
-(``fill_uninitialized_memory=False``, the deterministic setting since issue 18) leaves a stage's
+(``fill_uninitialized_memory=False``) leaves a stage's
 weights bit-identical to filling them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 18: a blank (constant) mesh render must give finite gradients through E_str and G.
+"""A blank (constant) mesh render must give finite gradients through E_str and G.
 
 Before the fix, every instance norm over an exactly constant plane multiplied the gradient by
 1/sqrt(eps) ~ 316; through ~20 such layers it overflowed fp32 and E_str's stem got NaN gradients
@@ -55,7 +55,7 @@ def test_instance_norm_constant_plane_gives_zero_output_and_gradient():
 
 
 def _authors_ln_reference(norm: AuthorsLayerNorm, x: torch.Tensor) -> torch.Tensor:
-    """The formula before issue 18 (the authors' code)."""
+    """The authors' formula."""
     flat = x.float().reshape(x.shape[0], -1)
     shape = (-1,) + (1,) * (x.dim() - 1)
     mean, std = flat.mean(1).view(shape), flat.std(1).view(shape)

@@ -137,7 +137,7 @@ def test_generator_diagnostics_script_on_a_trained_toy(gan_toy, tiny_widths, tmp
 
 def test_runtime_activation_checkpointing_is_honoured_and_changes_no_weights(gan_toy, tiny_widths, tmp_path,
                                                                             spy_amp_modules):
-    """runtime.activation_checkpointing reaches the stage's AmpContext (issue 18) and the weights agree."""
+    """runtime.activation_checkpointing reaches the stage's AmpContext and the weights agree."""
     from genreid.engine.recompute import checkpointed_blocks
 
     built = spy_amp_modules()

@@ -145,7 +145,7 @@ def test_augment_batch_draws_per_image_and_keeps_shape():
 
 
 def test_runtime_activation_checkpointing_is_honoured_and_changes_no_weights(toy, tmp_path, spy_amp_modules):
-    """runtime.activation_checkpointing reaches the warm-up's AmpContext (issue 18); same weights."""
+    """runtime.activation_checkpointing reaches the warm-up's AmpContext; same weights."""
     from genreid.engine.recompute import checkpointed_blocks
     from genreid.models.id_encoder import load_encoder
 

@@ -21,14 +21,16 @@ class GeneratorWidths(StrictModel):
     res_blocks: int = Field(4, ge=1)
     code_split: Literal["channels", "stripes"] = Field("channels", description=(
         "which part of E_id's appearance code feeds AdaIN MLP pair k: channels = the authors' channel-major "
-        "flattening (channels kC/stripes..(k+1)C/stripes of all stripes); stripes = stripe k (genreid before "
-        "issue 17). Both give every MLP C inputs"))
+        "flattening (channels kC/stripes..(k+1)C/stripes of all stripes); stripes = stripe k (the split by body "
+        "region). Both give every MLP C inputs"))
     aspp_activation: Literal["none", "lrelu"] = Field("none", description=(
         "E_str's ASPP: none = the authors' (no activation after the 1x1 branch, the dilated convolutions and "
-        "the fuse); lrelu = LeakyReLU after each (genreid before issue 17)"))
+        "the fuse); lrelu = LeakyReLU after each, like the "
+        "blocks before it"))
     decoder_norm: Literal["authors_ln", "group_norm"] = Field("authors_ln", description=(
         "layer norm after G's upsampling convs: authors_ln = the authors' (x - mean) / (unbiased std + 1e-5) "
-        "per sample, gamma ~ U(0,1) at init; group_norm = GroupNorm(1, C) (genreid before issue 17)"))
+        "per sample, gamma ~ U(0,1) at init; group_norm = GroupNorm(1, C) "
+        "(the standard layer norm of a conv map)"))
 
 
 class ModelConfig(StrictModel):

@@ -1,4 +1,4 @@
-"""``source``: supervised pre-training on the labelled source dataset (UDA, issue 20).
+"""``source``: supervised pre-training on the labelled source dataset (UDA).
 
 The strong-baseline recipe of the UDA literature: Luo et al. 2019, "Bag of Tricks and a Strong
 Baseline for Deep Person Re-identification" (BoT) and Ge et al. 2020, "Mutual Mean-Teaching" (MMT),
