@@ -108,7 +108,8 @@ DEVIATIONS: list[Deviation] = [
               "the raw MLP scales", {"pretrain.adain_scale_offset": 0.0}),
     Deviation("appearance code to AdaIN MLPs", "GCL code",
               "the authors' channel-major flattening feeds MLP k channels kC/4..(k+1)C/4 of all stripes; "
-              "code_split: stripes (MLP k gets stripe k) is kept as an option", {"model.generator.code_split": "channels"}),
+              "code_split: stripes (MLP k gets stripe k) is kept as an option",
+              {"model.generator.code_split": "channels"}),
     Deviation("E_str ASPP activations", "GCL code",
               "no activation after the ASPP's 1x1 branch, dilated convolutions and fuse in their code; LeakyReLU "
               "after each is kept as an option", {"model.generator.aspp_activation": "none"}),
