@@ -11,7 +11,7 @@ from pathlib import Path
 
 from genreid.config import GenreidConfig
 from genreid.report.collect import collect_dataset
-from genreid.report.seeds import config_fingerprint
+from genreid.report.seeds import config_fingerprint, recipe_name
 from genreid.report.targets import setting_name
 from genreid.stage import run_stage, stage_parser
 
@@ -32,9 +32,11 @@ def procedural_body(cfg: GenreidConfig, dataset: str) -> bool:
 def main(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     collected = collect_dataset(RESULTS, args.dataset, reported_methods(cfg), setting_name(cfg.warmup.source_dataset),
                                 cfg.seed, config_fingerprint(cfg.model_dump(mode="json")),
-                                procedural_body=procedural_body(cfg, args.dataset))
+                                procedural_body=procedural_body(cfg, args.dataset), recipe=recipe_name(args.params))
+    print(f"{args.dataset}: settings {collected.fingerprint} ({recipe_name(args.params)})")
     for m in collected.methods:
-        print(f"{args.dataset}: {m.method}: seeds {[r.seed for r in m.runs]}")
+        print(f"{args.dataset}: {m.method}: {len(m.runs)} seed(s) of these settings {[r.seed for r in m.runs]}"
+              + (f"; other settings archived: {len(m.other_settings)} group(s)" if m.other_settings else ""))
 
 
 if __name__ == "__main__":

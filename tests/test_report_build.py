@@ -88,11 +88,14 @@ def test_seeds_accumulate_and_other_settings_stay_apart(tmp_path):
     gcl = next(r for r in out.rows if r.method == "gcl")
     assert gcl.seeds == [1, 2] and gcl.stats["mAP"].mean == 42.0
     assert "| market1501 | unsupervised | gcl | 2 | 42.0 ± 2.8 |" in out.readme.read_text()
-    assert (results / "seeds" / "market1501" / "gcl" / "seed_2.json").is_file()
+    assert (results / "seeds" / "market1501" / "gcl" / "fp1" / "seed_2.json").is_file()
     other = _build(results, fingerprint="fp-other", seed=2)
     gcl = next(r for r in other.rows if r.method == "gcl")
     assert gcl.seeds == [2]
     assert "Archived seeds with other settings" in other.readme.read_text()
+    assert "- `seeds/market1501/gcl/fp1/ (recipe unknown, seeds 1, 2)`" in other.readme.read_text()
+    assert json.loads((results / "seeds" / "market1501" / "gcl" / "fp1" / "seed_2.json").read_text())["metrics"][
+        "mAP"] == 44.0  # the other settings' seed 2 was filed apart
 
 
 def test_missing_or_bad_metrics_are_user_errors(tmp_path):
@@ -143,9 +146,9 @@ def test_last_pseudo_label_ari_is_archived_per_seed_and_reported(tmp_path):
         summary.parent.mkdir(parents=True, exist_ok=True)
         summary.write_text(json.dumps({"history": [{"epoch": i, "pseudo_ari": a} for i, a in enumerate(aris)]}))
         out = _build(results, seed=seed)
-    entry = json.loads((results / "seeds" / "market1501" / "baseline" / "seed_2.json").read_text())
+    entry = json.loads((results / "seeds" / "market1501" / "baseline" / "fp1" / "seed_2.json").read_text())
     assert entry["training"] == {"last_pseudo_ari": 0.31}
-    assert "training" not in json.loads((results / "seeds" / "market1501" / "gcl" / "seed_2.json").read_text())
+    assert "training" not in json.loads((results / "seeds" / "market1501" / "gcl" / "fp1" / "seed_2.json").read_text())
     readme = out.readme.read_text()
     assert "| market1501 | baseline | 2 | 1: 0.340, 2: 0.310 | 0.310 |" in readme
     assert "| market1501 | gcl |" not in readme.split("## Pseudo-label quality")[1].split("##")[0]

@@ -2,12 +2,14 @@
 
 import csv
 import io
+import json
 import statistics
 from pathlib import Path
 
 import pytest
 
-from genreid.report.seeds import SeedRun, archive_run, collect_runs, config_fingerprint
+from genreid.errors import GenreidError
+from genreid.report.seeds import SeedRun, archive_run, collect_runs, config_fingerprint, recipe_name, settings_groups
 from genreid.report.tables import (
     FAIL,
     NO_TARGET,
@@ -115,5 +117,34 @@ def test_archive_groups_seeds_of_the_same_settings(tmp_path):
     archive_run(tmp_path, "synthetic", "gcl", 2, {"mAP": 62.0, "R1": 80.0}, "fpA")  # rerun of seed 2 replaces it
     runs, other = collect_runs(tmp_path, "synthetic", "gcl", "fpA")
     assert [r.seed for r in runs] == [1, 2] and [r.metrics["mAP"] for r in runs] == [60.0, 62.0]
-    assert [p.name for p in other] == ["seed_3.json"]
+    assert [p.relative_to(tmp_path).as_posix() for p in other] == ["synthetic/gcl/fpB/seed_3.json"]
     assert collect_runs(tmp_path, "synthetic", "baseline", "fpA") == ([], [])
+
+
+def test_a_run_of_other_settings_never_overwrites_a_record(tmp_path):
+    """The tiny recipe's seed 1 lands beside the default recipe's seed 1, which keeps its numbers."""
+    default = archive_run(tmp_path, "synthetic", "gcl", 1, {"mAP": 37.96, "R1": 51.9}, "fpDefault")
+    tiny = archive_run(tmp_path, "synthetic", "gcl", 1, {"mAP": 17.93, "R1": 20.0}, "fpTiny", recipe="tiny")
+    assert default != tiny and json.loads(default.read_text())["metrics"]["mAP"] == 37.96
+    assert json.loads(tiny.read_text())["recipe"] == "tiny"
+    runs, other = collect_runs(tmp_path, "synthetic", "gcl", "fpDefault")
+    assert [r.metrics["mAP"] for r in runs] == [37.96] and other == [tiny]
+    assert settings_groups(tmp_path, "synthetic", "gcl") == {"fpDefault": {"recipe": "unknown", "seeds": [1]},
+                                                            "fpTiny": {"recipe": "tiny", "seeds": [1]}}
+
+
+def test_a_record_moved_to_another_settings_folder_is_refused(tmp_path):
+    path = archive_run(tmp_path, "synthetic", "gcl", 1, {"mAP": 1.0, "R1": 1.0}, "fpA")
+    moved = tmp_path / "synthetic" / "gcl" / "fpB" / "seed_1.json"
+    moved.parent.mkdir()
+    path.rename(moved)
+    with pytest.raises(GenreidError, match="records settings fpA but lies in the folder of fpB"):
+        collect_runs(tmp_path, "synthetic", "gcl", "fpB")
+
+
+def test_recipe_name_comes_from_the_params_header(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("# Resolved from params/tiny.yaml by `genreid recipe apply`; edit the recipe.\nseed: 1\n")
+    assert recipe_name(params) == "tiny"
+    params.write_text("seed: 1\n")
+    assert recipe_name(params) == "unknown" and recipe_name(tmp_path / "missing.yaml") == "unknown"

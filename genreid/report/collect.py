@@ -16,7 +16,7 @@ from typing import Any
 
 from genreid.errors import GenreidError
 from genreid.report import plots
-from genreid.report.seeds import SeedRun, archive_run, collect_runs
+from genreid.report.seeds import SeedRun, archive_run, collect_runs, settings_groups
 from genreid.utils.atomic import write_json
 
 # Accepted spellings of each metric in a metrics.json (first found wins); values are percent.
@@ -95,9 +95,16 @@ def collected_path(results_dir: str | os.PathLike, dataset: str) -> Path:
     return Path(results_dir) / "collected" / f"{dataset}.json"
 
 
+def other_groups(archive: Path, dataset: str, method: str, fingerprint: str) -> list[str]:
+    """One line per archived settings group other than ``fingerprint``: its folder, recipe and seeds."""
+    return [f"seeds/{dataset}/{method}/{fp}/ (recipe {g['recipe']}, seeds {', '.join(map(str, g['seeds']))})"
+            for fp, g in settings_groups(archive, dataset, method).items() if fp != fingerprint]
+
+
 def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[str], setting: str, seed: int,
-                    fingerprint: str, procedural_body: bool = False) -> CollectedDataset:
-    """File this run's seed for every method, gather all seeds of the same settings, curves and pictures."""
+                    fingerprint: str, procedural_body: bool = False, recipe: str | None = None) -> CollectedDataset:
+    """File this run's seed for every method (under its settings fingerprint), gather all seeds of the same
+    settings, curves and pictures."""
     results = Path(results_dir)
     archive = results / "seeds"
     per_method: list[MethodRuns] = []
@@ -108,13 +115,13 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
         summary_path = folder / "train" / "summary.json"  # "resumed" lives only there: encoder.pt stays byte-stable
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
         archive_run(archive, dataset, method, seed if recorded_seed is None else recorded_seed, metrics, fingerprint,
-                    training_facts(summary))
-        runs, other = collect_runs(archive, dataset, method, fingerprint)
+                    training_facts(summary), recipe)
+        runs, _ = collect_runs(archive, dataset, method, fingerprint)
         training = json.loads((folder / "metrics.json").read_text()).get("training") or {}
         selection = {k: training[k] for k in SELECTION_KEYS if k in training}
         if summary is not None:
             selection["resumed"] = summary.get("resumed")
-        per_method.append(MethodRuns(method, runs, [p.relative_to(results).as_posix() for p in other], selection))
+        per_method.append(MethodRuns(method, runs, other_groups(archive, dataset, method, fingerprint), selection))
         if (folder / "cmc.csv").is_file():
             cmc[method] = plots.read_cmc(folder / "cmc.csv")
     series: list[plots.Series] = []

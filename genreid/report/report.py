@@ -98,7 +98,7 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
         "test split (query/gallery), mean ± sample std over seeds when several ran with the same settings",
         "(README.md at the repository root, \"Experiments\", says how to add seeds).",
         f"Settings fingerprint {', '.join(f'`{p}`' for p in prints)} (every param except seed, runtime and "
-        f"report); seeds: {', '.join(map(str, seeds))}.",
+        f"report); {len(seeds)} seed(s) archived with these settings: {', '.join(map(str, seeds))}.",
         "",
         markdown_table(rows),
         f"Status is PASS/FAIL only against targets marked `checked` in `{targets_path}` "
@@ -125,7 +125,9 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
     lines += _provenance(rows)
     others = sorted({p for c in collected for m in c.methods for p in m.other_settings})
     if others:
-        lines += ["## Archived seeds with other settings (not averaged)", ""] + [f"- `{p}`" for p in others] + [""]
+        lines += ["## Archived seeds with other settings (not averaged)", "",
+                  "Each folder holds the seeds of one settings fingerprint; only the current one above is "
+                  "averaged.", ""] + [f"- `{p}`" for p in others] + [""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -1,10 +1,12 @@
 """Several seeds of one setting, gathered with plain ``dvc repro`` / ``dvc exp run``.
 
 Each report run files the current metrics of every (dataset, method) under
-``results/seeds/<dataset>/<method>/seed_<seed>.json`` (a DVC ``persist`` output, committed to
-git), stamped with a fingerprint of every param except the seed. The table then averages the
-archived runs whose fingerprint equals the current one, so running seeds 1, 2, 3 one after
-another gives mean and std, and a run with other settings is never mixed in.
+``results/seeds/<dataset>/<method>/<fingerprint>/seed_<seed>.json`` (a DVC ``persist`` output,
+committed to git), where the fingerprint hashes every param except the seed. The path carries the
+settings, so a run with other settings (the tiny recipe, an ``-S`` override) files its seeds in a
+folder of its own and can never overwrite another setting's committed record. The table then
+averages the archived runs of the current fingerprint, so running seeds 1, 2, 3 one after another
+gives mean and std, and a run with other settings is never mixed in.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,37 +74,74 @@ def config_fingerprint(params: dict[str, Any], excluded: tuple[str, ...] = FINGE
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def seed_file(archive_root: str | os.PathLike, dataset: str, method: str, seed: int) -> Path:
-    return Path(archive_root) / dataset / method / f"seed_{seed}.json"
+RECIPE_HEADER = re.compile(r"^# Resolved from (?P<recipe>\S+) by `genreid recipe apply`")
+
+
+def recipe_name(params_path: str | os.PathLike) -> str:
+    """The recipe ``genreid recipe apply`` resolved into ``params_path`` (its header line), for people
+    reading the archive; ``unknown`` for a hand-written params file. Never part of the key: ``-S``
+    overrides change the settings but not the header, and the fingerprint is what tells settings apart."""
+    try:
+        with open(params_path, encoding="utf-8") as f:
+            match = RECIPE_HEADER.match(f.readline())
+    except OSError:
+        return "unknown"
+    return Path(match["recipe"]).stem if match else "unknown"
+
+
+def seed_file(archive_root: str | os.PathLike, dataset: str, method: str, seed: int, fingerprint: str) -> Path:
+    return Path(archive_root) / dataset / method / fingerprint / f"seed_{seed}.json"
 
 
 def archive_run(archive_root: str | os.PathLike, dataset: str, method: str, seed: int,
-                metrics: dict[str, float], fingerprint: str, training: dict[str, float] | None = None) -> Path:
-    """File one run; the same seed and dataset/method overwrites its earlier entry. ``training``: facts of
-    the training run worth comparing across seeds (pseudo-label quality), kept apart from test metrics."""
-    path = seed_file(archive_root, dataset, method, seed)
+                metrics: dict[str, float], fingerprint: str, training: dict[str, float] | None = None,
+                recipe: str | None = None) -> Path:
+    """File one run; only the same seed of the same settings (fingerprint) overwrites its earlier entry.
+    ``training``: facts of the training run worth comparing across seeds (pseudo-label quality), kept apart
+    from test metrics; ``recipe``: the recipe name, for readers only."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", fingerprint):
+        raise GenreidError(f"settings fingerprint {fingerprint!r} is not a plain folder name",
+                           "file seeds through `dvc repro collect@<dataset>`")
+    path = seed_file(archive_root, dataset, method, seed, fingerprint)
     entry: dict[str, Any] = {"dataset": dataset, "method": method, "seed": seed, "fingerprint": fingerprint,
                              "metrics": metrics}
+    if recipe:
+        entry["recipe"] = recipe
     if training:
         entry["training"] = training
     write_json(path, entry)
     return path
 
 
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise GenreidError(f"seed archive file {path} is unreadable ({exc})",
+                           "restore it with `git checkout -- <file>` or delete it; the next `dvc repro` "
+                           "files the current seed again") from exc
+
+
 def collect_runs(archive_root: str | os.PathLike, dataset: str, method: str,
                  fingerprint: str) -> tuple[list[SeedRun], list[Path]]:
-    """Archived runs with this fingerprint (sorted by seed), and the files left out as other settings."""
+    """Archived runs with this fingerprint (sorted by seed), and the files left out as other settings.
+    A record filed under another fingerprint's folder than the one it states is refused (it was moved by hand)."""
     folder = Path(archive_root) / dataset / method
     runs: list[SeedRun] = []
     other: list[Path] = []
-    for path in sorted(folder.glob("seed_*.json")):
+    for path in sorted(folder.glob("*/seed_*.json")) + sorted(folder.glob("seed_*.json")):
+        entry = _read(path)
         try:
-            entry = json.loads(path.read_text())
             seed, fp, metrics = int(entry["seed"]), str(entry["fingerprint"]), entry["metrics"]
             training = {k: float(v) for k, v in (entry.get("training") or {}).items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise GenreidError(f"seed archive file {path} is unreadable ({exc})",
                                "delete it; the next `dvc repro` files the current seed again") from exc
+        if path.parent != folder and path.parent.name != fp:
+            raise GenreidError(f"seed archive file {path} records settings {fp} but lies in the folder of "
+                               f"{path.parent.name}", f"move it to {folder / fp / path.name}")
+        if fp == fingerprint and any(r.seed == seed for r in runs):
+            continue  # a record left at the flat pre-fingerprint path next to its filed copy
         if fp == fingerprint:
             runs.append(SeedRun(seed=seed, metrics={k: float(v) for k, v in metrics.items()}, path=path,
                                 training=training))
@@ -109,3 +149,16 @@ def collect_runs(archive_root: str | os.PathLike, dataset: str, method: str,
             other.append(path)
     runs.sort(key=lambda r: r.seed)
     return runs, other
+
+
+def settings_groups(archive_root: str | os.PathLike, dataset: str, method: str) -> dict[str, dict[str, Any]]:
+    """``{fingerprint: {"recipe": name, "seeds": [...]}}`` of every settings group archived for one
+    (dataset, method): what the report lists so a reader sees which runs were not averaged, and why."""
+    groups: dict[str, dict[str, Any]] = {}
+    folder = Path(archive_root) / dataset / method
+    for path in sorted(folder.glob("*/seed_*.json")) + sorted(folder.glob("seed_*.json")):
+        entry = _read(path)
+        recipe = entry.get("recipe", "unknown")
+        group = groups.setdefault(str(entry.get("fingerprint")), {"recipe": recipe, "seeds": []})
+        group["seeds"] = sorted({*group["seeds"], int(entry.get("seed", -1))})
+    return groups
