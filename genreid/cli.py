@@ -139,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="convert the authors' checkpoints into encoder.pt / generator.pt",
                         description="Convert the authors' checkpoints (docs/method.md#the-authors-checkpoint-files): a "
                                     "stage-1 ft_net (JVTC file) or id_*.pt into DIR/encoder.pt; with gen_*.pt and "
-                                    "dis_*.pt also DIR/generator.pt. Every key is mapped or dropped for a stated reason; "
-                                    "any other mismatch is listed and nothing is written.")
+                                    "dis_*.pt also DIR/generator.pt. Every key is mapped or dropped for a stated "
+                                    "reason; any other mismatch is listed and nothing is written.")
     ia.add_argument("--id", required=True, help="identity encoder: JVTC stage-1 .pth or the trainer's id_*.pt")
     ia.add_argument("--gen", help="the trainer's gen_*.pt (AdaINGen); needs --dis")
     ia.add_argument("--dis", help="the trainer's dis_*.pt (MsImageDis); needs --gen")
