@@ -88,50 +88,66 @@ def _version() -> str:
         return __version__
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's wrapping, without breaking at hyphens, so page#section references stay whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        return textwrap.fill(self._whitespace_matcher.sub(" ", text).strip(), width, initial_indent=indent,
+                             subsequent_indent=indent, break_on_hyphens=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="genreid", description=DESCRIPTION)
+    p = argparse.ArgumentParser(prog="genreid", description=DESCRIPTION, formatter_class=_Formatter)
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
                            help="one of the commands below; `genreid COMMAND --help` lists its arguments")
 
-    d = sub.add_parser("doctor", help="check the environment, datasets and model files")
+    d = sub.add_parser("doctor", formatter_class=_Formatter, help="check the environment, datasets and model files")
     d.add_argument("--params", default="params.yaml", help="params file whose datasets and model files are checked "
                                                            "(default: params.yaml)")
     d.set_defaults(func=_cmd_doctor)
 
-    c = sub.add_parser("config", help="params utilities")
+    c = sub.add_parser("config", formatter_class=_Formatter, help="params utilities")
     csub = c.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND",
                             help="the subcommand below")
-    cv = csub.add_parser("validate", help="validate a params file")
+    cv = csub.add_parser("validate", formatter_class=_Formatter, help="validate a params file")
     cv.add_argument("params", nargs="?", default="params.yaml",
                     help="params file to check against the schema (default: params.yaml)")
     cv.set_defaults(func=_cmd_config_validate)
 
-    r = sub.add_parser("recipe", help="recipes under params/")
+    r = sub.add_parser("recipe", formatter_class=_Formatter, help="recipes under params/")
     rsub = r.add_subparsers(dest="recipe_command", required=True, metavar="SUBCOMMAND",
                             help="one of the subcommands below")
-    ra = rsub.add_parser("apply", help="resolve a recipe into params.yaml")
+    ra = rsub.add_parser("apply", formatter_class=_Formatter, help="resolve a recipe into params.yaml")
     ra.add_argument("recipe", help="recipe file, e.g. params/market1501.yaml (listed in params/README.md)")
     ra.add_argument("--out", default="params.yaml", help="where the resolved tree is written (default: params.yaml)")
     ra.set_defaults(func=_cmd_recipe_apply)
-    rd = rsub.add_parser("deviations", help="list the differences from the authors' code a recipe keeps")
+    rd = rsub.add_parser("deviations", formatter_class=_Formatter,
+                         help="list the differences from the authors' code a recipe keeps")
     rd.add_argument("recipe", nargs="?", default="params.yaml",
                     help="recipe or resolved params file (default: params.yaml)")
     rd.set_defaults(func=_cmd_recipe_deviations)
 
-    ia = sub.add_parser("import-authors", help="convert the authors' checkpoints into encoder.pt / generator.pt",
+    ia = sub.add_parser("import-authors", formatter_class=_Formatter,
+                        help="convert the authors' checkpoints into encoder.pt / generator.pt",
                         description="Convert the authors' checkpoints (docs/method.md#the-authors-checkpoint-files): a "
-                                    "stage-1 ft_net "
-                                    "(JVTC file) or id_*.pt into DIR/encoder.pt; with gen_*.pt and dis_*.pt also "
-                                    "DIR/generator.pt. Every key is mapped or dropped for a stated reason; any other "
-                                    "mismatch is listed and nothing is written.")
+                                    "stage-1 ft_net (JVTC file) or id_*.pt into DIR/encoder.pt; with gen_*.pt and "
+                                    "dis_*.pt also DIR/generator.pt. Every key is mapped or dropped for a stated "
+                                    "reason; any other mismatch is listed and nothing is written.")
     ia.add_argument("--id", required=True, help="identity encoder: JVTC stage-1 .pth or the trainer's id_*.pt")
     ia.add_argument("--gen", help="the trainer's gen_*.pt (AdaINGen); needs --dis")
     ia.add_argument("--dis", help="the trainer's dis_*.pt (MsImageDis); needs --gen")
     ia.add_argument("--out", required=True, help="folder for encoder.pt (and generator.pt)")
     ia.set_defaults(func=_cmd_import_authors)
 
-    e = sub.add_parser("evaluate", help="metrics from features or a distance matrix")
+    e = sub.add_parser("evaluate", formatter_class=_Formatter, help="metrics from features or a distance matrix")
     try:
         from genreid.evaluation.cli import add_evaluate_arguments
 

@@ -6,7 +6,8 @@ history and the resumed flag), checkpoints under models/<ds>/baseline/ckpt (pers
 results/<ds>/baseline/train/, the dvclive log (loss, clusters, outlier ratio, NMI, ARI, val mAP
 per epoch), summary.json and config.resolved.yaml. The test split is evaluated once, later, by
 the evaluate stage. With ``warmup.source_dataset`` (UDA, stage ``warmup_uda``) the encoder starts from
-models/<src>/source/encoder.pt (strict load). Runs under torchrun for several GPUs (README "Several GPUs or nodes").
+models/<src>/source/encoder.pt (strict load). Runs under torchrun for several GPUs
+(docs/usage.md#several-gpus-or-nodes).
 """
 
 from __future__ import annotations

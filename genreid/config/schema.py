@@ -56,7 +56,9 @@ class RuntimeConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when available, else CPU")
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes; 0 = load in the main process")
     num_threads: int = Field(0, ge=0, le=512, description="torch CPU threads; 0 = torch default")
-    deterministic: bool = Field(True, description="request deterministic torch algorithms (cudnn.benchmark stays off)")
+    deterministic: bool = Field(True, description=(
+        "true: deterministic torch algorithms, cudnn.benchmark off (bit-reproducible); false: the fast mode, "
+        "cudnn.benchmark on and no deterministic algorithms (the authors' setting)"))
     amp: Literal["off", "bf16", "fp16"] = Field(
         "off", description="mixed precision: bf16 (CUDA and CPU), fp16 with a gradient scaler (CUDA only), off = fp32")
     channels_last: bool = Field(False, description="channels-last memory format for the four networks and their "

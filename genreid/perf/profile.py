@@ -58,7 +58,7 @@ PAPER = Profile("paper", 256, 128, "resnet50", 256, 64, 16, 12936, 751, 8192)
 # the issue's CPU comparison with the authors' code: paper widths at 128x64
 PAPER_128 = Profile("paper_128x64", 128, 64, "resnet50", 256, 64, 16, 12936, 751, 8192)
 # 64x32, not 32x16: torch 2.12.1's oneDNN bf16 3x3 stride-2 convolution returns garbage for a 4x2 input
-# (ResNet layer3 at 32x16), see README "Memory and time"
+# (ResNet layer3 at 32x16), see BENCHMARKS.md#cpu-bf16-caveat
 DRY = Profile("dry", 64, 32, "resnet18", 16, 8, 4, 256, 32, 64,
               GeneratorWidths(str_channels=[4, 8, 8, 8], str_out=8, dec_channels=[8, 8], mlp_dim=16,
                               dis_channels=[8, 8], dis_scales=2, res_blocks=1))

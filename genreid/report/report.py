@@ -108,7 +108,7 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
         "[summary.csv](summary.csv).",
         "",
     ]
-    if any(r.setting != "unsupervised" for r in rows):  # UDA rows (README "Unsupervised domain adaptation")
+    if any(r.setting != "unsupervised" for r in rows):  # UDA rows (docs/usage.md#unsupervised-domain-adaptation)
         lines += ["Settings `from_<source>` are unsupervised domain adaptation: `direct` is the encoder trained with "
                   "labels on <source> (stage `source`) evaluated on the target as is (direct transfer); the "
                   "baseline, GCL and GCL+ rows start from it and train on the unlabelled target only.", ""]
