@@ -10,7 +10,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from genreid.config import GenreidConfig, load_config
@@ -19,13 +19,15 @@ from genreid.errors import GenreidError
 EXIT_USER_ERROR = 2
 
 
-def stage_parser(description: str, *, per_dataset: bool = True, per_method: bool = False) -> argparse.ArgumentParser:
+def stage_parser(description: str, *, per_dataset: bool = True, per_method: bool = False,
+                 method_choices: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The arguments every stage takes; ``method_choices`` restricts ``--method`` (None: checked later)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     if per_dataset:
         p.add_argument("--dataset", required=True, help="dataset name from params 'datasets'")
     if per_method:
-        p.add_argument("--method", required=True, help="method name")
+        p.add_argument("--method", required=True, choices=method_choices, help="method name")
     return p
 
 

@@ -25,13 +25,12 @@ from genreid.evaluation.evaluator import RerankParams, evaluate_features
 from genreid.evaluation.extract import extract_features
 from genreid.evaluation.rank import RankResult, cmc_csv
 from genreid.evaluation.ranked_lists import draw_ranked_lists, pick_queries, ranked_gallery
+from genreid.registry import evaluated_names
 from genreid.utils.atomic import write_json, write_text
 from genreid.utils.faults import fault_point
 from genreid.utils.provenance import run_record, timestamp
 
 log = logging.getLogger(__name__)
-METHODS: tuple[str, ...] = ("untrained", "baseline", "control_none", "control_aug", "gcl", "gcl_plus", "source",
-                             "direct")
 TOP_K = 10
 
 
@@ -60,7 +59,8 @@ def load_method_encoder(method: str, encoder_path: str | os.PathLike | None, enc
         torch.manual_seed(seed)
         return build_encoder(**encoder_args).to(device), {"initialisation": encoder_args.get("pretrained")}
     if encoder_path is None:
-        raise GenreidError(f"method {method!r} needs an encoder checkpoint", f"use one of {', '.join(METHODS)}")
+        raise GenreidError(f"method {method!r} needs an encoder checkpoint",
+                           f"use one of {', '.join(evaluated_names())}")
     return load_encoder(encoder_path, device)
 
 
