@@ -52,11 +52,13 @@ class EvaluateSettings:
 
 def load_method_encoder(method: str, encoder_path: str | os.PathLike | None, encoder_args: dict[str, Any],
                         seed: int, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """``untrained``: a fresh encoder from the params (seeded); others: the stage's checkpoint, strictly."""
+    """``untrained``: a fresh encoder from the params, drawn from the warm-up's ``init`` stream (the
+    weights stage 1 starts from); others: the stage's checkpoint, strictly."""
     from genreid.models.id_encoder import build_encoder, load_encoder
+    from genreid.utils.seeding import stream_seed
 
     if method == "untrained":
-        torch.manual_seed(seed)
+        torch.manual_seed(stream_seed(seed, "warmup", 0, "init"))
         return build_encoder(**encoder_args).to(device), {"initialisation": encoder_args.get("pretrained")}
     if encoder_path is None:
         raise GenreidError(f"method {method!r} needs an encoder checkpoint",

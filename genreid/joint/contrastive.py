@@ -42,6 +42,7 @@ from genreid.losses.view_invariant import view_invariant_loss
 from genreid.memory.instance_memory import InstanceMemory
 from genreid.memory.labels import EpochLabels
 from genreid.meshes.store import RenderStore
+from genreid.utils.seeding import seed_global_rngs, stream_seed
 
 
 @dataclass
@@ -131,6 +132,7 @@ class ContrastiveMethod(TrainStep):
 
     def begin_epoch(self, trainer: Trainer, epoch: int, fresh: bool) -> None:
         if fresh:
+            seed_global_rngs(stream_seed(self.seed, self.stage, epoch, "draws"))
             self.labels.set(*self._pseudo_labels(epoch))
         self.memory.set_labels(torch.from_numpy(self.labels.labels))
         if fresh:
@@ -156,11 +158,13 @@ class ContrastiveMethod(TrainStep):
         return dist.broadcast_array(labels, self.info), quality  # one decision for all ranks
 
     def batches(self, trainer: Trainer, epoch: int) -> list[list[int]]:
-        batches = epoch_batches(np.flatnonzero(self.labels.labels >= 0), self.cfg.batch_size, self.seed, epoch)
+        batches = epoch_batches(np.flatnonzero(self.labels.labels >= 0), self.cfg.batch_size,
+                                stream_seed(self.seed, self.stage, epoch, "batches"))
         return cap_batches(batches, self.cfg.iters_per_epoch, "train.iters_per_epoch", "clustered images")
 
     def loader(self, trainer: Trainer, batches: list[list[int]], epoch: int):
-        return batch_loader(self.inputs.dataset, batches, self.seed + epoch, self.inputs.num_workers,
+        return batch_loader(self.inputs.dataset, batches, stream_seed(self.seed, self.stage, epoch, "loader"),
+                            self.inputs.num_workers,
                             pin_memory=self.info.device.type == "cuda")
 
     def where(self, trainer: Trainer) -> str:

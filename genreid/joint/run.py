@@ -43,7 +43,7 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
     updated with every rank's features, clustering broadcast from rank 0); rank 0 writes the files.
     """
     method = method_spec(method_name)
-    info, amp = start_run(device, runtime, seed)
+    info, amp = start_run(device, runtime, seed, stage="train")
     model_dir, results_dir = Path(model_dir), Path(results_dir)
     id_enc, _ = load_encoder(encoder_path, map_location=info.device)
     if cfg.pooling != "warmup":
