@@ -11,9 +11,10 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
 
 from genreid.config import GenreidConfig, load_config
+from genreid.config.loader import write_resolved_config
 from genreid.errors import GenreidError
 
 EXIT_USER_ERROR = 2
@@ -43,9 +44,17 @@ def apply_runtime(cfg: GenreidConfig) -> None:
         torch.set_num_threads(cfg.runtime.num_threads)
 
 
-def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Any], parser: argparse.ArgumentParser,
+def is_main_process() -> bool:
+    """Rank 0 under ``torchrun`` (which sets ``RANK``), or the only process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Path | None], parser: argparse.ArgumentParser,
               argv: list[str] | None = None) -> int:
-    """Validate params first (fail within seconds), then run ``body``; user errors exit 2."""
+    """Validate params first (fail within seconds), then run ``body``; user errors exit 2.
+
+    ``body`` returns the folder of its outputs' resolved config (None: it writes none); the runner writes
+    ``config.resolved.yaml`` there once, on rank 0, after the body finished."""
     configure_logging()
     args = parser.parse_args(argv)
     try:
@@ -56,7 +65,9 @@ def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Any], parser: 
                                "(nor is it warmup.source_dataset)",
                                "add it to 'datasets' or run a stage of a listed dataset")
         apply_runtime(cfg)
-        body(cfg, args)
+        resolved = body(cfg, args)
+        if resolved is not None and is_main_process():
+            write_resolved_config(cfg, resolved)
     except GenreidError as exc:
         print(f"genreid: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from genreid.config import GenreidConfig
+from genreid.layout import RESULTS
 from genreid.registry import REFERENCE_RUNS
 from genreid.report.collect import collect_dataset
 from genreid.report.seeds import config_fingerprint, recipe_name
 from genreid.report.targets import setting_name
 from genreid.stage import run_stage, stage_parser
-
-RESULTS = Path("results")
 
 
 def reported_methods(cfg: GenreidConfig) -> list[str]:

@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 from genreid.config import GenreidConfig
-from genreid.config.loader import write_resolved_config
 from genreid.errors import ConfigError
+from genreid.layout import layout
 from genreid.stage import run_stage, stage_parser
 
 
-def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
+def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     from genreid.data.manifest import load_prepared
     from genreid.evaluation.evaluator import RerankParams
     from genreid.evaluation.stage import EvaluateSettings, evaluate_method, load_method_encoder
@@ -39,18 +39,19 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     if method == "direct" and not args.encoder:
         raise ConfigError("--method direct evaluates the source encoder on the target: it needs --encoder",
                           "pass --encoder models/<source>/source/encoder.pt (dvc.yaml stage evaluate_direct)")
-    encoder_path = Path(args.encoder) if args.encoder else Path("models") / ds / method / "encoder.pt"
+    files = layout(cfg.data.root, ds)
+    encoder_path = Path(args.encoder) if args.encoder else files.encoder(method)
     model, training = load_method_encoder(method, encoder_path, encoder_args, cfg.seed, device)
     settings = EvaluateSettings(
         height=cfg.data.height, width=cfg.data.width, batch_size=e.batch_size, flip=e.flip, metric=e.metric,
         protocol=e.protocol, max_rank=e.max_rank, camera_filter=e.camera_filter,
         rerank=RerankParams(e.rerank.k1, e.rerank.k2, e.rerank.lambda_value) if e.rerank.enabled else None,
         ranked_list_queries=e.ranked_list_queries, num_workers=cfg.runtime.num_workers, seed=cfg.seed)
-    frames = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("query", "gallery"))
-    out_dir = Path("results") / ds / method
+    frames = load_prepared(files.prepared, splits=("query", "gallery"))
+    out_dir = files.results_dir(method)
     evaluate_method(frames, model, out_dir, dataset=ds, method=method, settings=settings, device=device,
                     training=training)
-    write_resolved_config(cfg, out_dir)
+    return out_dir
 
 
 def main(argv: list[str] | None = None) -> int:

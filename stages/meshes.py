@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 from genreid.config import GenreidConfig
-from genreid.config.loader import write_resolved_config
+from genreid.layout import layout
 from genreid.stage import run_stage, stage_parser
 
 
-def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
+def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     from genreid.body import load_body_model
     from genreid.data.manifest import load_prepared
     from genreid.meshes.estimators import OracleEstimator, make_estimator
@@ -29,9 +29,8 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     from genreid.utils.seeding import seed_everything
 
     ds, m = args.dataset, cfg.mesh
-    prepared = Path(cfg.data.root) / "prepared" / ds
-    out_dir = Path(cfg.data.root) / "meshes" / ds
-    results = Path("results") / ds / "meshes"
+    files = layout(cfg.data.root, ds)
+    prepared, out_dir, results = files.prepared, files.meshes, files.results_dir("meshes")
     seed_everything(cfg.seed, cfg.runtime.deterministic)
     device = resolve_device(cfg.runtime.device)
     tables = load_prepared(prepared, splits=tuple(m.splits))
@@ -48,12 +47,12 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
                         cfg.data.height, cfg.data.width, m.batch_size, m.splits, m.overlay_samples, cfg.seed,
                         device, masks=masks)
     if m.export_dir:
-        export_authors_layout(out_dir, list(m.splits), Path(m.export_dir) / ds)
+        export_authors_layout(out_dir, list(m.splits), files.authors_export(m.export_dir))
     write_json(results / "alignment.json",
                {"dataset": ds, "estimator": estimator.name, "angles": m.angles,
                 "render_size": [cfg.data.height, cfg.data.width], **report,
                 "provenance": run_record(cfg.seed, device, finished_at=timestamp())})
-    write_resolved_config(cfg, out_dir)
+    return out_dir
 
 
 def main(argv: list[str] | None = None) -> int:

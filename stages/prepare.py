@@ -10,24 +10,20 @@ import sys
 from pathlib import Path
 
 from genreid.config import GenreidConfig
-from genreid.config.loader import write_resolved_config
+from genreid.layout import layout
 from genreid.stage import run_stage, stage_parser
 
 
-def prepared_dir(cfg: GenreidConfig, dataset: str) -> Path:
-    return Path(cfg.data.root) / "prepared" / dataset
-
-
-def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
+def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     from genreid.data.prepare import prepare_dataset
 
     ds = args.dataset
     source = getattr(cfg.data, ds).model_dump()
-    out_dir = prepared_dir(cfg, ds)
+    out_dir = layout(cfg.data.root, ds).prepared
     prepare_dataset(ds, source, out_dir, val_fraction=cfg.data.val_fraction, val_seed=cfg.data.val_seed,
                     verify=cfg.data.verify, expected_counts=cfg.data.expected_counts,
                     max_bad_images=cfg.data.max_bad_images)
-    write_resolved_config(cfg, out_dir)
+    return out_dir
 
 
 def main(argv: list[str] | None = None) -> int:

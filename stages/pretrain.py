@@ -14,22 +14,23 @@ import sys
 from pathlib import Path
 
 from genreid.config import GenreidConfig
-from genreid.config.loader import write_resolved_config
+from genreid.layout import BASELINE_RUN, layout
+from genreid.registry import PRETRAIN_RUN
 from genreid.stage import run_stage, stage_parser
 
 
-def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
+def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     from genreid.data.manifest import load_prepared
     from genreid.pretrain.run import pretrain_generator
     from genreid.utils.device import resolve_device
 
-    ds = args.dataset
-    train_df = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("train",))["train"]
-    pretrain_generator(train_df, Path(cfg.data.root) / "meshes" / ds, Path("models") / ds / "baseline" / "encoder.pt",
-                       cfg.pretrain, cfg.model.generator, cfg.runtime, seed=cfg.seed,
-                       height=cfg.data.height, width=cfg.data.width, model_dir=Path("models") / ds / "pretrain",
-                       results_dir=Path("results") / ds / "pretrain", device=resolve_device(cfg.runtime.device))
-    write_resolved_config(cfg, Path("results") / ds / "pretrain" / "train")
+    files = layout(cfg.data.root, args.dataset)
+    train_df = load_prepared(files.prepared, splits=("train",))["train"]
+    pretrain_generator(train_df, files.meshes, files.encoder(BASELINE_RUN), cfg.pretrain, cfg.model.generator,
+                       cfg.runtime, seed=cfg.seed, height=cfg.data.height, width=cfg.data.width,
+                       model_dir=files.model_dir(PRETRAIN_RUN), results_dir=files.results_dir(PRETRAIN_RUN),
+                       device=resolve_device(cfg.runtime.device))
+    return files.train_log(PRETRAIN_RUN)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from genreid.config import GenreidConfig
+from genreid.layout import RESULTS
 from genreid.report.report import build_report
 from genreid.report.targets import load_targets
 from genreid.stage import run_stage, stage_parser
-
-RESULTS = Path("results")
 
 
 def main(cfg: GenreidConfig, args: argparse.Namespace) -> None:

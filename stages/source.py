@@ -14,12 +14,13 @@ import sys
 from pathlib import Path
 
 from genreid.config import GenreidConfig
-from genreid.config.loader import write_resolved_config
 from genreid.errors import ConfigError
+from genreid.layout import layout
+from genreid.registry import SOURCE_RUN
 from genreid.stage import run_stage, stage_parser
 
 
-def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
+def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     from genreid.data.manifest import load_prepared
     from genreid.source.run import train_source
     from genreid.utils.device import resolve_device
@@ -29,15 +30,14 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     if ds != cfg.warmup.source_dataset:
         raise ConfigError(f"--dataset {ds!r} is not the source (warmup.source_dataset is "
                           f"{cfg.warmup.source_dataset!r})", "run the source stage of warmup.source_dataset")
-    tables = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("train", "val"))
-    results = Path("results") / ds / "source"
+    files = layout(cfg.data.root, ds)
+    tables = load_prepared(files.prepared, splits=("train", "val"))
     # the warm-up's pooling, so that its strict load of this encoder finds the same modules
-    summary = train_source(tables["train"], tables["val"], cfg.source, encoder_kwargs(cfg.model, cfg.warmup.pooling),
-                           cfg.runtime, seed=cfg.seed, height=cfg.data.height, width=cfg.data.width,
-                           model_dir=Path("models") / ds / "source", results_dir=results,
-                           device=resolve_device(cfg.runtime.device))
-    if summary.get("selected_on"):  # rank 0 wrote the outputs
-        write_resolved_config(cfg, results / "train")
+    train_source(tables["train"], tables["val"], cfg.source, encoder_kwargs(cfg.model, cfg.warmup.pooling),
+                 cfg.runtime, seed=cfg.seed, height=cfg.data.height, width=cfg.data.width,
+                 model_dir=files.model_dir(SOURCE_RUN), results_dir=files.results_dir(SOURCE_RUN),
+                 device=resolve_device(cfg.runtime.device))
+    return files.train_log(SOURCE_RUN)
 
 
 def main(argv: list[str] | None = None) -> int:

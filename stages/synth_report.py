@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from genreid.config import GenreidConfig
+from genreid.layout import layout
 from genreid.stage import run_stage, stage_parser
 
 
@@ -19,12 +20,13 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     from genreid.utils.atomic import write_text
     from genreid.utils.provenance import run_record, timestamp
 
-    out_dir = Path(args.out or f"results/{args.dataset}/dataset")
+    files = layout(cfg.data.root, args.dataset)
+    out_dir = Path(args.out) if args.out else files.results_dir("dataset")
     if args.dataset not in ("synthetic", "synthetic_b"):  # per dataset in dvc.yaml; the measure is SynthReID's
         write_text(out_dir / "difficulty.md",
                    f"# {args.dataset}\n\nThe difficulty report is defined for SynthReID only.\n")
         return
-    dataset_dir = Path(cfg.data.root) / "prepared" / args.dataset / "images"
+    dataset_dir = files.prepared / "images"
     report = write_difficulty_report(dataset_dir, out_dir, cfg.data.height, cfg.data.width, seed=cfg.seed,
                                      provenance=run_record(cfg.seed, "cpu", finished_at=timestamp()))
     for name, m in report["metrics"].items():

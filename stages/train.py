@@ -16,24 +16,23 @@ import sys
 from pathlib import Path
 
 from genreid.config import GenreidConfig
-from genreid.config.loader import write_resolved_config
+from genreid.layout import BASELINE_RUN, layout
 from genreid.registry import method_names
 from genreid.stage import run_stage, stage_parser
 
 
-def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
+def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     from genreid.data.manifest import load_prepared
     from genreid.joint.run import train_joint
     from genreid.utils.device import resolve_device
 
-    ds, method = args.dataset, args.method
-    tables = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("train", "val"))
-    results = Path("results") / ds / method
-    train_joint(tables["train"], tables["val"], Path(cfg.data.root) / "meshes" / ds,
-                Path("models") / ds / "baseline" / "encoder.pt", Path("models") / ds / "pretrain" / "generator.pt",
+    files, method = layout(cfg.data.root, args.dataset), args.method
+    tables = load_prepared(files.prepared, splits=("train", "val"))
+    train_joint(tables["train"], tables["val"], files.meshes, files.encoder(BASELINE_RUN), files.generator,
                 cfg.train, method, cfg.runtime, seed=cfg.seed, height=cfg.data.height, width=cfg.data.width,
-                model_dir=Path("models") / ds / method, results_dir=results, device=resolve_device(cfg.runtime.device))
-    write_resolved_config(cfg, results / "train")
+                model_dir=files.model_dir(method), results_dir=files.results_dir(method),
+                device=resolve_device(cfg.runtime.device))
+    return files.train_log(method)
 
 
 def main(argv: list[str] | None = None) -> int:

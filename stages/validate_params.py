@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from genreid.config import GenreidConfig
+from genreid.layout import RESULTS
 from genreid.stage import run_stage, stage_parser
 from genreid.utils.atomic import write_json
 
-OUT = Path("results") / "params_check.json"
+OUT = RESULTS / "params_check.json"
 
 
 def main(cfg: GenreidConfig, args: argparse.Namespace) -> None:

@@ -17,29 +17,29 @@ import sys
 from pathlib import Path
 
 from genreid.config import GenreidConfig
-from genreid.config.loader import write_resolved_config
 from genreid.errors import ConfigError
+from genreid.layout import BASELINE_RUN, layout
+from genreid.registry import SOURCE_RUN
 from genreid.stage import run_stage, stage_parser
 
 
-def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
+def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     from genreid.data.manifest import load_prepared
     from genreid.utils.device import resolve_device
     from genreid.warmup.run import train_warmup
 
-    ds, src = args.dataset, cfg.warmup.source_dataset
+    files, src = layout(cfg.data.root, args.dataset), cfg.warmup.source_dataset
     # UDA: start from the source-trained encoder (stage `source`); the target's warm-up is otherwise unchanged
-    init = Path("models") / src / "source" / "encoder.pt" if src is not None else None
+    init = layout(cfg.data.root, src).encoder(SOURCE_RUN) if src is not None else None
     if init is not None and not init.is_file():
         raise ConfigError(f"warmup.source_dataset is {src!r} but {init} does not exist",
                           f"run the source pre-training first: `dvc repro source@{src}`")
-    tables = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("train", "val"))
-    results = Path("results") / ds / "baseline"
-    summary = train_warmup(tables["train"], tables["val"], cfg.warmup, cfg.model, cfg.runtime, seed=cfg.seed,
-                           height=cfg.data.height, width=cfg.data.width, model_dir=Path("models") / ds / "baseline",
-                           results_dir=results, device=resolve_device(cfg.runtime.device), init_encoder=init)
-    if summary.get("selected_on"):  # rank 0 (the only process without torchrun) wrote the outputs
-        write_resolved_config(cfg, results / "train")
+    tables = load_prepared(files.prepared, splits=("train", "val"))
+    train_warmup(tables["train"], tables["val"], cfg.warmup, cfg.model, cfg.runtime, seed=cfg.seed,
+                 height=cfg.data.height, width=cfg.data.width, model_dir=files.model_dir(BASELINE_RUN),
+                 results_dir=files.results_dir(BASELINE_RUN), device=resolve_device(cfg.runtime.device),
+                 init_encoder=init)
+    return files.train_log(BASELINE_RUN)
 
 
 def main(argv: list[str] | None = None) -> int:
