@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from genreid.config.sections.gan import TrainConfig
 from genreid.engine import dist
 from genreid.engine.guards import assert_finite, host_values
 from genreid.engine.trainer import Trainer
@@ -38,7 +39,7 @@ class GenerativeMethod(ContrastiveMethod):
 
     nets: GanNets
 
-    def __init__(self, cfg, inputs: StepInputs):
+    def __init__(self, cfg: TrainConfig, inputs: StepInputs):
         super().__init__(cfg, inputs)
         self.weights = cfg.weights.model_dump()
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from genreid.config.sections.gan import TrainConfig
 from genreid.gan.nets import Views
 from genreid.joint.contrastive import StepInputs
 from genreid.joint.generative import GenerativeMethod, MixedView
@@ -20,7 +21,7 @@ from genreid.registry import register_method
 class GCLPlus(GenerativeMethod):
     clustering_section = "gcl_plus"
 
-    def __init__(self, cfg, inputs: StepInputs):
+    def __init__(self, cfg: TrainConfig, inputs: StepInputs):
         super().__init__(cfg, inputs)
         self.plus = cfg.gcl_plus
         self.prototypes: torch.Tensor | None = None
