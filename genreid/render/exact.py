@@ -71,11 +71,24 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, cam: np.ndarray, height: 
     z = vertices[:, 2][faces[face]]
     depth = bary[:, 0] * z[:, 0] + bary[:, 1] * z[:, 1] + bary[:, 2] * z[:, 2]  # larger z: nearer the camera
     pixel = row * width + col
-    order = np.lexsort((face, -depth, pixel))  # per pixel: nearest first, then lowest face index
-    pixel, face, bary = pixel[order], face[order], bary[order]
-    first = np.ones(len(pixel), dtype=bool)
-    first[1:] = pixel[1:] != pixel[:-1]
-    return pixel[first], face[first], bary[first]
+    keep = _nearest_per_pixel(pixel, depth, height * width)
+    return pixel[keep], face[keep], bary[keep]
+
+
+def _nearest_per_pixel(pixel: np.ndarray, depth: np.ndarray, num_pixels: int) -> np.ndarray:
+    """Indices of the winning candidate of every covered pixel: the largest depth, and among
+    exact ties the earliest candidate (candidates come in ascending face order)."""
+    key = pixel.astype(np.uint16) if num_pixels <= 1 << 16 else pixel  # 16-bit keys: numpy's radix sort
+    order = np.argsort(key, kind="stable")
+    pixel, depth = pixel[order], depth[order]
+    start = np.flatnonzero(np.diff(pixel, prepend=-1))
+    size = np.diff(start, append=len(pixel))
+    best = np.repeat(np.maximum.reduceat(depth, start), size)
+    winner = np.flatnonzero(depth == best)  # ascending: per pixel, the earliest of its ties first
+    group = np.repeat(np.arange(len(start)), size)[winner]
+    first = np.ones(len(winner), dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    return order[winner[first]]
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
