@@ -20,7 +20,16 @@ from typing import Any
 # the content hash of the folder it writes (``genreid.synth.generator.content_hash``) and the
 # encoder that made it. Regenerate with `python -m genreid.synth.reference` after a deliberate
 # change of the generator (and bump GENERATOR_VERSION).
-REFERENCES: tuple[dict[str, Any], ...] = ()
+_DEFAULT = {"generator_version": 2, "seed": 0, "num_train_ids": 64, "num_test_ids": 64, "num_cameras": 6,
+            "cameras_per_id": 4, "images_per_camera": 3, "num_distractors": 20, "height": 128,
+            "body_model": "procedural", "occlusion_prob": 0.2, "blur_max": 1.0, "colour_cast": 0.1, "palette_size": 8}
+_ENCODER = {"pillow": "13.0.0", "libjpeg_turbo": "3.2.0"}
+REFERENCES: tuple[dict[str, Any], ...] = (
+    {"settings": _DEFAULT,  # data.synthetic: the default benchmark
+     "content_sha256": "3df1e6ce5b91bf621fb489d50d2fe635290470d2e08374994b1b307b21197ec5", "encoder": _ENCODER},
+    {"settings": {**_DEFAULT, "seed": 1, "domain": "b"},  # data.synthetic_b: the UDA demo's target
+     "content_sha256": "0910bab131551c1b9ca1b387170627b94aefbe3335f723aca898f34242e0d8ee", "encoder": _ENCODER},
+)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ at one level makes machines that reach that level run the same kernel families:
 * ``MKL_CBWR=COMPATIBLE`` puts MKL (matrix products) on its conditional-numerical-reproducibility
   path. It is the only CNR mode MKL honours on AMD CPUs: ``MKL_CBWR=AVX2`` there reports
   ``CNR:AUTO`` under ``MKL_VERBOSE=1`` (measured with oneMKL 2024.0 on an AMD EPYC).
+* ``OPENBLAS_CORETYPE`` pins the OpenBLAS kernels of numpy and faiss (the k-nearest-neighbour
+  search of clustering), ``FAISS_OPT_LEVEL`` faiss's own SIMD build.
 
 The libraries read these variables when they first run a kernel, so :func:`apply_cpu_isa_cap`
 must run before torch computes anything: ``genreid.stage.run_stage`` calls it right after
@@ -28,14 +30,16 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CAP_ENVIRONMENT: dict[str, dict[str, str]] = {
-    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE"},
-    "sse41": {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"},
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE",
+             "OPENBLAS_CORETYPE": "Haswell", "FAISS_OPT_LEVEL": "AVX2"},
+    "sse41": {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE",
+              "OPENBLAS_CORETYPE": "Nehalem", "FAISS_OPT_LEVEL": "generic"},
 }
 CAPS = ("off", *CAP_ENVIRONMENT)
 _ATEN_EXPECTED = {"avx2": "AVX2", "sse41": "DEFAULT"}
 _ISA_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
               "avx512_bf16", "amx_tile", "amx_bf16")
-_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_CBWR")
+_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_CBWR", "OPENBLAS_CORETYPE", "FAISS_OPT_LEVEL")
 
 
 def apply_cpu_isa_cap(cap: str) -> None:
@@ -55,6 +59,9 @@ def apply_cpu_isa_cap(cap: str) -> None:
             log.warning("runtime.cpu_isa_cap %s: %s=%s from the environment replaced by %s", cap, name,
                         os.environ[name], value)
         os.environ[name] = value
+    loaded = [m for m in ("numpy", "faiss") if m in sys.modules]
+    if loaded:
+        log.warning("runtime.cpu_isa_cap %s: %s already loaded its BLAS before the cap", cap, ", ".join(loaded))
     if "torch" in sys.modules:
         import torch
 
