@@ -119,11 +119,13 @@ def _materialise(name: str, cls: type, src: dict[str, Any], images: Path, out_di
         # The generator keeps finished batches in work_dir, outside our temporary folder, so a
         # killed generation resumes; it moves the finished tree into ``images`` itself.
         work_dir = out_dir.with_name(f".{out_dir.name}.generating")
-        generate_synthreid(images, **src, work_dir=work_dir, progress=progress)
+        summary = generate_synthreid(images, **src, work_dir=work_dir, progress=progress)
+        check = _check_synthreid(images, summary)
         gt = images / "ground_truth.npz"
         if gt.is_file():
             shutil.copy2(gt, images.parent / "ground_truth.npz")
-        return {"kind": "generated", "params": src}
+        return {"kind": "generated", "params": src, "content_sha256": check["content_sha256"],
+                "reference": check["reference"]}
     unknown = set(src) - {"archive", "url", "sha256", "version"}
     if unknown or "archive" not in src:
         raise DataError(f"{name}: source needs 'archive' (and optionally url, sha256, version), got {sorted(src)}",
@@ -134,6 +136,19 @@ def _materialise(name: str, cls: type, src: dict[str, Any], images: Path, out_di
     unpack(path, images, dataset=name)
     return {"kind": "folder" if path.is_dir() else "archive", "path": str(src["archive"]),
             "sha256": src.get("sha256")}
+
+
+def _check_synthreid(images: Path, summary: Mapping[str, Any]) -> dict[str, str]:
+    """Hash the generated tree and compare it with the committed reference for its settings:
+    a difference is a warning that says what it means (the data is usable, not the benchmark's)."""
+    from genreid.synth.generator import content_hash, jpeg_encoder
+    from genreid.synth.reference import check_reference
+
+    digest = content_hash(images)
+    settings = {"generator_version": summary["generator_version"], **summary["params"]}
+    check = check_reference(settings, digest, jpeg_encoder())
+    (log.warning if check.status == "differs" else log.info)("%s", check.message)
+    return {"content_sha256": digest, "reference": check.status}
 
 
 def _skip_bad(frames: dict[str, pd.DataFrame], bad: Mapping[str, str], root: Path) -> list[dict[str, str]]:
