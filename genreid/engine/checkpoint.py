@@ -23,6 +23,7 @@ import torch
 
 from genreid.errors import CheckpointError
 from genreid.utils.atomic import clean_stale_temporaries, torch_save
+from genreid.utils.integrity import sealed, verify_sealed
 
 log = logging.getLogger(__name__)
 FORMAT = "genreid-checkpoint-v2"
@@ -95,7 +96,7 @@ class Checkpointer:
         """Write the registered ``state`` at global iteration ``step`` with the current RNG states."""
         payload = {"format": FORMAT, "step": int(step), "epoch": int(epoch), "iter_in_epoch": int(iter_in_epoch),
                    "state": to_plain(state), "rng": rng_state()}
-        path = torch_save(payload, self.folder / f"ckpt_{step:09d}.pt")
+        path = torch_save(sealed(payload), self.folder / f"ckpt_{step:09d}.pt")
         for old in self.paths()[:-self.keep]:
             old.unlink(missing_ok=True)
         return path
@@ -113,6 +114,17 @@ class Checkpointer:
             if not isinstance(blob, dict) or blob.get("format") != FORMAT:
                 raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (written by another genreid version?)",
                                       f"delete the files in {self.folder} to start this stage afresh")
+            for key, kind in (("state", dict), ("rng", dict), ("step", int), ("epoch", int), ("iter_in_epoch", int)):
+                if not isinstance(blob.get(key), kind):
+                    raise CheckpointError(f"{path}: entry {key!r} is {type(blob.get(key)).__name__}, expected "
+                                          f"{kind.__name__}: the file is damaged or was written by other code",
+                                          f"delete {path} (an older checkpoint in {self.folder}, if any, is used "
+                                          "next) or all files there to start this stage afresh")
+            try:
+                verify_sealed(blob, path, "checkpoint")
+            except CheckpointError as exc:  # a damaged newest file is skipped like a truncated one
+                log.warning("skipping damaged checkpoint: %s", exc.problem)
+                continue
             return blob
         return None
 
