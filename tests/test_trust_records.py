@@ -101,3 +101,123 @@ def test_a_trainer_refuses_a_checkpoint_state_entry_that_is_no_mapping(tmp_path)
     torch_save(blob, path)
     with pytest.raises(CheckpointError, match=r"state\.engine is int, expected a mapping"):
         trainer._restore()
+
+
+# ----------------------------------------------------------------------------------------------
+# The imported stage-1 encoder is a DVC dependency, and is checked before anything is removed.
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dvc_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", DVC_NO_ANALYTICS="1",
+               GENREID_LOG="WARNING")
+    return env
+
+
+def _pipeline_copy(dest: Path, import_file: Path) -> Path:
+    """dvc.yaml, the code and .dvc/config in ``dest``, with params.yaml from the tiny recipe importing
+    ``import_file``; returns ``dest``."""
+    from genreid.config.loader import dump_yaml, resolve_recipe
+    from genreid.config.schema import uda_lists
+
+    for rel in ("dvc.yaml", ".dvcignore", ".dvc/config", "stages", "genreid"):
+        src = ROOT / rel
+        if src.is_dir():
+            shutil.copytree(src, dest / rel, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    tree = resolve_recipe(ROOT / "params" / "tiny.yaml")
+    tree["warmup"]["import_encoder"] = str(import_file)
+    tree["uda"] = uda_lists(tree["datasets"], None, str(import_file)).model_dump()
+    (dest / "params.yaml").write_text(dump_yaml(tree))
+    env = _dvc_env()
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True, env=env)
+    return dest
+
+
+def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=repo, env=_dvc_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def _tiny_arch_encoder():
+    from genreid.config.loader import resolve_recipe
+
+    model = resolve_recipe(ROOT / "params" / "tiny.yaml")["model"]
+    return build_encoder(backbone=model["backbone"], pretrained="none", embedding_dim=model["embedding_dim"],
+                         stripes=model["stripes"], last_stride=model["last_stride"])
+
+
+def test_replacing_the_imported_encoder_makes_stage_one_and_what_follows_stale(tmp_path):
+    from genreid.config.loader import read_yaml
+    from genreid.pipeline.dvc_stages import load_stages
+
+    imported = tmp_path / "authors" / "encoder.pt"
+    save_encoder(_tiny_arch_encoder(), imported, {"method": "authors_import"})
+    repo = _pipeline_copy(tmp_path / "repo", imported)
+    stages = load_stages(repo / "dvc.yaml", read_yaml((repo / "params.yaml").read_text()))
+    writer = [n for n, s in stages.items() if any("models/synthetic/baseline/encoder.pt" == d for d in s.deps)]
+    assert "warmup_import@synthetic" in stages and not any(n.startswith("warmup@") for n in stages), list(stages)
+    assert str(imported) in stages["warmup_import@synthetic"].deps
+    assert {"pretrain@synthetic", "train@synthetic-gcl"} <= set(writer)  # stages 2-3 read its output
+
+    subprocess.run([sys.executable, "stages/warmup.py", "--dataset", "synthetic"], cwd=repo, env=_dvc_env(),
+                   check=True, capture_output=True)
+    done = _dvc(repo, "commit", "--force", "warmup_import@synthetic")
+    assert done.returncode == 0, done.stderr
+    assert "warmup_import@synthetic" not in _dvc(repo, "status", "warmup_import@synthetic").stdout
+
+    torch.manual_seed(7)
+    save_encoder(_tiny_arch_encoder(), imported, {"method": "authors_import"})  # another import, same path
+    status = _dvc(repo, "status", "warmup_import@synthetic")
+    assert status.returncode == 0, status.stderr
+    assert "warmup_import@synthetic" in status.stdout and str(imported) in status.stdout, status.stdout
+
+
+def test_a_missing_import_removes_nothing(tmp_path):
+    """The commands of the stage that writes stage 1's encoder, run in order as DVC does, stop at the missing
+    file with a message, and the warm-up's checkpoints from an earlier run stay where they are."""
+    from genreid.config.loader import read_yaml
+    from genreid.pipeline.dvc_stages import load_stages
+
+    repo = _pipeline_copy(tmp_path / "repo", tmp_path / "nowhere" / "encoder.pt")
+    ckpt = repo / "models" / "synthetic" / "baseline" / "ckpt"
+    ckpt.mkdir(parents=True)
+    (ckpt / "ckpt_000000004.pt").write_bytes(b"an earlier run")
+    stages = load_stages(repo / "dvc.yaml", read_yaml((repo / "params.yaml").read_text()))
+    [(name, stage)] = [(n, s) for n, s in stages.items() if n.split("@")[0] in ("warmup", "warmup_import")]
+    for cmd in stage.cmd:
+        proc = subprocess.run(cmd, shell=True, cwd=repo, env=_dvc_env(), capture_output=True, text=True)
+        if proc.returncode:
+            break
+    assert proc.returncode == 2, proc.stderr
+    assert "warmup.import_encoder points to" in proc.stderr and "Traceback" not in proc.stderr
+    assert (ckpt / "ckpt_000000004.pt").read_bytes() == b"an earlier run"
+
+
+def test_an_import_that_does_not_fit_the_recipe_is_named(tmp_path):
+    from genreid.config.sections.model import ModelConfig
+    from genreid.errors import ConfigError
+    from genreid.warmup.imported import use_imported_encoder
+
+    imported = save_encoder(build_encoder("resnet18", "none", "avg", 16, 1, 4), tmp_path / "in.pt")
+    with pytest.raises(ConfigError, match=r"model.embedding_dim: recipe 32, file 16") as err:
+        use_imported_encoder(imported, ModelConfig(backbone="resnet18", embedding_dim=32), seed=1,
+                             model_dir=tmp_path / "m", results_dir=tmp_path / "r")
+    assert "model.backbone" not in str(err.value) and not (tmp_path / "m").exists()
+    model = build_encoder("resnet18", "none", "avg", 16, 1, 4)
+    with torch.no_grad():
+        model.fc.weight[0, 0] = float("nan")
+    imported = save_encoder(model, tmp_path / "nan.pt")
+    with pytest.raises(ConfigError, match=r"NaN or infinite weights in \['fc.weight'\]"):
+        use_imported_encoder(imported, ModelConfig(backbone="resnet18", embedding_dim=16), seed=1,
+                             model_dir=tmp_path / "m", results_dir=tmp_path / "r")
+    assert not (tmp_path / "m").exists()

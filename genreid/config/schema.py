@@ -78,10 +78,15 @@ class UdaLists(StrictModel):
                                                                       "evaluate_direct")
     unsupervised: list[str] = Field(default_factory=list, description="datasets warmed up without a source "
                                                                       "(the warmup stage)")
+    imported: dict[str, str] = Field(default_factory=dict, description=(
+        "dataset -> warmup.import_encoder: the warmup_import stage, which depends on the imported file, so "
+        "replacing its content reruns stage 1 and everything after it"))
 
 
-def uda_lists(datasets: list[str], source: str | None) -> UdaLists:
-    """The derived ``uda`` section for ``datasets`` and ``warmup.source_dataset``."""
+def uda_lists(datasets: list[str], source: str | None, imported: str | None = None) -> UdaLists:
+    """The derived ``uda`` section for ``datasets``, ``warmup.source_dataset`` and ``warmup.import_encoder``."""
+    if imported:
+        return UdaLists(sources=[], targets={}, unsupervised=[], imported={d: imported for d in datasets})
     if source is None:
         return UdaLists(sources=[], targets={}, unsupervised=list(datasets))
     return UdaLists(sources=[source], targets={d: source for d in datasets}, unsupervised=[])
@@ -102,7 +107,7 @@ class GenreidConfig(StrictModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     uda: UdaLists | None = Field(None, description="derived by `genreid recipe apply` (do not edit): the UDA "
-                                                   "stages' foreach lists")
+                                                   "stages' and the imported warm-up's foreach lists")
 
     @model_validator(mode="before")
     @classmethod
@@ -133,12 +138,13 @@ class GenreidConfig(StrictModel):
         if src is None and "direct" in self.eval.methods:
             raise ValueError("eval.methods lists 'direct' (the source encoder on the target) but "
                              "warmup.source_dataset is null; remove 'direct' or set a source")
-        expected = uda_lists(self.datasets, src)
+        expected = uda_lists(self.datasets, src, self.warmup.import_encoder)
         if self.uda is None:
             object.__setattr__(self, "uda", expected)
         elif self.uda != expected:
             raise ValueError(f"uda (derived) is {self.uda.model_dump()} but datasets {self.datasets} and "
-                             f"warmup.source_dataset {src!r} give {expected.model_dump()}; rewrite params.yaml "
+                             f"warmup.source_dataset {src!r} (warmup.import_encoder "
+                             f"{self.warmup.import_encoder!r}) give {expected.model_dump()}; rewrite params.yaml "
                              "with `genreid recipe apply <recipe>` (or delete the uda section)")
         return self
 
