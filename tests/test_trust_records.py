@@ -221,3 +221,21 @@ def test_an_import_that_does_not_fit_the_recipe_is_named(tmp_path):
         use_imported_encoder(imported, ModelConfig(backbone="resnet18", embedding_dim=16), seed=1,
                              model_dir=tmp_path / "m", results_dir=tmp_path / "r")
     assert not (tmp_path / "m").exists()
+
+
+def test_the_resume_guard_keeps_checkpoints_when_an_input_model_is_damaged(tmp_path):
+    from genreid.pipeline.resume_guard import guard
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "a.py").write_text("x = 1\n")
+    params = tmp_path / "params.yaml"
+    params.write_text("seed: 1\n")
+    encoder = save_encoder(_tiny_encoder(), tmp_path / "encoder.pt")
+    ckpt = tmp_path / "ckpt"
+    guard([ckpt], [encoder], params, [tmp_path / "code"], hash_cache=None)
+    (ckpt / "ckpt_000000003.pt").write_bytes(b"run so far")
+    flip_tensor_byte(encoder)
+    params.write_text("seed: 2\n")  # a change that would otherwise start afresh
+    with pytest.raises(CheckpointError, match="input .*encoder.pt is damaged"):
+        guard([ckpt], [encoder], params, [tmp_path / "code"], hash_cache=None)
+    assert (ckpt / "ckpt_000000003.pt").read_bytes() == b"run so far"
