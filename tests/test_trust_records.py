@@ -239,3 +239,87 @@ def test_the_resume_guard_keeps_checkpoints_when_an_input_model_is_damaged(tmp_p
     with pytest.raises(CheckpointError, match="input .*encoder.pt is damaged"):
         guard([ckpt], [encoder], params, [tmp_path / "code"], hash_cache=None)
     assert (ckpt / "ckpt_000000003.pt").read_bytes() == b"run so far"
+
+
+# ----------------------------------------------------------------------------------------------
+# No run mixes settings; Ctrl-C says where a rerun continues.
+
+import importlib.util  # noqa: E402
+
+import yaml  # noqa: E402
+
+from genreid.stage import run_stage, stage_parser  # noqa: E402
+
+
+def _module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_params_edited_while_a_stage_runs_stop_it_before_dvc_records_anything(tmp_path, monkeypatch, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+
+    def body(cfg, args):  # a `dvc exp run -S seed=2` refused while this stage runs leaves params.yaml edited
+        assert cfg.seed == 1
+        params.write_text(params.read_text().replace("seed: 1\n", "seed: 2\n", 1))
+
+    assert run_stage(body, stage_parser("toy", per_dataset=False), []) == 2
+    err = capsys.readouterr().err
+    assert "params.yaml changed while this stage ran" in err and "dvc exp run --temp" in err
+    assert "Traceback" not in err
+
+
+def test_collect_refuses_results_computed_with_other_settings_than_dvc_lock_records(tmp_path, monkeypatch, capsys):
+    build = _module(ROOT / "tests" / "test_report_build.py", "report_build_helpers")
+    build._fake_results(tmp_path / "results", "synthetic", {"untrained": 3.0, "baseline": 30.0, "control_none": 31.0,
+                                                             "control_aug": 32.0, "gcl": 33.0, "gcl_plus": 35.0})
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["report"]["targets"] = str(ROOT / "genreid" / "report" / "targets.yaml")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    used = dict(params, seed=1)
+    (tmp_path / "results" / "synthetic" / "gcl" / "config.resolved.yaml").write_text(yaml.safe_dump(used))
+    lock = {"schema": "2.0", "stages": {"evaluate@synthetic-gcl": {
+        "cmd": "python stages/evaluate.py --dataset synthetic --method gcl",
+        "params": {"params.yaml": {"seed": 2, "eval": params["eval"], "runtime": {"num_workers": 9}}},
+        "outs": [{"path": "results/synthetic/gcl/config.resolved.yaml", "hash": "md5", "md5": "0" * 32}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    monkeypatch.chdir(tmp_path)
+    collect = _module(ROOT / "stages" / "collect.py", "stage_collect")
+    assert run_stage(collect.main, stage_parser("collect"), ["--dataset", "synthetic"]) == 2
+    err = capsys.readouterr().err
+    assert "evaluate@synthetic-gcl" in err and "seed: the stage used 1, dvc.lock records 2" in err
+    assert "runtime" not in err.split("fix:")[0] and "Traceback" not in err
+    assert not (tmp_path / "results" / "seeds").exists() and not (tmp_path / "results" / "collected").exists()
+    lock["stages"]["evaluate@synthetic-gcl"]["params"]["params.yaml"]["seed"] = 1  # consistent: collected
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    assert run_stage(collect.main, stage_parser("collect"), ["--dataset", "synthetic"]) == 0
+
+
+def test_ctrl_c_in_a_stage_exits_130_with_one_line_naming_the_checkpoint(tmp_path, capsys):
+    guards = _module(ROOT / "tests" / "engine" / "test_guards.py", "engine_guards_helpers")
+    step = guards.ToyStep(tmp_path / "out.txt")
+
+    trainer = guards._trainer(step, tmp_path, epochs=3)
+    run = step.run_step
+
+    def interrupted_in_epoch_two(trainer_, batch):
+        if trainer_.epoch == 1 and trainer_.iter_in_epoch == 1:
+            raise KeyboardInterrupt
+        return run(trainer_, batch)
+
+    step.run_step = interrupted_in_epoch_two
+
+    def body(cfg, args):
+        trainer.train()
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    code = run_stage(body, stage_parser("toy", per_dataset=False), ["--params", str(tmp_path / "params.yaml")])
+    err = capsys.readouterr().err
+    assert code == 130, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines == [f"genreid: interrupted: toy stopped at iteration 4; rerunning the stage resumes from "
+                     f"{tmp_path / 'ckpt' / 'ckpt_000000003.pt'}"], err

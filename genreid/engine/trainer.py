@@ -43,7 +43,7 @@ from genreid.engine.checkpoint import Checkpointer, set_rng_state
 from genreid.engine.dist import DistInfo
 from genreid.engine.guards import assert_finite_parameters
 from genreid.engine.selection import BestModel, Selection
-from genreid.errors import CheckpointError
+from genreid.errors import CheckpointError, Interrupted
 from genreid.models.state import load_state_strict
 from genreid.utils.atomic import write_json
 
@@ -203,6 +203,15 @@ class Trainer:
 
     # --- loop ----------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
+        try:
+            return self._train()
+        except KeyboardInterrupt:
+            saved = self.checkpointer.paths()
+            where = (f"rerunning the stage resumes from {saved[-1]}" if saved
+                     else f"no checkpoint in {self.checkpointer.folder} yet, so rerunning the stage starts it afresh")
+            raise Interrupted(f"{self.step.name} stopped at iteration {self.iteration}; {where}") from None
+
+    def _train(self) -> dict[str, Any]:
         self._name_optimisers()
         self.resumed = self._restore()
         if not self.resumed:
