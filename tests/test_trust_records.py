@@ -323,3 +323,94 @@ def test_ctrl_c_in_a_stage_exits_130_with_one_line_naming_the_checkpoint(tmp_pat
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert lines == [f"genreid: interrupted: toy stopped at iteration 4; rerunning the stage resumes from "
                      f"{tmp_path / 'ckpt' / 'ckpt_000000003.pt'}"], err
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation larger than the memory; loaders never advise unsafe loading.
+
+import numpy as np  # noqa: E402
+
+
+def _no_big_arrays(monkeypatch, limit: int = 1000):
+    """np.empty fails like an out-of-memory machine for arrays of more than ``limit`` elements."""
+    real = np.empty
+
+    def empty(shape, *a, **k):
+        if int(np.prod(shape)) > limit:
+            raise MemoryError(f"Unable to allocate array with shape {shape}")
+        return real(shape, *a, **k)
+
+    monkeypatch.setattr(np, "empty", empty)
+
+
+def test_evaluate_on_a_set_larger_than_the_memory_gives_the_same_metrics(tmp_path, monkeypatch, capsys):
+    from genreid.cli import main
+
+    rng = np.random.default_rng(0)
+    pids = np.repeat(np.arange(20), 4)
+    feats = rng.normal(size=(80, 16)).astype(np.float32) + np.eye(20, 16, dtype=np.float32)[pids] * 3
+    q, g = np.arange(0, 80, 4), np.setdiff1d(np.arange(80), np.arange(0, 80, 4))
+    data = tmp_path / "feats.npz"
+    np.savez(data, query_features=feats[q], gallery_features=feats[g], query_pids=pids[q], gallery_pids=pids[g],
+             query_camids=np.zeros(len(q), int), gallery_camids=np.ones(len(g), int))
+    assert main(["evaluate", str(data), "--out", str(tmp_path / "in_memory.json")]) == 0
+    _no_big_arrays(monkeypatch)
+    assert main(["evaluate", str(data), "--out", str(tmp_path / "on_disk.json")]) == 0
+    assert (tmp_path / "on_disk.json").read_text() == (tmp_path / "in_memory.json").read_text().replace(
+        "in_memory", "on_disk")
+
+    import genreid.evaluation.evaluator as evaluator
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(evaluator, "k_reciprocal_rerank", out_of_memory)
+    capsys.readouterr()
+    assert main(["evaluate", str(data), "--rerank"]) == 2
+    err = capsys.readouterr().err
+    assert "ran out of memory in re-ranking" in err and "leave out --rerank" in err and "Traceback" not in err
+
+
+UNSAFE_HINTS = ("weights_only=False", "weights_only` set to `False", "will likely succeed", "allow_pickle",
+                "safe_globals", "trust the source")
+
+
+class _Payload:
+    pass
+
+
+def test_loading_errors_never_advise_unsafe_loading(tmp_path, capsys):
+    from genreid.cli import main
+    from genreid.models.authors_import import read_authors_file
+    from genreid.utils.safe_load import load_weights_only
+
+    crafted = tmp_path / "crafted.pt"
+    torch.save({"state_dict": _Payload()}, crafted)
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(os.urandom(400))
+
+    def as_checkpoint(path: Path):
+        folder = tmp_path / "ckpt" / path.stem
+        folder.mkdir(parents=True)
+        shutil.copy(path, folder / "ckpt_000000001.pt")
+        return Checkpointer(folder).latest()
+
+    messages = []
+    for path in (crafted, noise):
+        for load in (lambda p: read_authors_file(p, ("state_dict",)), lambda p: load_weights_only(p, "file", "x"),
+                     as_checkpoint):
+            with pytest.raises(Exception) as err:  # noqa: PT011 - each loader has its own error type
+                load(path)
+            messages.append(str(err.value))
+    for suffix in (".npz", ".pt"):
+        bad = tmp_path / f"random{suffix}"
+        bad.write_bytes(b"\x80\x04" + os.urandom(300))
+        assert main(["evaluate", str(bad)]) == 2
+        messages.append(capsys.readouterr().err)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, distmat=np.array([_Payload()], dtype=object))
+    assert main(["evaluate", str(pickled)]) == 2
+    messages.append(capsys.readouterr().err)
+    for text in messages:
+        assert not [h for h in UNSAFE_HINTS if h in text], text
+    assert "references the Python object" in messages[0] and "crafted.pt" in messages[0]

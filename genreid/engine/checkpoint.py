@@ -24,6 +24,7 @@ import torch
 from genreid.errors import CheckpointError
 from genreid.utils.atomic import clean_stale_temporaries, torch_save
 from genreid.utils.integrity import sealed, verify_sealed
+from genreid.utils.safe_load import safe_reason
 
 log = logging.getLogger(__name__)
 FORMAT = "genreid-checkpoint-v2"
@@ -73,7 +74,7 @@ def load_data_file(path: Path, map_location: str | torch.device = "cpu") -> Any:
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{path} holds objects other than tensors and plain data; it was not loaded (loading it could run "
-            f"code): {str(exc).splitlines()[0]}",
+            f"code): {safe_reason(exc)}",
             "delete the file if you did not create it on purpose; genreid writes only weights-only files") from exc
 
 
