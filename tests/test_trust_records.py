@@ -414,3 +414,14 @@ def test_loading_errors_never_advise_unsafe_loading(tmp_path, capsys):
     for text in messages:
         assert not [h for h in UNSAFE_HINTS if h in text], text
     assert "references the Python object" in messages[0] and "crafted.pt" in messages[0]
+
+
+def test_smoke_paper_on_a_synthreid_recipe_is_refused_before_any_folder_exists(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    smoke = _module(ROOT / "scripts" / "smoke_paper.py", "smoke_paper_script")
+    assert smoke.main(["--recipe", "tiny.yaml", "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert "tiny.yaml reads synthetic" in err and "--recipe market1501.yaml" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
