@@ -425,3 +425,21 @@ def test_smoke_paper_on_a_synthreid_recipe_is_refused_before_any_folder_exists(t
     err = capsys.readouterr().err
     assert "tiny.yaml reads synthetic" in err and "--recipe market1501.yaml" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cpu_bf16_on_images_below_the_documented_minimum_is_refused_with_the_reason():
+    from genreid.config.loader import resolve_recipe, validate
+    from genreid.config.schema import BF16_CPU_MIN_IMAGE
+    from genreid.errors import ConfigError
+
+    tree = resolve_recipe(ROOT / "params" / "tiny.yaml")
+    tree["runtime"]["amp"] = "bf16"
+    assert (tree["data"]["height"], tree["data"]["width"]) == (32, 16) and tree["runtime"]["device"] == "cpu"
+    with pytest.raises(ConfigError, match=r"bf16 with 32x16 images .*NaN .*below 64x32") as err:
+        validate(tree)
+    assert "runtime.amp: off" in str(err.value) and "lower warmup.lr" not in str(err.value)
+    tree["data"]["height"], tree["data"]["width"] = BF16_CPU_MIN_IMAGE
+    assert validate(tree).runtime.amp == "bf16"
+    tree["data"]["height"], tree["data"]["width"] = 32, 16
+    tree["runtime"]["device"] = "cuda"
+    assert validate(tree).runtime.amp == "bf16"  # the defect is in oneDNN, the CPU kernels

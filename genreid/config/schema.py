@@ -68,6 +68,11 @@ class RuntimeConfig(StrictModel):
                                                               "about a third more time")
 
 
+# Smallest image (height, width) with CPU bf16 autocast: every stage runs finite at 64x32 (the dry profile of
+# the amp tests); 32x16 (the tiny recipe) gives NaN at the first warm-up iteration on oneDNN's bf16 kernels.
+BF16_CPU_MIN_IMAGE: tuple[int, int] = (64, 32)
+
+
 class UdaLists(StrictModel):
     """What dvc.yaml's stages loop over, derived from ``datasets`` and ``warmup.source_dataset`` when a
     recipe is applied (DVC cannot compute lists); never edit: `genreid recipe apply` rewrites it."""
@@ -146,6 +151,20 @@ class GenreidConfig(StrictModel):
                              f"warmup.source_dataset {src!r} (warmup.import_encoder "
                              f"{self.warmup.import_encoder!r}) give {expected.model_dump()}; rewrite params.yaml "
                              "with `genreid recipe apply <recipe>` (or delete the uda section)")
+        return self
+
+    @model_validator(mode="after")
+    def _bf16_needs_large_enough_images_on_cpu(self) -> GenreidConfig:
+        """oneDNN's CPU bf16 kernels give NaN on very small images: no learning-rate setting helps, so the
+        combination is refused here instead of diverging at the first warm-up iteration."""
+        min_h, min_w = BF16_CPU_MIN_IMAGE
+        small = self.data.height < min_h or self.data.width < min_w
+        if self.runtime.amp == "bf16" and self.runtime.device != "cuda" and small:
+            raise ValueError(
+                f"runtime.amp: bf16 with {self.data.height}x{self.data.width} images (data.height x data.width) on "
+                f"the CPU (runtime.device: {self.runtime.device}): oneDNN's bf16 kernels give NaN at the first "
+                f"warm-up iteration below {min_h}x{min_w}, whatever the learning rate; set runtime.amp: off, "
+                f"images of at least {min_h}x{min_w}, or runtime.device: cuda")
         return self
 
     @model_validator(mode="after")
