@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     except GenreidError as exc:
         print(f"genreid: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("genreid: interrupted; nothing was written (files are replaced only when complete)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -7,17 +7,43 @@ from the library that takes plain arguments.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from genreid.config import GenreidConfig, load_config
-from genreid.errors import GenreidError
+from genreid.errors import GenreidError, Interrupted
 from genreid.utils.isa import apply_cpu_isa_cap
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXPERIMENTS_BESIDE_A_REPRO = ("run experiments beside a running `dvc repro` with `dvc exp run --temp` or `dvc queue` "
+                              "(docs/usage.md#experiments-while-a-repro-runs)")
+
+
+def params_digest(path: str | os.PathLike) -> str:
+    """sha256 of the params file's bytes ("" when it cannot be read)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def require_params_unchanged(args: argparse.Namespace) -> None:
+    """Refuse to go on when params.yaml is no longer what this stage read at its start: DVC records the file
+    as it is when the stage ends, so the outputs would be filed under settings they were not computed with."""
+    started = getattr(args, "params_sha256", None)
+    if started is None or params_digest(args.params) == started:
+        return
+    raise GenreidError(f"{args.params} changed while this stage ran: its outputs were computed with the values read "
+                       "at the start, but DVC would record the new ones in dvc.lock, so the stage stops here and DVC "
+                       "records nothing",
+                       f"put back the settings you meant to run (`git diff {args.params}`) and rerun `dvc repro`; "
+                       + EXPERIMENTS_BESIDE_A_REPRO)
 
 
 def stage_parser(description: str, *, per_dataset: bool = True, per_method: bool = False) -> argparse.ArgumentParser:
@@ -44,9 +70,11 @@ def apply_runtime(cfg: GenreidConfig) -> None:
 
 def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Any], parser: argparse.ArgumentParser,
               argv: list[str] | None = None) -> int:
-    """Validate params first (fail within seconds), then run ``body``; user errors exit 2."""
+    """Validate params first (fail within seconds), then run ``body``; user errors exit 2, Ctrl-C exits 130 with
+    one line saying where a rerun continues, and a params file edited while the stage ran is an error."""
     configure_logging()
     args = parser.parse_args(argv)
+    args.params_sha256 = params_digest(args.params)  # what this stage read; compared again before it ends
     try:
         cfg = load_config(args.params)
         ds = getattr(args, "dataset", None)
@@ -57,7 +85,12 @@ def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Any], parser: 
         apply_cpu_isa_cap(cfg.runtime.cpu_isa_cap)  # before torch runs any kernel (genreid.utils.isa)
         apply_runtime(cfg)
         body(cfg, args)
+        require_params_unchanged(args)
     except GenreidError as exc:
         print(f"genreid: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt as exc:
+        resume = exc.resume if isinstance(exc, Interrupted) else "rerun it (`dvc repro`) to run it again"
+        print(f"genreid: interrupted: {resume}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0

@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genreid.perf.smoke import markdown, run_smoke  # noqa: E402
+from genreid.errors import GenreidError  # noqa: E402
+from genreid.perf.smoke import check_recipe, markdown, run_smoke  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (ROOT / "params" / a.recipe).is_file():
         ap.error(f"--recipe {a.recipe}: no such file under {ROOT / 'params'} (e.g. market1501.yaml, "
                  "uda/dukemtmc_to_market1501.yaml)")
+    try:
+        check_recipe(ROOT / "params" / a.recipe)  # before any working folder exists
+    except GenreidError as exc:
+        print(f"genreid: error: {exc}", file=sys.stderr)
+        return 2
     work = a.work or Path(tempfile.mkdtemp(prefix="genreid-smoke-"))
     report = run_smoke(ROOT, work, limit_gb=a.limit_gb, time_limit_min=a.time_limit_min,
                        recipe=a.recipe, time_advisory=a.time_advisory)

@@ -6,8 +6,9 @@ history and the resumed flag), checkpoints under models/<ds>/baseline/ckpt (pers
 results/<ds>/baseline/train/, the dvclive log (loss, clusters, outlier ratio, NMI, ARI, val mAP
 per epoch), summary.json and config.resolved.yaml. The test split is evaluated once, later, by
 the evaluate stage. With ``warmup.source_dataset`` (UDA, stage ``warmup_uda``) the encoder starts from
-models/<src>/source/encoder.pt (strict load). Runs under torchrun for several GPUs
-(docs/usage.md#several-gpus-or-nodes).
+models/<src>/source/encoder.pt (strict load). With ``warmup.import_encoder`` (stage ``warmup_import``)
+the imported encoder, checked against the recipe's model, is written as encoder.pt instead. Runs under
+torchrun for several GPUs (docs/usage.md#several-gpus-or-nodes).
 """
 
 from __future__ import annotations
@@ -25,16 +26,22 @@ from genreid.stage import run_stage, stage_parser
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     from genreid.data.manifest import load_prepared
     from genreid.utils.device import resolve_device
+    from genreid.warmup.imported import use_imported_encoder
     from genreid.warmup.run import train_warmup
 
     ds, src = args.dataset, cfg.warmup.source_dataset
+    results = Path("results") / ds / "baseline"
+    if cfg.warmup.import_encoder:  # stage warmup_import: the imported file is checked before anything is written
+        use_imported_encoder(cfg.warmup.import_encoder, cfg.model, seed=cfg.seed,
+                             model_dir=Path("models") / ds / "baseline", results_dir=results)
+        write_resolved_config(cfg, results / "train")
+        return
     # UDA: start from the source-trained encoder (stage `source`); the target's warm-up is otherwise unchanged
     init = Path("models") / src / "source" / "encoder.pt" if src is not None else None
     if init is not None and not init.is_file():
         raise ConfigError(f"warmup.source_dataset is {src!r} but {init} does not exist",
                           f"run the source pre-training first: `dvc repro source@{src}`")
     tables = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("train", "val"))
-    results = Path("results") / ds / "baseline"
     summary = train_warmup(tables["train"], tables["val"], cfg.warmup, cfg.model, cfg.runtime, seed=cfg.seed,
                            height=cfg.data.height, width=cfg.data.width, model_dir=Path("models") / ds / "baseline",
                            results_dir=results, device=resolve_device(cfg.runtime.device), init_encoder=init)

@@ -72,6 +72,11 @@ class RuntimeConfig(StrictModel):
                             "same bits: avx2, sse41 (slower), off = whatever the CPU offers (docs/reproducibility.md)"))
 
 
+# Smallest image (height, width) with CPU bf16 autocast: every stage runs finite at 64x32 (the dry profile of
+# the amp tests); 32x16 (the tiny recipe) gives NaN at the first warm-up iteration on oneDNN's bf16 kernels.
+BF16_CPU_MIN_IMAGE: tuple[int, int] = (64, 32)
+
+
 class UdaLists(StrictModel):
     """What dvc.yaml's stages loop over, derived from ``datasets`` and ``warmup.source_dataset`` when a
     recipe is applied (DVC cannot compute lists); never edit: `genreid recipe apply` rewrites it."""
@@ -82,10 +87,15 @@ class UdaLists(StrictModel):
                                                                       "evaluate_direct")
     unsupervised: list[str] = Field(default_factory=list, description="datasets warmed up without a source "
                                                                       "(the warmup stage)")
+    imported: dict[str, str] = Field(default_factory=dict, description=(
+        "dataset -> warmup.import_encoder: the warmup_import stage, which depends on the imported file, so "
+        "replacing its content reruns stage 1 and everything after it"))
 
 
-def uda_lists(datasets: list[str], source: str | None) -> UdaLists:
-    """The derived ``uda`` section for ``datasets`` and ``warmup.source_dataset``."""
+def uda_lists(datasets: list[str], source: str | None, imported: str | None = None) -> UdaLists:
+    """The derived ``uda`` section for ``datasets``, ``warmup.source_dataset`` and ``warmup.import_encoder``."""
+    if imported:
+        return UdaLists(sources=[], targets={}, unsupervised=[], imported={d: imported for d in datasets})
     if source is None:
         return UdaLists(sources=[], targets={}, unsupervised=list(datasets))
     return UdaLists(sources=[source], targets={d: source for d in datasets}, unsupervised=[])
@@ -106,7 +116,7 @@ class GenreidConfig(StrictModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     uda: UdaLists | None = Field(None, description="derived by `genreid recipe apply` (do not edit): the UDA "
-                                                   "stages' foreach lists")
+                                                   "stages' and the imported warm-up's foreach lists")
 
     @model_validator(mode="before")
     @classmethod
@@ -137,13 +147,28 @@ class GenreidConfig(StrictModel):
         if src is None and "direct" in self.eval.methods:
             raise ValueError("eval.methods lists 'direct' (the source encoder on the target) but "
                              "warmup.source_dataset is null; remove 'direct' or set a source")
-        expected = uda_lists(self.datasets, src)
+        expected = uda_lists(self.datasets, src, self.warmup.import_encoder)
         if self.uda is None:
             object.__setattr__(self, "uda", expected)
         elif self.uda != expected:
             raise ValueError(f"uda (derived) is {self.uda.model_dump()} but datasets {self.datasets} and "
-                             f"warmup.source_dataset {src!r} give {expected.model_dump()}; rewrite params.yaml "
+                             f"warmup.source_dataset {src!r} (warmup.import_encoder "
+                             f"{self.warmup.import_encoder!r}) give {expected.model_dump()}; rewrite params.yaml "
                              "with `genreid recipe apply <recipe>` (or delete the uda section)")
+        return self
+
+    @model_validator(mode="after")
+    def _bf16_needs_large_enough_images_on_cpu(self) -> GenreidConfig:
+        """oneDNN's CPU bf16 kernels give NaN on very small images: no learning-rate setting helps, so the
+        combination is refused here instead of diverging at the first warm-up iteration."""
+        min_h, min_w = BF16_CPU_MIN_IMAGE
+        small = self.data.height < min_h or self.data.width < min_w
+        if self.runtime.amp == "bf16" and self.runtime.device != "cuda" and small:
+            raise ValueError(
+                f"runtime.amp: bf16 with {self.data.height}x{self.data.width} images (data.height x data.width) on "
+                f"the CPU (runtime.device: {self.runtime.device}): oneDNN's bf16 kernels give NaN at the first "
+                f"warm-up iteration below {min_h}x{min_w}, whatever the learning rate; set runtime.amp: off, "
+                f"images of at least {min_h}x{min_w}, or runtime.device: cuda")
         return self
 
     @model_validator(mode="after")

@@ -59,8 +59,10 @@ def load_arrays(path: str | Path) -> dict[str, Any]:
     except GenreidError:
         raise
     except Exception as exc:  # noqa: BLE001 - corrupt or foreign file: one fix for all
-        raise GenreidError(f"cannot read evaluation input {path}: {exc}",
-                           "write it with numpy.savez or torch.save") from exc
+        from genreid.utils.safe_load import safe_reason
+
+        raise GenreidError(f"cannot read evaluation input {path}: {safe_reason(exc)}",
+                           "write it with numpy.savez (plain arrays) or torch.save (tensors only)") from None
     if not isinstance(raw, dict):
         raise GenreidError(f"{path} must hold a mapping of arrays, found {type(raw).__name__}")
     out = {k: raw[k] for k in KEYS if k in raw}
@@ -127,6 +129,17 @@ def _require(arrays: dict[str, Any], path: str, *keys: str) -> None:
 
 
 def run_evaluate_cli(args: argparse.Namespace) -> int:
+    try:
+        return _evaluate(args)
+    except MemoryError:
+        raise GenreidError(f"evaluating {args.input} ran out of memory" + (" in re-ranking, which needs the "
+                           "gallery x gallery distances" if args.rerank else ""),
+                           "free memory or evaluate on a larger machine" + (", or leave out --rerank"
+                           if args.rerank else "") + "; a distance matrix larger than the memory is kept in "
+                           "TMPDIR, so point TMPDIR at a disk with room") from None
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from genreid.evaluation.evaluator import RerankParams, evaluate_features
     from genreid.evaluation.rank import cmc_csv, evaluate_rank
     from genreid.utils.atomic import write_json, write_text

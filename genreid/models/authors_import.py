@@ -37,6 +37,7 @@ from genreid.models.discriminator import MultiScaleDiscriminator
 from genreid.models.id_encoder import IdEncoder
 from genreid.models.structure_encoder import StructureEncoder
 from genreid.utils.atomic import atomic_path
+from genreid.utils.safe_load import safe_reason
 
 State = dict[str, torch.Tensor]
 Rule = tuple[str, "str | Callable[[re.Match], str]"]  # (authors key pattern, genreid key template or function)
@@ -299,8 +300,9 @@ def read_authors_file(path: str | os.PathLike, names: tuple[str, ...]) -> State:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - not a torch file, or pickled objects beyond tensors
-        raise AuthorsImportError(f"cannot read {path} as plain tensors (torch.load weights_only=True): {exc}",
-                                 "pass the checkpoint file itself (a state dict saved with torch.save)") from exc
+        raise AuthorsImportError(f"cannot read {path} as plain tensors: {safe_reason(exc)}; genreid never loads "
+                                 "files that need code to unpickle",
+                                 "pass the checkpoint file itself (a state dict saved with torch.save)") from None
     try:
         return unwrap(blob, names)
     except AuthorsImportError as exc:

@@ -22,6 +22,7 @@ from genreid.models.discriminator import MultiScaleDiscriminator
 from genreid.models.state import load_state_strict
 from genreid.models.structure_encoder import StructureEncoder
 from genreid.utils.atomic import torch_save
+from genreid.utils.integrity import sealed, verify_sealed
 from genreid.utils.safe_load import canonical, load_weights_only, plain, require_mappings
 
 FORMAT = "genreid.generator/1"
@@ -57,12 +58,13 @@ def save_generator(path: str | os.PathLike, str_encoder: nn.Module, decoder: nn.
             "extra": canonical(plain(dict(extra or {})))}
     if optimisers is not None:
         blob["optimisers"] = optimisers
-    return torch_save(blob, path)
+    return torch_save(sealed(blob), path)
 
 
 def load_generator_optimisers(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, dict]:
     """The stage-2 optimiser states stored in ``generator.pt`` ({'g': ..., 'd': ...})."""
     blob = load_weights_only(Path(path), "generator checkpoint", "rerun the pretrain stage", map_location)
+    verify_sealed(blob, path, "generator checkpoint")
     state = blob.get("optimisers") if isinstance(blob, dict) else None
     if not isinstance(state, dict) or set(state) != {"g", "d"}:
         raise CheckpointError(f"{path} holds no stage-2 optimiser states (written by an older genreid or imported)",
@@ -89,6 +91,7 @@ def load_generator(path: str | os.PathLike, map_location: str | torch.device = "
                               "(model.generator.code_split / decoder_norm / aspp_activation)",
                               "rerun the pretrain stage (`dvc repro pretrain@<dataset>`)")
     require_mappings(path, blob["state"], {n: "weights" for n in nets}, "state.")
+    verify_sealed(blob, path, "generator checkpoint")
     try:
         e_str = StructureEncoder(**arch["str_encoder"])
         dec = Decoder(**arch["decoder"])

@@ -24,6 +24,7 @@ from genreid.errors import CheckpointError, ConfigError, GenreidError
 from genreid.models.layers import global_pool
 from genreid.models.state import load_state_strict
 from genreid.utils.atomic import torch_save
+from genreid.utils.integrity import sealed, verify_sealed
 from genreid.utils.safe_load import canonical, load_weights_only, plain, require_mappings
 
 FORMAT = "genreid.id_encoder/1"
@@ -129,8 +130,8 @@ def save_encoder(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any
     ``weights_only=True`` (no code in the file can run)."""
     enc = _unwrap(model)
     state = {k: v.detach().cpu() for k, v in enc.state_dict().items()}
-    return torch_save({"format": FORMAT, "arch": plain(enc.arch, "arch"), "state_dict": state,
-                       "extra": canonical(plain(dict(extra or {})))}, path)
+    return torch_save(sealed({"format": FORMAT, "arch": plain(enc.arch, "arch"), "state_dict": state,
+                              "extra": canonical(plain(dict(extra or {})))}), path)
 
 
 def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[IdEncoder, dict]:
@@ -144,6 +145,7 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
         raise CheckpointError(f"{path} is not a genreid identity-encoder checkpoint (format {FORMAT} expected)",
                               "write it with genreid.models.id_encoder.save_encoder")
     require_mappings(path, blob, {"arch": "build arguments", "state_dict": "weights"})
+    verify_sealed(blob, path, "encoder checkpoint")
     unknown = sorted(set(blob["arch"]) - set(_ARCH_KEYS))
     if unknown:
         raise CheckpointError(f"{path}: entry 'arch' has unknown build argument(s) {unknown}",

@@ -65,6 +65,25 @@ def recipe_datasets(recipe: Path) -> list[str]:
     return names + ([source] if source and source not in names else [])
 
 
+FAKE_ARCHIVES = ("dukemtmc", "market1501", "msmt17")
+
+
+def check_recipe(recipe: Path) -> list[str]:
+    """The recipe's real datasets; a recipe that reads none (SynthReID only) or one the smoke cannot fake is
+    refused with the reason before any working folder is made."""
+    from genreid.errors import GenreidError
+
+    names = recipe_datasets(recipe)
+    unknown = [d for d in names if d not in FAKE_ARCHIVES]
+    if unknown or not names:
+        raise GenreidError(f"{recipe.name} reads {', '.join(unknown or names) or 'no dataset'}: the paper-shape "
+                           f"smoke fakes only the real archives ({', '.join(FAKE_ARCHIVES)}) at the papers' image "
+                           "shapes", "pass a real-dataset recipe (--recipe market1501.yaml, or RECIPE=market1501.yaml "
+                                     "with make); run SynthReID recipes with `genreid recipe apply params/<recipe> && "
+                                     "dvc repro`")
+    return names
+
+
 def write_archive(folder: Path, dataset: str, *, train_ids: int, test_ids: int, size: tuple[int, int],
                   cams_per_id: int, per_cam: int) -> Path:
     """A fake archive of ``dataset`` in its real layout and canonical file name, one colour per identity."""

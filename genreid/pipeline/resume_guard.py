@@ -6,7 +6,8 @@ seed, params, code or upstream files they would silently continue the old run. d
 therefore runs ``python -m genreid.pipeline.resume_guard <folders> --inputs <paths>`` before
 each trainer. The guard
 
-1. validates params.yaml first and touches nothing when it is invalid (a typo never wipes a run);
+1. validates params.yaml first and touches nothing when it is invalid (a typo never wipes a run), then
+   checks that every input exists and every model file among them loads intact (its content hash);
 2. fingerprints exactly what DVC tracks for the stage: the param keys its dvc.yaml entry lists
    (``runtime`` excepted: threads or workers never change what is computed), the files of its
    code dependencies, and the ``--inputs`` (folders by the content of every file in them);
@@ -116,6 +117,21 @@ def signature(stage: StageSpec, cfg_tree: dict[str, Any], inputs: Iterable[Path]
     return out
 
 
+def check_inputs(inputs: Iterable[Path]) -> None:
+    """Every input exists, and every model file among them loads and matches its stored content hash, before
+    anything is removed: a missing or damaged upstream file must not cost the checkpoints of a run."""
+    from genreid.utils.integrity import verify_sealed
+    from genreid.utils.safe_load import load_weights_only
+
+    for item in inputs:
+        if not item.exists():
+            raise GenreidError(f"input {item} of this stage is missing",
+                               "run the upstream stage first (`dvc repro` runs it), or `dvc checkout` it")
+        if item.is_file() and item.suffix == ".pt":
+            fix = "rerun the stage that writes it (`dvc repro --force <stage>`)"
+            verify_sealed(load_weights_only(item, "input", fix), item, "input")
+
+
 def _empty(folder: Path) -> int:
     removed = 0
     for child in folder.iterdir():
@@ -148,6 +164,7 @@ def guard(folders: list[Path], inputs: list[Path], params_path: Path = Path("par
     from genreid.config.loader import read_yaml
 
     cfg = load_config(params_path)  # raises before any folder is touched
+    check_inputs(inputs)  # so does a missing or damaged input
     tree = cfg.model_dump(mode="json")
     code: list[str] | None = None
     if code_roots is not None and stage is None:
