@@ -161,3 +161,24 @@ def test_the_full_default_dataset_has_the_committed_hash(tmp_path, variant):
     entry = find_reference(_default_settings())
     assert entry is not None
     assert _generate_in_subprocess(tmp_path, variant, "full") == entry["content_sha256"]
+
+
+def test_prepare_records_the_hash_and_warns_when_it_differs_from_the_reference(tmp_path, monkeypatch, caplog):
+    from genreid.data.prepare import prepare_dataset
+    from genreid.synth import reference
+
+    tiny = dict(seed=4, num_train_ids=3, num_test_ids=2, num_cameras=2, cameras_per_id=2, images_per_camera=2,
+                num_distractors=1, height=64)
+    settings = {"generator_version": GENERATOR_VERSION, **GenreidConfig().data.synthetic.model_dump(), **tiny}
+    wrong = {"settings": settings, "content_sha256": "f" * 64, "encoder": jpeg_encoder()}
+    monkeypatch.setattr(reference, "REFERENCES", (wrong,))
+    with caplog.at_level("WARNING", logger="genreid.synth.reference"):
+        summary = prepare_dataset("synthetic", tiny, tmp_path / "prepared", val_fraction=0.34, progress=False,
+                                  expected_counts="canonical")
+    source = summary["source"]
+    assert source["reference"] == "differs" and source["content_sha256"] == content_hash(tmp_path / "prepared/images")
+    assert any("differs from the committed reference " + "f" * 64 in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(reference, "REFERENCES", ({**wrong, "content_sha256": source["content_sha256"]},))
+    again = prepare_dataset("synthetic", tiny, tmp_path / "again", val_fraction=0.34, progress=False,
+                            expected_counts="canonical")
+    assert again["source"]["reference"] == "match" and again["source"]["content_sha256"] == source["content_sha256"]

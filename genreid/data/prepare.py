@@ -114,13 +114,13 @@ def _materialise(name: str, cls: type, src: dict[str, Any], images: Path, out_di
                  progress: bool) -> dict[str, Any]:
     """Put the dataset tree under ``images`` (generate, unpack or copy); returns where it came from."""
     if name in ("synthetic", "synthetic_b"):
-        from genreid.synth import generate_synthreid  # heavy (renderer); only this path needs it
+        from genreid.synth import check_generated, generate_synthreid  # heavy (renderer); only this path needs it
 
         # The generator keeps finished batches in work_dir, outside our temporary folder, so a
         # killed generation resumes; it moves the finished tree into ``images`` itself.
         work_dir = out_dir.with_name(f".{out_dir.name}.generating")
         summary = generate_synthreid(images, **src, work_dir=work_dir, progress=progress)
-        check = _check_synthreid(images, summary)
+        check = check_generated(images, summary)  # the committed reference hash: a difference is a warning
         gt = images / "ground_truth.npz"
         if gt.is_file():
             shutil.copy2(gt, images.parent / "ground_truth.npz")
@@ -136,19 +136,6 @@ def _materialise(name: str, cls: type, src: dict[str, Any], images: Path, out_di
     unpack(path, images, dataset=name)
     return {"kind": "folder" if path.is_dir() else "archive", "path": str(src["archive"]),
             "sha256": src.get("sha256")}
-
-
-def _check_synthreid(images: Path, summary: Mapping[str, Any]) -> dict[str, str]:
-    """Hash the generated tree and compare it with the committed reference for its settings:
-    a difference is a warning that says what it means (the data is usable, not the benchmark's)."""
-    from genreid.synth.generator import content_hash, jpeg_encoder
-    from genreid.synth.reference import check_reference
-
-    digest = content_hash(images)
-    settings = {"generator_version": summary["generator_version"], **summary["params"]}
-    check = check_reference(settings, digest, jpeg_encoder())
-    (log.warning if check.status == "differs" else log.info)("%s", check.message)
-    return {"content_sha256": digest, "reference": check.status}
 
 
 def _skip_bad(frames: dict[str, pd.DataFrame], bad: Mapping[str, str], root: Path) -> list[dict[str, str]]:

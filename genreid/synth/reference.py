@@ -12,9 +12,13 @@ not the CPU: results computed on that data are not the committed benchmark's.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # Each entry: the generator's settings (``summary.json``'s ``params`` plus ``generator_version``),
 # the content hash of the folder it writes (``genreid.synth.generator.content_hash``) and the
@@ -69,6 +73,19 @@ def check_reference(settings: Mapping[str, Any], digest: str, encoder: Mapping[s
         f"these settings. The generator gives the same bytes on every CPU, so the likely cause is: "
         f"{'; or '.join(causes)}. Training on this data works, but its results are not comparable "
         "byte-for-byte with the committed ones (docs/reproducibility.md).")
+
+
+def check_generated(root: str | os.PathLike, summary: Mapping[str, Any]) -> dict[str, str]:
+    """Hash a generated tree (``summary``: what the generator returned) and compare it with the
+    committed reference for its settings; logs the verdict (a difference as a warning that says what
+    it means: the data is usable, but it is not the benchmark's). Returns the hash and the status."""
+    from genreid.synth.generator import content_hash, jpeg_encoder
+
+    digest = content_hash(root)
+    settings = {"generator_version": summary["generator_version"], **summary["params"]}
+    check = check_reference(settings, digest, jpeg_encoder())
+    (log.warning if check.status == "differs" else log.info)("%s", check.message)
+    return {"content_sha256": digest, "reference": check.status}
 
 
 def _fmt(encoder: Mapping[str, str]) -> str:
