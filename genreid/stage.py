@@ -7,14 +7,13 @@ from the library that takes plain arguments.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from genreid.config import GenreidConfig, load_config
 from genreid.errors import GenreidError
+from genreid.utils.console import configure_logging
 
 EXIT_USER_ERROR = 2
 
@@ -22,16 +21,13 @@ EXIT_USER_ERROR = 2
 def stage_parser(description: str, *, per_dataset: bool = True, per_method: bool = False) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    p.add_argument("--verbose", action="store_true",
+                   help="also print other libraries' INFO lines (faiss, dvclive); same as GENREID_VERBOSE=1")
     if per_dataset:
         p.add_argument("--dataset", required=True, help="dataset name from params 'datasets'")
     if per_method:
         p.add_argument("--method", required=True, help="method name")
     return p
-
-
-def configure_logging() -> None:
-    logging.basicConfig(level=os.environ.get("GENREID_LOG", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
 def apply_runtime(cfg: GenreidConfig) -> None:
@@ -44,8 +40,8 @@ def apply_runtime(cfg: GenreidConfig) -> None:
 def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Any], parser: argparse.ArgumentParser,
               argv: list[str] | None = None) -> int:
     """Validate params first (fail within seconds), then run ``body``; user errors exit 2."""
-    configure_logging()
     args = parser.parse_args(argv)
+    configure_logging(getattr(args, "verbose", False))
     try:
         cfg = load_config(args.params)
         ds = getattr(args, "dataset", None)

@@ -66,6 +66,9 @@ class RuntimeConfig(StrictModel):
     activation_checkpointing: bool = Field(False, description="recompute the networks' conv blocks in backward "
                                                               "instead of storing them: same results, less memory, "
                                                               "about a third more time")
+    log_every: int = Field(50, ge=1, le=1_000_000, description=(
+        "a progress line every N training iterations (each loss as its running mean over the epoch); "
+        "every epoch and every stage also end with a summary line"))
 
 
 class UdaLists(StrictModel):

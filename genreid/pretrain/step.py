@@ -129,4 +129,6 @@ class PretrainStep(TrainStep):
                    "history": trainer.history,
                    "provenance": run_record(self.seed, self.info.device)}
         write_json(self.results_dir / "train" / "summary.json", summary)
+        trainer.written += [self.model_dir / "generator.pt", self.results_dir / "views.png",
+                            self.results_dir / "train" / "summary.json"]
         return summary
