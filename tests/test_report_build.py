@@ -22,8 +22,11 @@ def _fake_results(results: Path, ds: str, scores: dict[str, float], seed: int = 
     for method, m in scores.items():
         folder = results / ds / method
         folder.mkdir(parents=True, exist_ok=True)
+        # as the evaluate stage writes them: numbers in metrics.json, seed and training record beside it
         (folder / "metrics.json").write_text(json.dumps(
-            {"mAP": m, "R1": m + 20, "R5": m + 25, "R10": m + 28, "mINP": m / 2, "provenance": {"seed": seed},
+            {"mAP": m, "R1": m + 20, "R5": m + 25, "R10": m + 28, "mINP": m / 2}))
+        (folder / "provenance.json").write_text(json.dumps(
+            {"provenance": {"seed": seed},
              "training": {} if method == "untrained" else {"selected_on": "val_map", "selected_epoch": 3,
                                                            "last_epoch": 4, "history": []}}))
         (folder / "cmc.csv").write_text("rank,cmc\n" + "".join(f"{r},{min(100, m + 20 + 3 * r)}\n"

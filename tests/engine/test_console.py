@@ -85,9 +85,12 @@ def test_progress_epoch_and_stage_lines(tmp_path, caplog):
     assert iteration_lines[3].endswith("loss 4.250")  # epoch 2: every loss + 1
     epochs = [m for m in progress if " it " not in m]
     assert epochs == [
-        "toy epoch 1/3: loss 3.250 | 12 clusters, 3 outliers (25.0%) | val mAP 50.0% R1 62.5% | best mAP 50.0% (epoch 1)",
-        "toy epoch 2/3: loss 4.250 | 11 clusters, 3 outliers (25.0%) | val mAP 75.0% R1 87.5% | best mAP 75.0% (epoch 2)",
-        "toy epoch 3/3: loss 5.250 | 10 clusters, 3 outliers (25.0%) | val mAP 62.5% R1 75.0% | best mAP 75.0% (epoch 2)",
+        "toy epoch 1/3: loss 3.250 | 12 clusters, 3 outliers (25.0%) | "
+        "val mAP 50.0% R1 62.5% | best mAP 50.0% (epoch 1)",
+        "toy epoch 2/3: loss 4.250 | 11 clusters, 3 outliers (25.0%) | "
+        "val mAP 75.0% R1 87.5% | best mAP 75.0% (epoch 2)",
+        "toy epoch 3/3: loss 5.250 | 10 clusters, 3 outliers (25.0%) | "
+        "val mAP 62.5% R1 75.0% | best mAP 75.0% (epoch 2)",
     ]
     (closing,) = _messages(caplog, "genreid.engine.trainer")
     assert closing.startswith("toy finished in ")
