@@ -43,6 +43,28 @@ PAGE = """<!DOCTYPE html>
 {versions}
          BSD-3-Clause, licences in plots/licenses/. No placeholder for scripts: DVC adds no CDN tags. -->
 {scripts}
+    <script>
+    /* Each plot reports its outcome: a visible message in its place when it cannot be drawn (instead
+       of an empty gap), and window.genreidPlots, one promise per plot, for the browser test. */
+    (function () {{
+        var embed = window.vegaEmbed;
+        window.genreidPlots = [];
+        window.vegaEmbed = function (el, spec, opts) {{
+            var outcome = embed(el, spec, opts).then(function (result) {{
+                return {{id: el, ok: true, spec: spec}};
+            }}, function (err) {{
+                var div = document.querySelector(el), note = document.createElement("p");
+                note.textContent = "This plot could not be drawn: " + err;
+                note.style.color = "#b00020";
+                if (div) {{ div.appendChild(note); }}
+                console.error("plot " + el + ": " + err);
+                return {{id: el, ok: false, error: String(err)}};
+            }});
+            window.genreidPlots.push(outcome);
+            return outcome;
+        }};
+    }})();
+    </script>
     <style>
         body {{ font-family: sans-serif; margin: 16px; }}
         body > div {{ margin-bottom: 28px; }}
@@ -92,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(PAGE.format(versions=versions, scripts=scripts), encoding="utf-8")
     LICENSES.mkdir(parents=True, exist_ok=True)
-    for name, (version, _, licence, _) in packages.items():
+    for name, (_, _, licence, _) in packages.items():
         (LICENSES / f"{name}.LICENSE").write_bytes(licence)
     print(f"wrote {OUT.relative_to(ROOT)} ({OUT.stat().st_size // 1024} KiB) and {LICENSES.relative_to(ROOT)}/")
     return 0
