@@ -7,6 +7,7 @@ from the library that takes plain arguments.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from genreid.config import GenreidConfig, load_config
 from genreid.errors import GenreidError
 from genreid.utils.console import configure_logging
+from genreid.utils.launch import LaunchPlan, launch, needs_launch
 
 EXIT_USER_ERROR = 2
 
@@ -37,9 +39,17 @@ def apply_runtime(cfg: GenreidConfig) -> None:
         torch.set_num_threads(cfg.runtime.num_threads)
 
 
+def launch_plan(cfg: GenreidConfig) -> LaunchPlan:
+    r = cfg.runtime
+    return LaunchPlan(r.nproc_per_node, r.nnodes, r.node_rank, r.master_addr, r.master_port)
+
+
 def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Any], parser: argparse.ArgumentParser,
-              argv: list[str] | None = None) -> int:
-    """Validate params first (fail within seconds), then run ``body``; user errors exit 2."""
+              argv: list[str] | None = None, *, trainer: bool = False) -> int:
+    """Validate params first (fail within seconds), then run ``body``; user errors exit 2.
+
+    A ``trainer`` asked for several processes (``runtime.nproc_per_node`` or ``runtime.nnodes``
+    above 1) runs its own script again under torchrun instead (:mod:`genreid.utils.launch`)."""
     args = parser.parse_args(argv)
     configure_logging(getattr(args, "verbose", False))
     try:
@@ -49,6 +59,8 @@ def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Any], parser: 
             raise GenreidError(f"dataset {ds!r} is not listed in {args.params} 'datasets' {cfg.datasets} "
                                "(nor is it warmup.source_dataset)",
                                "add it to 'datasets' or run a stage of a listed dataset")
+        if trainer and needs_launch(launch_plan(cfg)):
+            return launch(launch_plan(cfg), inspect.getfile(body), sys.argv[1:] if argv is None else list(argv))
         apply_runtime(cfg)
         body(cfg, args)
     except GenreidError as exc:
