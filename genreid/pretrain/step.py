@@ -126,6 +126,7 @@ class PretrainStep(TrainStep):
         save_generator(self.model_dir / "generator.pt", n.str_encoder, n.decoder, n.discriminator, extra=extra,
                        optimisers={"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()})
         summary = {**extra, "resumed": trainer.resumed, **trainer.throughput(self.cfg.batch_size),
+                   "world_size": trainer.info.world_size,
                    "history": trainer.history,
                    "provenance": run_record(self.seed, self.info.device)}
         write_json(self.results_dir / "train" / "summary.json", summary)
