@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import logging
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -17,7 +17,9 @@ from typing import Any
 
 from genreid.config import GenreidConfig, load_config
 from genreid.errors import GenreidError, Interrupted
+from genreid.utils.console import configure_logging
 from genreid.utils.isa import apply_cpu_isa_cap
+from genreid.utils.launch import LaunchPlan, launch, needs_launch
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -49,16 +51,13 @@ def require_params_unchanged(args: argparse.Namespace) -> None:
 def stage_parser(description: str, *, per_dataset: bool = True, per_method: bool = False) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    p.add_argument("--verbose", action="store_true",
+                   help="also print other libraries' INFO lines (faiss, dvclive); same as GENREID_VERBOSE=1")
     if per_dataset:
         p.add_argument("--dataset", required=True, help="dataset name from params 'datasets'")
     if per_method:
         p.add_argument("--method", required=True, help="method name")
     return p
-
-
-def configure_logging() -> None:
-    logging.basicConfig(level=os.environ.get("GENREID_LOG", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
 def apply_runtime(cfg: GenreidConfig) -> None:
@@ -68,12 +67,20 @@ def apply_runtime(cfg: GenreidConfig) -> None:
         torch.set_num_threads(cfg.runtime.num_threads)
 
 
+def launch_plan(cfg: GenreidConfig) -> LaunchPlan:
+    r = cfg.runtime
+    return LaunchPlan(r.nproc_per_node, r.nnodes, r.node_rank, r.master_addr, r.master_port)
+
+
 def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Any], parser: argparse.ArgumentParser,
-              argv: list[str] | None = None) -> int:
+              argv: list[str] | None = None, *, trainer: bool = False) -> int:
     """Validate params first (fail within seconds), then run ``body``; user errors exit 2, Ctrl-C exits 130 with
-    one line saying where a rerun continues, and a params file edited while the stage ran is an error."""
-    configure_logging()
+    one line saying where a rerun continues, and a params file edited while the stage ran is an error.
+
+    A ``trainer`` asked for several processes (``runtime.nproc_per_node`` or ``runtime.nnodes``
+    above 1) runs its own script again under torchrun instead (:mod:`genreid.utils.launch`)."""
     args = parser.parse_args(argv)
+    configure_logging(getattr(args, "verbose", False))
     args.params_sha256 = params_digest(args.params)  # what this stage read; compared again before it ends
     try:
         cfg = load_config(args.params)
@@ -82,6 +89,8 @@ def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Any], parser: 
             raise GenreidError(f"dataset {ds!r} is not listed in {args.params} 'datasets' {cfg.datasets} "
                                "(nor is it warmup.source_dataset)",
                                "add it to 'datasets' or run a stage of a listed dataset")
+        if trainer and needs_launch(launch_plan(cfg)):
+            return launch(launch_plan(cfg), inspect.getfile(body), sys.argv[1:] if argv is None else list(argv))
         apply_cpu_isa_cap(cfg.runtime.cpu_isa_cap)  # before torch runs any kernel (genreid.utils.isa)
         apply_runtime(cfg)
         body(cfg, args)

@@ -41,7 +41,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(body, stage_parser(__doc__.splitlines()[0]), argv)
+    return run_stage(body, stage_parser(__doc__.splitlines()[0]), argv, trainer=True)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser(__doc__.splitlines()[0], per_method=True)
     next(a for a in parser._actions if a.dest == "method").choices = METHODS  # train.methods' names
-    return run_stage(body, parser, argv)
+    return run_stage(body, parser, argv, trainer=True)
 
 
 if __name__ == "__main__":

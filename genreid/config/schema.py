@@ -70,6 +70,25 @@ class RuntimeConfig(StrictModel):
         "off", description=("cap the instruction set of torch's CPU libraries (oneDNN, ATen kernels, MKL in its "
                             "reproducible mode) at process start, so CPUs of one type that reach the cap give the "
                             "same bits: avx2, sse41 (slower), off = whatever the CPU offers (docs/reproducibility.md)"))
+    log_every: int = Field(50, ge=1, le=1_000_000, description=(
+        "a progress line every N training iterations (each loss as its running mean over the epoch); "
+        "every epoch and every stage also end with a summary line"))
+    nproc_per_node: int = Field(1, ge=1, le=64, description=(
+        "training processes per machine, one per GPU; above 1 every training stage (warmup, source, pretrain, "
+        "train) starts itself under torchrun, so `dvc repro` trains on several GPUs and records the outputs"))
+    nnodes: int = Field(1, ge=1, le=1024, description=(
+        "machines taking part (torchrun --nnodes); each runs `dvc repro` with its own runtime.node_rank"))
+    node_rank: int = Field(0, ge=0, le=1023, description="this machine's rank, 0 to nnodes - 1 (torchrun --node_rank)")
+    master_addr: str = Field("127.0.0.1", min_length=1, description=(
+        "address of the node_rank 0 machine, reachable from all (torchrun --master_addr; several nodes only)"))
+    master_port: int = Field(29500, ge=1, le=65535, description=(
+        "free port on that machine (torchrun --master_port; several nodes only)"))
+
+    @model_validator(mode="after")
+    def _node_rank_in_range(self) -> RuntimeConfig:
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"runtime.node_rank {self.node_rank} must be below runtime.nnodes {self.nnodes}")
+        return self
 
 
 # Smallest image (height, width) with CPU bf16 autocast: every stage runs finite at 64x32 (the dry profile of

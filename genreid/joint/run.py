@@ -78,7 +78,7 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
     schedule = StepSchedule({k: rates[k] for k in opts.named()}, cfg.lr_gamma,
                             [cfg.step_epoch], decays=None if cfg.gd_lr_step else ("id",))
     best = BestModel(nets.id_encoder, use_validation=cfg.selection == "val_map" and val_set is not None)
-    hooks = default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters, log_every=10,
+    hooks = default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters, log_every=runtime.log_every,
                           validation=validation) + list(extra_hooks)
     trainer = Trainer(step, info=info, epochs=cfg.epochs, ckpt_dir=model_dir / "ckpt",
                       results_dir=results_dir / "train", best=best, hooks=hooks, stop_after_iters=stop_after_iters)

@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import shutil
 import sys
 from collections.abc import Iterable
@@ -34,6 +33,7 @@ from typing import Any
 from genreid.errors import GenreidError
 from genreid.pipeline.dvc_stages import StageSpec, load_stages, stage_for_folder
 from genreid.utils.atomic import write_json
+from genreid.utils.console import configure_logging
 
 SIGNATURE_FILE = "resume_signature.json"
 MODULE = "genreid.pipeline.resume_guard"
@@ -181,16 +181,28 @@ def guard(folders: list[Path], inputs: list[Path], params_path: Path = Path("par
     if hash_cache and hash_cache.parent.is_dir():
         write_json(hash_cache, cache)
     marker = folders[0] / SIGNATURE_FILE
+    earlier = marker.is_file()
     try:
         kept = json.loads(marker.read_text()) == current
     except (OSError, ValueError):
         kept = False
     if not kept:
+        why = (f"{spec.name}'s params, code or inputs changed since the earlier run" if earlier
+               else f"no earlier run of {spec.name} recorded in {folders[0]}")
         for folder in folders:
             if folder.is_dir() and _empty(folder):
-                log.info("resume guard: %s's params, code or inputs changed, starting %s afresh", spec.name, folder)
+                log.info("resume guard: %s: emptied %s", why, folder)
         write_json(marker, current)
     return kept
+
+
+def outcome(kept: bool, had_earlier_run: bool, folder: Path) -> str:
+    """The guard's one console line: resuming, a fresh workspace, or a changed stage."""
+    if kept:
+        return f"resume guard: resuming from {folder}"
+    if had_earlier_run:
+        return f"resume guard: params, code or inputs changed since the earlier run: fresh start in {folder}"
+    return f"resume guard: no earlier run: fresh start in {folder}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,14 +214,15 @@ def main(argv: list[str] | None = None) -> int:
                                                  "whose command runs this guard on the first folder")
     p.add_argument("--dvc-yaml", type=Path, default=Path("dvc.yaml"))
     args = p.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("GENREID_LOG", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(timestamps=False)
+    had_earlier_run = (args.folders[0] / SIGNATURE_FILE).is_file()
     try:
         kept = guard(args.folders, args.inputs, args.params, stage=args.stage, dvc_yaml=args.dvc_yaml)
     except GenreidError as exc:
         print(f"genreid: error: {exc}", file=sys.stderr)
         print(f"resume guard: nothing was removed from {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 2
-    print(f"resume guard: {'resuming from' if kept else 'fresh start in'} {args.folders[0]}")
+    print(outcome(kept, had_earlier_run, args.folders[0]))
     return 0
 
 

@@ -79,8 +79,22 @@ def read_metrics(path: str | os.PathLike) -> tuple[dict[str, float], int | None]
     if "mAP" not in metrics or "R1" not in metrics:
         raise GenreidError(f"metrics file {path} has no mAP / R1 (keys: {sorted(block)})",
                            "rerun its evaluate stage with the current code")
-    seed = raw.get("seed", (raw.get("provenance") or {}).get("seed"))
+    origin = {**raw, **read_provenance(path)}
+    seed = origin.get("seed", (origin.get("provenance") or {}).get("seed"))
     return metrics, (int(seed) if seed is not None else None)
+
+
+def read_provenance(metrics_path: str | os.PathLike) -> dict[str, Any]:
+    """The evaluation's ``provenance.json`` next to its metrics file (seed, training record, run record);
+    empty when there is none (metrics written before the two were split, or by another tool)."""
+    path = Path(metrics_path).with_name("provenance.json")
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise GenreidError(f"provenance file {path} is not valid JSON ({exc})", "rerun its evaluate stage") from exc
+    return data if isinstance(data, dict) else {}
 
 
 def training_facts(summary: dict[str, Any] | None) -> dict[str, float]:
@@ -117,7 +131,8 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
         archive_run(archive, dataset, method, seed if recorded_seed is None else recorded_seed, metrics, fingerprint,
                     training_facts(summary), recipe)
         runs, _ = collect_runs(archive, dataset, method, fingerprint)
-        training = json.loads((folder / "metrics.json").read_text()).get("training") or {}
+        origin = {**json.loads((folder / "metrics.json").read_text()), **read_provenance(folder / "metrics.json")}
+        training = origin.get("training") or {}
         selection = {k: training[k] for k in SELECTION_KEYS if k in training}
         if summary is not None:
             selection["resumed"] = summary.get("resumed")

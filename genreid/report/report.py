@@ -68,18 +68,14 @@ def write_figures(out_dir: Path, collected: list[CollectedDataset]) -> dict[str,
     """PNGs for the README and long-format CSVs for `dvc plots show`; empty figures are skipped."""
     curves = {c.dataset: c.cmc for c in collected if c.cmc}
     series = [s for c in collected for s in c.series]
-    losses, validation, pseudo, other = plots.split_series(series)
     plots.write_cmc_csv(curves, out_dir / "cmc.csv")
-    plots.write_series_csv(losses + validation + other, out_dir / "training.csv")
-    plots.write_series_csv(pseudo, out_dir / "pseudo_labels.csv")
     figures: dict[str, Path] = {}
     if curves:
         figures["cmc"] = plots.plot_cmc(curves, out_dir / "cmc.png")
-    for name, chosen, title, by_metric in (("losses", losses, "training losses", False),
-                                           ("validation", validation, "validation during training", False),
-                                           ("pseudo_labels", [s for s in pseudo if s.metric in plots.PSEUDO_PANELS],
-                                            "pseudo-label quality per epoch", True)):
-        png = plots.plot_series_grid(chosen, out_dir / f"{name}.png", title, panel_by_metric=by_metric)
+    for name, stage, content, title in plots.STAGE_FIGURES:
+        rows = plots.stage_rows(series, stage, content)
+        plots.write_stage_csv(rows, out_dir / f"{name}.csv")
+        png = plots.plot_stage(rows, out_dir / f"{name}.png", title)
         if png is not None:
             figures[name] = png
         else:
