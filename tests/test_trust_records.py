@@ -443,3 +443,12 @@ def test_cpu_bf16_on_images_below_the_documented_minimum_is_refused_with_the_rea
     tree["data"]["height"], tree["data"]["width"] = 32, 16
     tree["runtime"]["device"] = "cuda"
     assert validate(tree).runtime.amp == "bf16"  # the defect is in oneDNN, the CPU kernels
+
+
+def test_a_warm_up_batch_larger_than_one_sampler_pass_names_the_numbers():
+    from genreid.errors import GenreidError
+    from genreid.warmup.batches import pk_batches
+
+    labels = np.array([0, 0, 1, 1, 2, 2, -1, -1])
+    with pytest.raises(GenreidError, match=r"over the 6 clustered images yields 6, fewer than warmup.batch_size 16"):
+        pk_batches(labels, np.arange(8) % 2, 16, 2, seed=0, iterations=1, sampler="multi_gallery")
