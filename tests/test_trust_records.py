@@ -452,3 +452,18 @@ def test_a_warm_up_batch_larger_than_one_sampler_pass_names_the_numbers():
     labels = np.array([0, 0, 1, 1, 2, 2, -1, -1])
     with pytest.raises(GenreidError, match=r"over the 6 clustered images yields 6, fewer than warmup.batch_size 16"):
         pk_batches(labels, np.arange(8) % 2, 16, 2, seed=0, iterations=1, sampler="multi_gallery")
+
+
+def test_a_validation_split_that_leaves_one_training_identity_is_refused():
+    import pandas as pd
+
+    from genreid.data.validation import carve_validation
+    from genreid.errors import DataError
+
+    train = pd.DataFrame({"path": [f"{i}.jpg" for i in range(8)], "raw_pid": [1, 1, 1, 1, 2, 2, 2, 2],
+                          "camid": [0, 1, 0, 1, 0, 1, 0, 1]})
+    with pytest.raises(DataError, match="carves 1 of 2 training identities for validation and leaves 1") as err:
+        carve_validation(train, 0.05, 0, "synthetic")
+    assert "num_train_ids" in str(err.value)
+    rest, val = carve_validation(train, 0.0, 0, "synthetic")
+    assert rest["pid"].nunique() == 2 and val.empty
