@@ -467,3 +467,15 @@ def test_a_validation_split_that_leaves_one_training_identity_is_refused():
     assert "num_train_ids" in str(err.value)
     rest, val = carve_validation(train, 0.0, 0, "synthetic")
     assert rest["pid"].nunique() == 2 and val.empty
+
+
+def test_selection_on_validation_without_a_validation_split_is_refused():
+    from genreid.config.loader import resolve_recipe, validate
+    from genreid.errors import ConfigError
+
+    tree = resolve_recipe(ROOT / "params" / "tiny.yaml")
+    tree["data"]["val_fraction"], tree["train"]["selection"] = 0.0, "val_map"
+    with pytest.raises(ConfigError, match="train.selection is 'val_map' but data.val_fraction is 0"):
+        validate(tree)
+    tree["train"]["selection"] = "last"
+    assert validate(tree).train.selection == "last"
