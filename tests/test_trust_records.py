@@ -443,3 +443,39 @@ def test_cpu_bf16_on_images_below_the_documented_minimum_is_refused_with_the_rea
     tree["data"]["height"], tree["data"]["width"] = 32, 16
     tree["runtime"]["device"] = "cuda"
     assert validate(tree).runtime.amp == "bf16"  # the defect is in oneDNN, the CPU kernels
+
+
+def test_a_warm_up_batch_larger_than_one_sampler_pass_names_the_numbers():
+    from genreid.errors import GenreidError
+    from genreid.warmup.batches import pk_batches
+
+    labels = np.array([0, 0, 1, 1, 2, 2, -1, -1])
+    with pytest.raises(GenreidError, match=r"over the 6 clustered images yields 6, fewer than warmup.batch_size 16"):
+        pk_batches(labels, np.arange(8) % 2, 16, 2, seed=0, iterations=1, sampler="multi_gallery")
+
+
+def test_a_validation_split_that_leaves_one_training_identity_is_refused():
+    import pandas as pd
+
+    from genreid.data.validation import carve_validation
+    from genreid.errors import DataError
+
+    train = pd.DataFrame({"path": [f"{i}.jpg" for i in range(8)], "raw_pid": [1, 1, 1, 1, 2, 2, 2, 2],
+                          "camid": [0, 1, 0, 1, 0, 1, 0, 1]})
+    with pytest.raises(DataError, match="carves 1 of 2 training identities for validation and leaves 1") as err:
+        carve_validation(train, 0.05, 0, "synthetic")
+    assert "num_train_ids" in str(err.value)
+    rest, val = carve_validation(train, 0.0, 0, "synthetic")
+    assert rest["pid"].nunique() == 2 and val.empty
+
+
+def test_selection_on_validation_without_a_validation_split_is_refused():
+    from genreid.config.loader import resolve_recipe, validate
+    from genreid.errors import ConfigError
+
+    tree = resolve_recipe(ROOT / "params" / "tiny.yaml")
+    tree["data"]["val_fraction"], tree["train"]["selection"] = 0.0, "val_map"
+    with pytest.raises(ConfigError, match="train.selection is 'val_map' but data.val_fraction is 0"):
+        validate(tree)
+    tree["train"]["selection"] = "last"
+    assert validate(tree).train.selection == "last"

@@ -177,6 +177,15 @@ class GenreidConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _selection_needs_a_validation_split(self) -> GenreidConfig:
+        """Selecting on validation mAP without a validation split would silently keep the last epoch."""
+        if self.train.selection == "val_map" and self.data.val_fraction == 0:
+            raise ValueError("train.selection is 'val_map' but data.val_fraction is 0, so there is no validation "
+                             "split to select on (stage 3 would silently keep the last epoch); set train.selection: "
+                             "last (the authors' choice) or data.val_fraction above 0")
+        return self
+
+    @model_validator(mode="after")
     def _bf16_needs_large_enough_images_on_cpu(self) -> GenreidConfig:
         """oneDNN's CPU bf16 kernels give NaN on very small images: no learning-rate setting helps, so the
         combination is refused here instead of diverging at the first warm-up iteration."""

@@ -119,6 +119,21 @@ def test_collapsed_clustering_stops_with_a_clear_message(joint_cfg, gan_toy):
         step._pseudo_labels(0)
 
 
+def test_a_batch_larger_than_the_training_set_blames_the_batch_size_not_eps(joint_cfg, gan_toy):
+    dataset = image_dataset(gan_toy["df"], gan_toy["height"], gan_toy["width"])
+    cfg = joint_cfg(batch_size=len(dataset) + 4)
+    step = JointStep.__new__(JointStep)
+    step.cfg, step.method = cfg, build_method("gcl_plus", cfg)
+    step.memory = InstanceMemory(len(dataset), 4)
+    step.memory.initialise(torch.randn(len(dataset), 4))
+    step.true_ids, step.camids = np.arange(len(dataset)), np.zeros(len(dataset), dtype=int)
+    with pytest.raises(TrainingDiverged) as err:
+        step._pseudo_labels(0)
+    text = str(err.value)
+    assert f"train.batch_size {len(dataset) + 4} is larger than the whole training set" in text and "eps" not in text
+    assert f"lower train.batch_size to at most {len(dataset)}" in text
+
+
 def test_gd_lr_step_false_keeps_the_generator_lr_while_e_id_steps(joint_cfg, gan_toy, tmp_path):
     _run(gan_toy, tmp_path, joint_cfg(gd_lr_step=False, epochs=2, step_epoch=1))
     last = sorted((tmp_path / "models" / "ckpt").glob("ckpt_*.pt"))[-1]
