@@ -21,6 +21,8 @@ towards the camera).
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,6 +70,8 @@ class PoseLandmarker:
 
     def __init__(self, input_size: int = 512, fill: float = 0.6, min_detection_confidence: float = 0.2,
                  min_presence: float = 0.0):
+        os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up notes
+        warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
         try:
             from mediapipe.python.solutions import pose as mp_pose
         except ImportError as exc:
