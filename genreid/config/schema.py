@@ -164,5 +164,6 @@ class GenreidConfig(StrictModel):
                 raise ValueError(
                     f"mesh.body_model ({self.mesh.body_model!r}) must equal data.{ds}.body_model "
                     f"({body!r}) when the oracle is used or measured (mesh.estimator {self.mesh.estimator!r}, "
-                    f"mesh.also_measure {self.mesh.also_measure}): oracle meshes re-pose the ground truth SynthReID was rendered with; set both to the same value")
+                    f"mesh.also_measure {self.mesh.also_measure}): oracle meshes re-pose the ground truth "
+                    "SynthReID was rendered with; set both to the same value")
         return self

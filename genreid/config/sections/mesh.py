@@ -8,7 +8,6 @@ from pydantic import Field, field_validator
 
 from genreid.config.base import StrictModel
 
-
 EstimatorName = Literal["oracle", "hmr", "landmarks", "standing"]
 
 
