@@ -216,9 +216,11 @@ class GenreidConfig(StrictModel):
         renders would no longer line up with the people in the images."""
         for ds in ("synthetic", "synthetic_b"):
             body = getattr(self.data, ds).body_model
-            if ds in self.datasets and self.mesh.estimator in ("oracle", "auto") and self.mesh.body_model != body:
+            oracle = self.mesh.estimator in ("oracle", "auto") or "oracle" in self.mesh.also_measure
+            if ds in self.datasets and oracle and self.mesh.body_model != body:
                 raise ValueError(
                     f"mesh.body_model ({self.mesh.body_model!r}) must equal data.{ds}.body_model "
-                    f"({body!r}) when mesh.estimator is {self.mesh.estimator!r}: oracle "
-                    "meshes re-pose the ground truth SynthReID was rendered with; set both to the same value")
+                    f"({body!r}) when the oracle is used or measured (mesh.estimator {self.mesh.estimator!r}, "
+                    f"mesh.also_measure {self.mesh.also_measure}): oracle meshes re-pose the ground truth "
+                    "SynthReID was rendered with; set both to the same value")
         return self
