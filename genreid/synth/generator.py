@@ -10,9 +10,11 @@ replaces ``out_dir`` in one rename.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
+import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from genreid.body import load_body_model
+from genreid.render.camera import rotate_about_vertical
 from genreid.render.colour import composite, render_people
 from genreid.synth.accessories import attach, bag_box, box_mesh, global_rotations
 from genreid.synth.appearance import ATTRIBUTE_NAMES, BAGS, Identity, body_regions, sample_identity, vertex_colours
@@ -78,7 +81,16 @@ class _Renderer:
         self.palette_size, self.occlusion_prob, self.looks = palette_size, occlusion_prob, looks
 
     @torch.no_grad()
-    def batch(self, shots: list[Shot]) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    def batch(self, shots: list[Shot], turn: float = 0.0,
+              occluders: bool = True) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+        """The photos of ``shots`` (uint8, before JPEG) and their ground truth.
+
+        ``turn`` (radians) turns every posed person, bag included, about the vertical axis through
+        the pelvis after framing, the yaw convention of the mesh stage's structure renders
+        (:func:`genreid.render.camera.rotate_about_vertical`); camera, light, background and camera
+        effects stay the photo's. ``occluders=False`` draws the occluder's random numbers but paints
+        none, and adds the empty scene through the same camera draws as ``background``: with both,
+        the batch is the true novel views of :mod:`genreid.synth.novel_views`."""
         h, w, dev = self.h, self.w, self.device
         rngs = [np.random.default_rng([self.seed, 1, s.index]) for s in shots]
         ids = [_identity(self.seed, s.person, self.palette_size) for s in shots]
@@ -103,6 +115,8 @@ class _Renderer:
                 f = torch.cat([f, _BOX_FACES + len(v)])
                 v = torch.cat([v, box.float()])
                 col = torch.cat([col, torch.tensor(BAGS[ident.bag_colour]).float().expand(8, 3)])
+            if turn:
+                v = rotate_about_vertical(v[None], math.degrees(turn), joints[k, 0])[0]
             mesh_v.append(v.to(dev))
             mesh_f.append(f.to(dev))
             mesh_c.append(col.to(dev))
@@ -113,10 +127,14 @@ class _Renderer:
         bgs = torch.as_tensor(np.stack([background_crop(lk, r, h, w) for lk, r in zip(looks, rngs)]))
         scene = composite(bgs.to(rgb.device), rgb, alpha).cpu().numpy()
         alpha = alpha.cpu().numpy()
-        images, rows = [], {k: [] for k in ("bbox", "visible", "occluded", "mask_bits")}
+        images, backgrounds, rows = [], [], {k: [] for k in ("bbox", "visible", "occluded", "mask_bits")}
         for k, (r, lk) in enumerate(zip(rngs, looks)):
             person = alpha[k] >= 0.5
-            occ = draw_occluder(scene[k], r) if r.random() < self.occlusion_prob else np.zeros((h, w), bool)
+            canvas = scene[k] if occluders else scene[k].copy()  # without occluders: same draws, nothing painted
+            occ = draw_occluder(canvas, r) if r.random() < self.occlusion_prob else np.zeros((h, w), bool)
+            occ &= occluders
+            if not occluders:
+                backgrounds.append(camera_effects(bgs[k].numpy(), lk, copy.deepcopy(r)))
             images.append(camera_effects(scene[k], lk, r))
             ys, xs = np.nonzero(person)
             rows["bbox"].append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] if len(xs) else [-1, -1, -1, -1])
@@ -128,6 +146,8 @@ class _Renderer:
               "bbox": np.array(rows["bbox"], dtype=np.int16), "visible": np.array(rows["visible"], np.float32),
               "occluded": np.array(rows["occluded"]), "mask_bits": np.stack(rows["mask_bits"]),
               "quality": np.array([lk.jpeg_quality for lk in looks], dtype=np.int16)}
+        if not occluders:
+            gt["background"] = np.stack(backgrounds)
         return images, gt
 
 
