@@ -17,7 +17,8 @@ The stored form (:func:`write_true_views`, :func:`load_true_views`) keeps, per s
 ``<split>_views.npy`` uint8 (N, A, H, W, 3), the person masks ``<split>_masks.npy`` bool (N, A, H, W)
 (alpha >= 0.5, bags included), the empty scenes ``<split>_backgrounds.npy`` uint8 (N, H, W, 3) (the
 same at every angle), ``<split>_index.csv`` (row, path, pid, camid) and ``<split>_views.json``
-(angles, image size, generator version), at the dataset's stored image size.
+(angles, image size, generator version), at the dataset's stored image size. For a real dataset the
+folder holds only ``absent.json`` with the reason, which every reader repeats.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from genreid.errors import DataError
 
 GENERATOR_SUMMARY = Path("images") / "summary.json"  # the generator's own summary inside a prepared folder
 GROUND_TRUTH = "ground_truth.npz"
+ABSENT = "absent.json"  # what the stage writes for a real dataset instead of views: why there are none
 
 
 @dataclass(frozen=True)
@@ -157,11 +159,43 @@ def write_true_views(out_dir: str | os.PathLike, split: str, views: TrueViews, p
                                              "generator_version": GENERATOR_VERSION})
 
 
+def render_splits(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, tables: dict[str, Any],
+                  angles: Sequence[int], batch_size: int = 32, device: str = "cpu") -> dict[str, Any]:
+    """The ``true_views`` stage: every split of ``tables`` (manifest frames, absolute paths) into
+    ``out_dir``, or for a real dataset ``absent.json``; returns what was done with its timing."""
+    import time
+
+    from genreid.utils.atomic import write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        generator_summary(prepared_dir)
+    except DataError as exc:
+        write_json(out / ABSENT, {"reason": exc.problem, "fix": exc.fix})
+        return {"available": False, "reason": exc.problem}
+    report: dict[str, Any] = {"available": True, "angles": [int(a) for a in angles], "splits": {}}
+    for split, table in tables.items():
+        start = time.perf_counter()
+        root = Path(prepared_dir).absolute()
+        paths = [Path(p).relative_to(root).as_posix() if Path(p).is_absolute() else str(p) for p in table["path"]]
+        views = render_true_views(prepared_dir, paths, angles, batch_size=batch_size, device=device)
+        seconds = time.perf_counter() - start
+        write_true_views(out, split, views, table["pid"], table["camid"])
+        renders = len(views) * len(angles)
+        report["splits"][split] = {"images": len(views), "renders": renders, "seconds": round(seconds, 2),
+                                   "seconds_per_render": round(seconds / renders, 4) if renders else None}
+    return report
+
+
 def load_true_views(out_dir: str | os.PathLike, split: str) -> TrueViews:
     """Read one stored split; a ``DataError`` naming the stage to run when it is absent."""
     import pandas as pd
 
     out = Path(out_dir)
+    if (out / ABSENT).is_file():
+        why = json.loads((out / ABSENT).read_text())
+        raise DataError(f"no true novel views in {out}: {why.get('reason')}", str(why.get("fix")))
     meta_path = out / f"{split}_views.json"
     if not meta_path.is_file():
         raise DataError(f"no true novel views of split {split!r} in {out} ({meta_path.name} missing)",
