@@ -22,7 +22,7 @@ from genreid.meshes.views import render_views
 from genreid.synth.appearance import ATTRIBUTE_NAMES
 from genreid.synth.generator import _jpeg
 from genreid.synth.ground_truth import load_ground_truth
-from genreid.synth.novel_views import load_true_views, render_true_views, write_true_views
+from genreid.synth.novel_views import load_true_views, render_splits, render_true_views, write_true_views
 
 ANGLES = [0, 45, 90, 135, 180, 225, 270, 315]
 H, W = 128, 64
@@ -123,3 +123,7 @@ def test_real_datasets_have_no_true_views(tmp_path: Path, make_prepared):
     table = load_prepared(prepared, splits=("train",))["train"]
     with pytest.raises(DataError, match="only for SynthReID"):
         render_true_views(prepared, relative_paths(table["path"].tolist()[:2], prepared), [0, 90])
+    report = render_splits(prepared, tmp_path / "views", {"train": table}, [0, 90])  # the stage: a marker
+    assert report["available"] is False and "only for SynthReID" in report["reason"]
+    with pytest.raises(DataError, match="only for SynthReID"):
+        load_true_views(tmp_path / "views", "val")

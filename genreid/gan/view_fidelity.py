@@ -186,6 +186,18 @@ def fidelity_per_angle(generated: dict[int, np.ndarray], truth: TrueViews, pids:
     return rows
 
 
+def rule_ceiling(truth: TrueViews, angles: Sequence[int], height: int, width: int) -> dict[str, float]:
+    """Per angle, the mean IoU of the silhouette rule applied to the true views themselves: what a perfect
+    generator would score on ``silhouette_iou``."""
+    backgrounds = resize_like_loader(truth.backgrounds, height, width)
+    out = {}
+    for angle in angles:
+        images, masks = truth.at(int(angle))
+        found = person_silhouette(resize_like_loader(images, height, width), backgrounds)
+        out[str(int(angle))] = round(float(silhouette_iou(found, resize_masks(masks, height, width)).mean()), 4)
+    return out
+
+
 def mean_row(rows: list[dict[str, Any]]) -> dict[str, float]:
     """The mean over angles of each metric (PSNR over the finite ones)."""
     keys = ("masked_l1", "psnr", "ssim", "silhouette_iou", "rank1", "mAP")
@@ -213,6 +225,7 @@ def view_fidelity(gen: ViewGenerator, reference: nn.Module, val_images: torch.Te
     return {"images": len(truth), "angles": [int(a) for a in angles], "image_size": [int(h), int(w)],
             "per_angle": per_angle, "mean": mean_row(per_angle),
             "input_copy": {"per_angle": floor, "mean": mean_row(floor)},
+            "silhouette_rule_ceiling": rule_ceiling(truth, angles, h, w),
             "reference_encoder": REFERENCE_ENCODER, "silhouette_rule": SILHOUETTE_RULE,
             "metrics": {"masked_l1": "mean |generated - true| over the true person's pixels, 0-255",
                         "psnr": "dB over the whole image (scikit-image peak_signal_noise_ratio, range 255)",
