@@ -2,7 +2,8 @@
 
 One pair of rows per person: the top row holds input | 0-degree mesh | reconstruction | novel
 view at each angle | cycle reconstruction (from the first novel view's code); the row beneath
-shows the mesh render each novel view was generated from.
+shows the mesh render each novel view was generated from. A header names every column, the novel
+views by their angle (the same angles as the view-fidelity table of the report).
 """
 
 from __future__ import annotations
@@ -66,8 +67,18 @@ def generate_sheet_tiles(nets: GanNets, images: torch.Tensor, store: RenderStore
     return torch.stack(top, 1).cpu(), torch.stack(bottom, 1).cpu()
 
 
-def tiles_to_image(top: torch.Tensor, bottom: torch.Tensor, scale: int = 2, gap: int = 2) -> Image.Image:
-    """Lay the tiles out as a grid with white gaps; ``scale`` enlarges small images (nearest)."""
+LABEL_HEIGHT = 14  # pixels of the header strip that names each column (after scaling)
+
+
+def sheet_labels(angles: Sequence[int]) -> list[str]:
+    """Column names of :func:`generate_sheet_tiles`'s layout: what each column shows, novel views by angle."""
+    return ["input", "mesh 0°", "recon.", *[f"{int(a)}°" for a in angles], "cycle"]
+
+
+def tiles_to_image(top: torch.Tensor, bottom: torch.Tensor, scale: int = 2, gap: int = 2,
+                   labels: Sequence[str] | None = None) -> Image.Image:
+    """Lay the tiles out as a grid with white gaps; ``scale`` enlarges small images (nearest). With
+    ``labels`` (one per column) a header strip of :data:`LABEL_HEIGHT` pixels names the columns."""
     p, c, _, h, w = top.shape
     rows = []
     for i in range(p):
@@ -79,7 +90,20 @@ def tiles_to_image(top: torch.Tensor, bottom: torch.Tensor, scale: int = 2, gap:
             canvas[:, y:y + h, x:x + w] = row[j]
     arr = (canvas.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     img = Image.fromarray(arr)
-    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+    if labels is None:
+        return img
+    if len(labels) != c:
+        raise ValueError(f"{len(labels)} labels for {c} columns")
+    from PIL import ImageDraw, ImageFont
+
+    out = Image.new("RGB", (img.width, img.height + LABEL_HEIGHT), (255, 255, 255))
+    out.paste(img, (0, LABEL_HEIGHT))
+    draw, font = ImageDraw.Draw(out), ImageFont.load_default(size=LABEL_HEIGHT - 4)
+    for j, text in enumerate(labels):
+        centre = (gap + j * (w + gap) + w / 2) * scale
+        draw.text((centre - draw.textlength(text, font=font) / 2, 1), text, fill=(0, 0, 0), font=font)
+    return out
 
 
 def save_png(img: Image.Image, path: str | os.PathLike) -> Path:

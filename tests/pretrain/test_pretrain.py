@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -15,7 +16,7 @@ from genreid.config.sections.gan import PretrainConfig
 from genreid.engine.batches import image_dataset
 from genreid.errors import CheckpointError, TrainingDiverged
 from genreid.gan.codes import appearance_codes
-from genreid.gan.sheet import sheet_rows
+from genreid.gan.sheet import LABEL_HEIGHT, sheet_rows
 from genreid.models.generator import load_generator
 from genreid.models.id_encoder import load_encoder
 from genreid.pretrain.run import pretrain_generator
@@ -39,8 +40,10 @@ def test_pretrain_writes_generator_sheet_and_metrics_and_keeps_encoder_frozen(ga
     assert summary["iterations"] == 6 and summary["images_per_s"] > 0
     e_str, dec, dis, extra = load_generator(tmp_path / "models" / "generator.pt")
     assert extra["iterations"] == 6 and dec.arch["stripe_dim"] == 512
-    with Image.open(tmp_path / "results" / "views.png") as im:  # 2 persons x 2 rows, 11 columns
-        assert im.size == (3 * (11 * 18 + 2), 3 * (4 * 34 + 2))
+    with Image.open(tmp_path / "results" / "views.png") as im:  # 2 persons x 2 rows, 11 columns, a header
+        assert im.size == (3 * (11 * 18 + 2), 3 * (4 * 34 + 2) + LABEL_HEIGHT)
+        header = np.asarray(im.convert("L"))[:LABEL_HEIGHT]
+        assert (header < 128).any(axis=0)[3 * 2:3 * 20].any()  # the first column is named
     metrics = json.loads((tmp_path / "results" / "train" / "summary.json").read_text())
     assert len(metrics["history"]) == 2 and all(v == v for v in metrics["final"].values())
     assert sorted(p.name for p in (tmp_path / "results" / "train" / "sheets").glob("*.png")) == [
