@@ -15,6 +15,7 @@ from typing import Any
 
 from genreid.config import GenreidConfig, load_config
 from genreid.errors import GenreidError
+from genreid.utils.isa import apply_cpu_isa_cap
 
 EXIT_USER_ERROR = 2
 
@@ -53,6 +54,7 @@ def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Any], parser: 
             raise GenreidError(f"dataset {ds!r} is not listed in {args.params} 'datasets' {cfg.datasets} "
                                "(nor is it warmup.source_dataset)",
                                "add it to 'datasets' or run a stage of a listed dataset")
+        apply_cpu_isa_cap(cfg.runtime.cpu_isa_cap)  # before torch runs any kernel (genreid.utils.isa)
         apply_runtime(cfg)
         body(cfg, args)
     except GenreidError as exc:

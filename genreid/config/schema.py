@@ -67,6 +67,10 @@ class RuntimeConfig(StrictModel):
     activation_checkpointing: bool = Field(False, description="recompute the networks' conv blocks in backward "
                                                               "instead of storing them: same results, less memory, "
                                                               "about a third more time")
+    cpu_isa_cap: Literal["off", "avx2", "sse41"] = Field(
+        "off", description=("cap the instruction set of torch's CPU libraries (oneDNN, ATen kernels, MKL in its "
+                            "reproducible mode) at process start, so CPUs of one type that reach the cap give the "
+                            "same bits: avx2, sse41 (slower), off = whatever the CPU offers (docs/reproducibility.md)"))
 
 
 class UdaLists(StrictModel):

@@ -82,14 +82,12 @@ def generator_summary(prepared_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def render_true_views(prepared_dir: str | os.PathLike, paths: Sequence[str], angles: Sequence[int], *,
-                      batch_size: int = 32, device: str = "cpu") -> TrueViews:
+                      batch_size: int = 32) -> TrueViews:
     """The true view of each image (manifest path, relative to the prepared folder) at every angle
     (degrees, the mesh stage's yaw convention), without occluders, pixel-aligned with the structure
     render of that angle. ``batch_size`` only trades memory for speed: each image draws its randomness
     from (dataset seed, image index) alone."""
-    import torch
-
-    from genreid.synth.generator import GENERATOR_VERSION, _one_thread, _Renderer
+    from genreid.synth.generator import GENERATOR_VERSION, _Renderer
     from genreid.synth.ground_truth import load_ground_truth
     from genreid.synth.plan import make_plan
     from genreid.synth.scene import make_camera_looks
@@ -118,18 +116,16 @@ def render_true_views(prepared_dir: str | os.PathLike, paths: Sequence[str], ang
     images = np.zeros((n, a, height, width, 3), np.uint8)
     masks = np.zeros((n, a, height, width), bool)
     backgrounds = np.zeros((n, height, width, 3), np.uint8)
-    with _one_thread():
-        renderer = _Renderer(p["seed"], height, p["body_model"], p["palette_size"], p["occlusion_prob"], looks,
-                             torch.device(device))
-        for start in range(0, n, batch_size):
-            batch = chosen[start:start + batch_size]
-            stop = start + len(batch)
-            for j, angle in enumerate(angles):
-                photos, gt = renderer.batch(batch, turn=math.radians(angle), occluders=False)
-                images[start:stop, j] = np.stack(photos)
-                masks[start:stop, j] = np.unpackbits(gt["mask_bits"], axis=1, count=height * width).reshape(
-                    len(batch), height, width).astype(bool)
-            backgrounds[start:stop] = gt["background"]
+    renderer = _Renderer(p["seed"], height, p["body_model"], p["palette_size"], p["occlusion_prob"], looks)
+    for start in range(0, n, batch_size):
+        batch = chosen[start:start + batch_size]
+        stop = start + len(batch)
+        for j, angle in enumerate(angles):
+            photos, gt = renderer.batch(batch, turn=math.radians(angle), occluders=False)
+            images[start:stop, j] = np.stack(photos)
+            masks[start:stop, j] = np.unpackbits(gt["mask_bits"], axis=1, count=height * width).reshape(
+                len(batch), height, width).astype(bool)
+        backgrounds[start:stop] = gt["background"]
     quality = np.array([looks[s.camera].jpeg_quality for s in chosen], dtype=np.int16)
     return TrueViews(paths=[str(x) for x in paths], angles=[int(x) for x in angles], images=images, masks=masks,
                      backgrounds=backgrounds, jpeg_quality=quality)
@@ -160,7 +156,7 @@ def write_true_views(out_dir: str | os.PathLike, split: str, views: TrueViews, p
 
 
 def render_splits(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, tables: dict[str, Any],
-                  angles: Sequence[int], batch_size: int = 32, device: str = "cpu") -> dict[str, Any]:
+                  angles: Sequence[int], batch_size: int = 32) -> dict[str, Any]:
     """The ``true_views`` stage: every split of ``tables`` (manifest frames, absolute paths) into
     ``out_dir``, or for a real dataset ``absent.json``; returns what was done with its timing."""
     import time
@@ -179,7 +175,7 @@ def render_splits(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, t
         start = time.perf_counter()
         root = Path(prepared_dir).absolute()
         paths = [Path(p).relative_to(root).as_posix() if Path(p).is_absolute() else str(p) for p in table["path"]]
-        views = render_true_views(prepared_dir, paths, angles, batch_size=batch_size, device=device)
+        views = render_true_views(prepared_dir, paths, angles, batch_size=batch_size)
         seconds = time.perf_counter() - start
         write_true_views(out, split, views, table["pid"], table["camid"])
         renders = len(views) * len(angles)
