@@ -12,7 +12,6 @@ from genreid.engine.checkpoint import Checkpointer
 from genreid.errors import CheckpointError
 from genreid.gan.renders import open_renders
 from genreid.gan.view_fidelity import (
-    resize_masks,
     stage2_generator,
     stage3_generator,
     to_normalised,
@@ -20,7 +19,7 @@ from genreid.gan.view_fidelity import (
     view_fidelity,
 )
 from genreid.models.id_encoder import load_encoder
-from genreid.synth.novel_views import TrueViews
+from genreid.synth.novel_views import TrueViews, resize_masks
 
 ANGLES = [0, 90, 180]
 

@@ -4,7 +4,7 @@ For every validation image ``x`` and mesh angle, the generated view ``G(E_str(m_
 compared with the true render of the same person turned by that angle (:mod:`genreid.synth.novel_views`)
 by the metrics of :mod:`genreid.gan.fidelity`: masked L1, PSNR, SSIM, silhouette IoU and identity
 preservation. Everything is compared at the network size, the size G draws: the true views, their masks
-and backgrounds are resized as the image loader resizes photos (PIL bicubic; masks by area, >= 0.5).
+and backgrounds are resized as the image loader resizes photos (:meth:`TrueViews.resized`).
 
 Which networks: after stage 2 the generator is ``pretrain/generator.pt`` with the frozen stage-1 encoder
 as E_id; after stage 3 (GCL, GCL+) it is the last training checkpoint of that run (E_id, E_str and G as
@@ -107,23 +107,6 @@ def stage3_generator(ckpt_dir: str | os.PathLike, encoder_path: str | os.PathLik
                                             "epochs_done": int(blob["epoch"]), "generator_arch": str(generator_path)})
 
 
-def resize_like_loader(images: np.ndarray, height: int, width: int) -> np.ndarray:
-    """uint8 (N, H, W, 3) -> (N, height, width, 3) by PIL bicubic, the loader's resize of photos."""
-    from PIL import Image
-
-    if images.shape[1:3] == (height, width):
-        return images
-    return np.stack([np.asarray(Image.fromarray(im).resize((width, height), Image.BICUBIC)) for im in images])
-
-
-def resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
-    """bool (N, H, W) -> (N, height, width): area average >= 0.5 (as the ground truth's masks)."""
-    if masks.shape[1:3] == (height, width):
-        return masks.astype(bool)
-    area = F.interpolate(torch.from_numpy(masks[:, None].astype(np.float32)), size=(height, width), mode="area")
-    return (area[:, 0] >= 0.5).numpy()
-
-
 def to_uint8(normalised: torch.Tensor) -> np.ndarray:
     """ImageNet-normalised (N, 3, H, W) -> uint8 (N, H, W, 3), the picture a person would see."""
     return (denormalize(normalised.float()).permute(0, 2, 3, 1).cpu().numpy() * 255.0).round().astype(np.uint8)
@@ -172,14 +155,12 @@ def fidelity_per_angle(generated: dict[int, np.ndarray], truth: TrueViews, pids:
                        reference: nn.Module, height: int, width: int,
                        device: torch.device | str = "cpu") -> list[dict[str, Any]]:
     """Per angle: the means of :mod:`genreid.gan.fidelity`'s metrics over the images (rows of ``truth``)."""
-    backgrounds = resize_like_loader(truth.backgrounds, height, width)
+    truth = truth.resized(height, width)
     rows = []
     for angle, views in generated.items():
         true_images, true_masks = truth.at(angle)
-        true_images = resize_like_loader(true_images, height, width)
-        true_masks = resize_masks(true_masks, height, width)
         quality = image_quality(views, true_images, true_masks)
-        iou = silhouette_iou(person_silhouette(views, backgrounds), true_masks)
+        iou = silhouette_iou(person_silhouette(views, truth.backgrounds), true_masks)
         rank1, m_ap = identity_preservation(embed_all(reference, views, device=device),
                                             embed_all(reference, true_images, device=device), pids)
         rows.append(summarise_angle(angle, quality, iou, rank1, m_ap).as_dict())
@@ -189,12 +170,12 @@ def fidelity_per_angle(generated: dict[int, np.ndarray], truth: TrueViews, pids:
 def rule_ceiling(truth: TrueViews, angles: Sequence[int], height: int, width: int) -> dict[str, float]:
     """Per angle, the mean IoU of the silhouette rule applied to the true views themselves: what a perfect
     generator would score on ``silhouette_iou``."""
-    backgrounds = resize_like_loader(truth.backgrounds, height, width)
+    truth = truth.resized(height, width)
     out = {}
     for angle in angles:
         images, masks = truth.at(int(angle))
-        found = person_silhouette(resize_like_loader(images, height, width), backgrounds)
-        out[str(int(angle))] = round(float(silhouette_iou(found, resize_masks(masks, height, width)).mean()), 4)
+        found = person_silhouette(images, truth.backgrounds)
+        out[str(int(angle))] = round(float(silhouette_iou(found, masks).mean()), 4)
     return out
 
 
@@ -218,6 +199,7 @@ def view_fidelity(gen: ViewGenerator, reference: nn.Module, val_images: torch.Te
     h, w = val_images.shape[-2:]
     dev = val_images.device
     rows = np.arange(len(truth))
+    truth = truth.resized(h, w)
     generated = {int(a): generate_views(gen, val_images, store, rows, int(a)) for a in angles}
     per_angle = fidelity_per_angle(generated, truth, pids, reference, h, w, dev)
     photo = to_uint8(val_images)

@@ -54,6 +54,19 @@ class TrueViews:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def resized(self, height: int, width: int) -> TrueViews:
+        """The views at a network size as the image loader resizes photos (PIL bicubic; masks by area
+        average >= 0.5, as the ground truth's masks), so they compare with what a network reads."""
+        if self.images.shape[2:4] == (height, width):
+            return self
+        n, a = self.images.shape[:2]
+        images = resize_like_loader(self.images.reshape(n * a, *self.images.shape[2:]), height, width)
+        masks = resize_masks(self.masks.reshape(n * a, *self.masks.shape[2:]), height, width)
+        return TrueViews(paths=self.paths, angles=self.angles, images=images.reshape(n, a, height, width, 3),
+                         masks=masks.reshape(n, a, height, width),
+                         backgrounds=resize_like_loader(self.backgrounds, height, width),
+                         jpeg_quality=self.jpeg_quality)
+
     def at(self, angle: int) -> tuple[np.ndarray, np.ndarray]:
         """(images (N,H,W,3), masks (N,H,W)) at one of :attr:`angles`."""
         if angle not in self.angles:
@@ -61,6 +74,29 @@ class TrueViews:
                             "render them with the angles of mesh.angles (`dvc repro true_views@synthetic`)")
         j = self.angles.index(angle)
         return self.images[:, j], self.masks[:, j]
+
+
+def resize_like_loader(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> (N, height, width, 3) by PIL bicubic, the image loader's resize of photos."""
+    from PIL import Image
+
+    if images.shape[1:3] == (height, width):
+        return images
+    out = np.empty((len(images), height, width, 3), np.uint8)
+    for i, im in enumerate(images):
+        out[i] = np.asarray(Image.fromarray(im).resize((width, height), Image.BICUBIC))
+    return out
+
+
+def resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
+    """bool (N, H, W) -> (N, height, width): area average >= 0.5."""
+    import torch
+    import torch.nn.functional as F
+
+    if masks.shape[1:3] == (height, width):
+        return masks.astype(bool)
+    area = F.interpolate(torch.from_numpy(masks[:, None].astype(np.float32)), size=(height, width), mode="area")
+    return (area[:, 0] >= 0.5).numpy()
 
 
 def generator_summary(prepared_dir: str | os.PathLike) -> dict[str, Any]:
