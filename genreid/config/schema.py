@@ -18,6 +18,7 @@ from genreid.config.sections.mesh import MeshConfig
 from genreid.config.sections.model import ModelConfig
 from genreid.config.sections.report import ReportConfig
 from genreid.config.sections.source import SourceConfig
+from genreid.config.sections.views import TrueViewsConfig
 from genreid.config.sections.warmup import WarmupConfig
 
 DatasetName = Literal["market1501", "dukemtmc", "msmt17", "synthetic", "synthetic_b"]
@@ -127,6 +128,7 @@ class GenreidConfig(StrictModel):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     mesh: MeshConfig = Field(default_factory=MeshConfig)
+    true_views: TrueViewsConfig = Field(default_factory=TrueViewsConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
     source: SourceConfig = Field(default_factory=SourceConfig, description="UDA: supervised source pre-training")

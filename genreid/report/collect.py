@@ -16,6 +16,7 @@ from typing import Any
 
 from genreid.errors import GenreidError
 from genreid.report import plots
+from genreid.report.fidelity import read_view_fidelity
 from genreid.report.seeds import SeedRun, archive_run, collect_runs, settings_groups
 from genreid.utils.atomic import write_json
 
@@ -57,6 +58,7 @@ class CollectedDataset:
     series: list[plots.Series]
     pictures: list[tuple[str, str]]  # (path relative to results/, caption)
     procedural_body: bool = False  # meshes from the procedural stand-in body, not SMPL (a deviation on real data)
+    view_fidelity: dict[str, Any] = field(default_factory=dict)  # run -> view_fidelity.json (current seed)
 
 
 def read_metrics(path: str | os.PathLike) -> tuple[dict[str, float], int | None]:
@@ -145,7 +147,10 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
     pictures = [(f"{dataset}/{rel}", what) for rel, what in PICTURES if (results / dataset / rel).is_file()]
     pictures += [(f"{dataset}/{m}/ranked_lists.png", f"ranked lists, {m} (best and worst queries)")
                  for m in methods if (results / dataset / m / "ranked_lists.png").is_file()]
-    collected = CollectedDataset(dataset, setting, fingerprint, per_method, cmc, series, pictures, procedural_body)
+    fidelity = {run: {k: v for k, v in f.items() if k != "provenance"}
+                for run, f in read_view_fidelity(results, dataset).items()}
+    collected = CollectedDataset(dataset, setting, fingerprint, per_method, cmc, series, pictures, procedural_body,
+                                 fidelity)
     write_json(collected_path(results, dataset), _to_json(collected))
     return collected
 
@@ -161,6 +166,7 @@ def _to_json(c: CollectedDataset) -> dict[str, Any]:
         "series": [asdict(s) for s in c.series],
         "pictures": [list(p) for p in c.pictures],
         "procedural_body": c.procedural_body,
+        "view_fidelity": c.view_fidelity,
     }
 
 
@@ -177,6 +183,7 @@ def load_collected(results_dir: str | os.PathLike, dataset: str) -> CollectedDat
             series=[plots.Series(**s) for s in raw["series"]],
             pictures=[(p[0], p[1]) for p in raw["pictures"]],
             procedural_body=bool(raw.get("procedural_body", False)),
+            view_fidelity=dict(raw.get("view_fidelity", {})),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise GenreidError(f"collected results {path} are missing or unreadable ({exc!r})",

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genreid.report import claims, plots
+from genreid.report import claims, fidelity, plots
 from genreid.report.collect import CollectedDataset, load_collected
 from genreid.report.tables import ResultRow, build_row, csv_text, markdown_table
 from genreid.report.targets import TargetRegistry
@@ -80,7 +80,16 @@ def write_figures(out_dir: Path, collected: list[CollectedDataset]) -> dict[str,
             figures[name] = png
         else:
             (out_dir / f"{name}.png").unlink(missing_ok=True)
+    chosen = fidelity_dataset(collected)
+    figures["view_fidelity"] = fidelity.plot_view_fidelity(
+        chosen or (collected[0].dataset if collected else "-"),
+        next((c.view_fidelity for c in collected if c.dataset == chosen), {}), out_dir / "view_fidelity.png")
     return figures
+
+
+def fidelity_dataset(collected: list[CollectedDataset]) -> str | None:
+    """The dataset drawn in view_fidelity.png: the first with measured views (only SynthReID has them)."""
+    return next((c.dataset for c in collected if any(f.get("available") for f in c.view_fidelity.values())), None)
 
 
 def render_readme(rows: list[ResultRow], results: Path, collected: list[CollectedDataset],
@@ -111,6 +120,10 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
     lines += claims.render_section(rows)
     lines += _selection(collected)
     lines += _pseudo_labels(collected)
+    for c in collected:
+        shown = figures.get("view_fidelity") if c.dataset == fidelity_dataset(collected) else None
+        lines += fidelity.render_section(c.dataset, c.view_fidelity,
+                                         shown.relative_to(results).as_posix() if shown else None)
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{name}]({path.relative_to(results).as_posix()})" for name, path in figures.items()]

@@ -9,6 +9,7 @@ replaces ``out_dir`` in one rename.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -28,6 +29,7 @@ from genreid.synth.ground_truth import write_npz_deterministic
 from genreid.synth.plan import SPLIT_DIRS, Shot, make_plan, split_counts
 from genreid.synth.poses import walking_pose
 from genreid.synth.scene import CameraLook, background_crop, camera_effects, draw_occluder, make_camera_looks
+from genreid.utils import exactmath
 from genreid.utils.atomic import write_bytes, write_json
 from genreid.utils.faults import fault_point
 
@@ -94,7 +96,16 @@ class _Renderer:
         self.regions = body_regions(self.body.skinning_weights, self.body.template, rest_joints[0])
         self.palette_size, self.occlusion_prob, self.looks = palette_size, occlusion_prob, looks
 
-    def batch(self, shots: list[Shot]) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    def batch(self, shots: list[Shot], turn: float = 0.0,
+              occluders: bool = True) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+        """The photos of ``shots`` (uint8, before JPEG) and their ground truth.
+
+        ``turn`` (radians) turns every posed person, bag included, about the vertical axis through
+        the pelvis after framing, the yaw convention of the mesh stage's structure renders
+        (:func:`genreid.render.camera.rotate_about_vertical`); camera, light, background and camera
+        effects stay the photo's. ``occluders=False`` draws the occluder's random numbers but paints
+        none, and adds the empty scene through the same camera draws as ``background``: with both,
+        the batch is the true novel views of :mod:`genreid.synth.novel_views`."""
         h, w = self.h, self.w
         rngs = [np.random.default_rng([self.seed, 1, s.index]) for s in shots]
         ids = [_identity(self.seed, s.person, self.palette_size) for s in shots]
@@ -106,7 +117,7 @@ class _Renderer:
         posed = self.body.forward(betas, pose)
         cams = np.stack([_framing(r, v, lk, s.pid == 0, h, w) for r, v, lk, s in zip(rngs, posed.vertices, looks,
                                                                                       shots)])
-        images, rows = [], {k: [] for k in ("bbox", "visible", "occluded", "mask_bits")}
+        images, backgrounds, rows = [], [], {k: [] for k in ("bbox", "visible", "occluded", "mask_bits")}
         for k, (ident, r, lk) in enumerate(zip(ids, rngs, looks)):
             colours = vertex_colours(ident, self.regions, self.body.template, posed.rest_joints[k])
             verts, faces = posed.vertices[k], self.body.faces
@@ -118,11 +129,18 @@ class _Renderer:
                 verts = np.concatenate([verts, box])
                 colours = np.concatenate([colours, np.broadcast_to(np.asarray(BAGS[ident.bag_colour], np.float32),
                                                                    (8, 3))])
+            if turn:
+                verts = turn_about_vertical(verts, turn, posed.joints[k][0])
             rgb, alpha = render_person(verts, faces, colours, cams[k].astype(np.float64), h, w,
                                        light_dir=lk.light_dir, ambient=lk.ambient, diffuse=lk.diffuse)
-            scene = rgb + background_crop(lk, r, h, w).astype(np.float64) * (1.0 - alpha)[..., None]
+            background = background_crop(lk, r, h, w).astype(np.float64)
+            scene = rgb + background * (1.0 - alpha)[..., None]
             person = alpha >= 0.5
-            occ = draw_occluder(scene, r) if r.random() < self.occlusion_prob else np.zeros((h, w), bool)
+            canvas = scene if occluders else scene.copy()  # without occluders: the same draws, nothing painted
+            occ = draw_occluder(canvas, r) if r.random() < self.occlusion_prob else np.zeros((h, w), bool)
+            occ &= occluders
+            if not occluders:
+                backgrounds.append(camera_effects(background, lk, copy.deepcopy(r)))
             images.append(camera_effects(scene, lk, r))
             ys, xs = np.nonzero(person)
             rows["bbox"].append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] if len(xs) else [-1, -1, -1, -1])
@@ -134,7 +152,18 @@ class _Renderer:
               "bbox": np.array(rows["bbox"], dtype=np.int16), "visible": np.array(rows["visible"], np.float32),
               "occluded": np.array(rows["occluded"]), "mask_bits": np.stack(rows["mask_bits"]),
               "quality": np.array([lk.jpeg_quality for lk in looks], dtype=np.int16)}
+        if not occluders:
+            gt["background"] = np.stack(backgrounds)
         return images, gt
+
+
+def turn_about_vertical(vertices: np.ndarray, radians: float, centre: np.ndarray) -> np.ndarray:
+    """(V, 3) vertices turned about the vertical axis through ``centre``, counter-clockwise seen from above
+    (the convention of :func:`genreid.render.camera.rotate_about_vertical`, in float64 with
+    :mod:`genreid.utils.exactmath`'s sine and cosine, so the same bits on every machine)."""
+    s, c = (float(v) for v in exactmath.sincos(radians))
+    rel = np.asarray(vertices, np.float64) - np.asarray(centre, np.float64)
+    return np.stack([c * rel[:, 0] + s * rel[:, 2], rel[:, 1], -s * rel[:, 0] + c * rel[:, 2]], 1) + centre
 
 
 def generate_synthreid(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: int = 64, num_test_ids: int = 64,

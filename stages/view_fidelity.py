@@ -1,0 +1,81 @@
+"""DVC stage ``view_fidelity@<ds>-<run>``: how well a generator's novel views match SynthReID's true views.
+
+``--run pretrain`` measures stage 2's generator (models/<ds>/pretrain/generator.pt with the frozen stage-1
+encoder); ``--run gcl`` / ``gcl_plus`` the generator a stage-3 run ended with (its last checkpoint under
+models/<ds>/<run>/ckpt). Reads the validation images (data/prepared/<ds>), their structure renders
+(data/meshes/<ds>, val split) and true views (data/true_views/<ds>); writes
+results/<ds>/<run>/view_fidelity.json (per angle: masked L1, PSNR, SSIM, silhouette IoU, identity rank-1
+and mAP; genreid/gan/view_fidelity.py). A run without a generator (the control arms) and a real dataset
+(no true views) write the file with ``available: false`` and the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from genreid.config import GenreidConfig
+from genreid.config.sections.gan import METHODS
+from genreid.stage import run_stage, stage_parser
+
+GENERATOR_RUNS = ("pretrain", "gcl", "gcl_plus")
+
+
+def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
+    from genreid.errors import DataError
+    from genreid.utils.atomic import write_json
+    from genreid.utils.provenance import run_record, timestamp
+
+    ds, run = args.dataset, args.run
+    out = Path("results") / ds / run / "view_fidelity.json"
+    head = {"dataset": ds, "run": run}
+    if run not in GENERATOR_RUNS:
+        write_json(out, {**head, "available": False, "reason": f"{run} trains no generator"})
+        return
+    try:
+        report = measure(cfg, ds, run)
+    except DataError as exc:  # a real dataset: no true views exist
+        write_json(out, {**head, "available": False, "reason": exc.problem})
+        return
+    write_json(out, {**head, "available": True, **report,
+                     "provenance": run_record(cfg.seed, "cpu", finished_at=timestamp())})
+
+
+def measure(cfg: GenreidConfig, ds: str, run: str) -> dict:
+    import torch
+
+    from genreid.data.manifest import load_prepared
+    from genreid.engine.batches import image_dataset
+    from genreid.errors import CheckpointError
+    from genreid.gan.renders import open_renders
+    from genreid.gan.view_fidelity import stage2_generator, stage3_generator, view_fidelity
+    from genreid.models.id_encoder import load_encoder
+    from genreid.synth.novel_views import load_true_views
+
+    truth = load_true_views(Path(cfg.data.root) / "true_views" / ds, "val")  # first: real data stops here
+    val = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("val",))["val"]
+    if [Path(p).name for p in truth.paths] != [Path(p).name for p in val["path"]]:
+        raise CheckpointError(f"data/true_views/{ds} holds other validation images than the manifest",
+                              f"rerun `dvc repro true_views@{ds}`")
+    store = open_renders(str(Path(cfg.data.root) / "meshes" / ds), "val", val, cfg.mesh.angles)
+    models = Path("models") / ds
+    if run == "pretrain":
+        gen = stage2_generator(models / "pretrain" / "generator.pt", models / "baseline" / "encoder.pt")
+    else:
+        gen = stage3_generator(models / run / "ckpt", models / run / "encoder.pt", models / "pretrain" / "generator.pt")
+    reference, _ = load_encoder(models / "baseline" / "encoder.pt")
+    dataset = image_dataset(val, cfg.data.height, cfg.data.width)
+    images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
+    return view_fidelity(gen, reference, images, store, truth, val["pid"].tolist(), cfg.mesh.angles)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser(__doc__.splitlines()[0])
+    parser.add_argument("--run", required=True, choices=("pretrain", *METHODS),
+                        help="pretrain (stage 2's generator) or a stage-3 method")
+    return run_stage(body, parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
