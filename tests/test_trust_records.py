@@ -479,3 +479,16 @@ def test_selection_on_validation_without_a_validation_split_is_refused():
         validate(tree)
     tree["train"]["selection"] = "last"
     assert validate(tree).train.selection == "last"
+
+
+def test_a_params_file_cut_at_a_section_boundary_is_refused(tmp_path):
+    from genreid.config import load_config
+    from genreid.errors import ConfigError
+
+    text = (ROOT / "params.yaml").read_text()
+    assert load_config(ROOT / "params.yaml").seed == 1
+    cut = tmp_path / "params.yaml"
+    cut.write_text(text[:text.index("\npretrain:") + 1])  # everything before the pretrain section
+    with pytest.raises(ConfigError, match=r"lacks the section\(s\) pretrain, train, eval, report, uda") as err:
+        load_config(cut)
+    assert "genreid recipe apply params/synthetic_cpu.yaml" in str(err.value)
