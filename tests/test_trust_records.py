@@ -492,3 +492,17 @@ def test_a_params_file_cut_at_a_section_boundary_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"lacks the section\(s\) pretrain, train, eval, report, uda") as err:
         load_config(cut)
     assert "genreid recipe apply params/synthetic_cpu.yaml" in str(err.value)
+
+
+def test_the_disk_full_message_says_what_is_on_disk_now(tmp_path):
+    import errno
+
+    from genreid.utils import atomic
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    gone = tmp_path / "results" / "README.md"  # removed by DVC before the report stage ran
+    text = str(atomic._explain_os_error(gone, full))
+    assert "were kept" not in text and "no earlier one is here either" in text and f"dvc checkout {gone}" in text
+    gone.parent.mkdir()
+    gone.write_text("earlier")
+    assert f"the earlier {gone} is unchanged" in str(atomic._explain_os_error(gone, full))
