@@ -506,3 +506,15 @@ def test_the_disk_full_message_says_what_is_on_disk_now(tmp_path):
     gone.parent.mkdir()
     gone.write_text("earlier")
     assert f"the earlier {gone} is unchanged" in str(atomic._explain_os_error(gone, full))
+
+
+@pytest.mark.parametrize("option, value, reason", [("--k1", "-3", "-3 is not >= 1"), ("--k2", "0", "0 is not >= 1"),
+                                                   ("--lambda-value", "7", "7.0 is not in [0, 1]")])
+def test_rerank_options_out_of_range_are_refused(tmp_path, capsys, option, value, reason):
+    from genreid.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", str(tmp_path / "x.npz"), "--rerank", option, value])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: {reason}" in err and "Traceback" not in err
