@@ -479,3 +479,42 @@ def test_selection_on_validation_without_a_validation_split_is_refused():
         validate(tree)
     tree["train"]["selection"] = "last"
     assert validate(tree).train.selection == "last"
+
+
+def test_a_params_file_cut_at_a_section_boundary_is_refused(tmp_path):
+    from genreid.config import load_config
+    from genreid.errors import ConfigError
+
+    text = (ROOT / "params.yaml").read_text()
+    assert load_config(ROOT / "params.yaml").seed == 1
+    cut = tmp_path / "params.yaml"
+    cut.write_text(text[:text.index("\npretrain:") + 1])  # everything before the pretrain section
+    with pytest.raises(ConfigError, match=r"lacks the section\(s\) pretrain, train, eval, report, uda") as err:
+        load_config(cut)
+    assert "genreid recipe apply params/synthetic_cpu.yaml" in str(err.value)
+
+
+def test_the_disk_full_message_says_what_is_on_disk_now(tmp_path):
+    import errno
+
+    from genreid.utils import atomic
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    gone = tmp_path / "results" / "README.md"  # removed by DVC before the report stage ran
+    text = str(atomic._explain_os_error(gone, full))
+    assert "were kept" not in text and "no earlier one is here either" in text and f"dvc checkout {gone}" in text
+    gone.parent.mkdir()
+    gone.write_text("earlier")
+    assert f"the earlier {gone} is unchanged" in str(atomic._explain_os_error(gone, full))
+
+
+@pytest.mark.parametrize("option, value, reason", [("--k1", "-3", "-3 is not >= 1"), ("--k2", "0", "0 is not >= 1"),
+                                                   ("--lambda-value", "7", "7.0 is not in [0, 1]")])
+def test_rerank_options_out_of_range_are_refused(tmp_path, capsys, option, value, reason):
+    from genreid.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", str(tmp_path / "x.npz"), "--rerank", option, value])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: {reason}" in err and "Traceback" not in err
