@@ -139,3 +139,29 @@ def test_estimators_against_ground_truth(tmp_path, synth, monkeypatch):
 
     sheet = worst_cases_sheet([m for m in measured if m.estimator != "oracle"], synth, count=4)
     assert sheet.size[1] == 2 * (192 + 26) and np.asarray(sheet).std() > 10
+
+
+def test_report_shows_the_mesh_accuracy_table_and_figure(tmp_path):
+    from genreid.report.collect import CollectedDataset, read_mesh_accuracy
+    from genreid.report.report import _mesh_accuracy
+
+    block = {"mean": 57.7, "median": 53.2, "p90": 90.0, "max": 160.0}
+    accuracy = {"used": "oracle", "ground_truth": True, "estimators": {
+        "standing": {"all": {"images": 768, "detection_rate": 0.0, "pa_mpjpe_mm": block}},
+        "landmarks": {"all": {"images": 768, "detection_rate": 0.9641, "pa_mpjpe_mm": block,
+                              "yaw_error_deg": {"mean": 40.6, "median": 16.1}, "yaw_error_over_90": 0.18,
+                              "silhouette_iou": {"mean": 0.63, "median": 0.688}}},
+        "oracle": {"all": {"images": 768, "detection_rate": 1.0, "pa_mpjpe_mm": {"mean": 0.0, "median": 0.0}}}}}
+    path = tmp_path / "accuracy.json"
+    path.write_text(__import__("json").dumps(accuracy))
+    assert read_mesh_accuracy(path) == accuracy and read_mesh_accuracy(tmp_path / "missing.json") == {}
+    collected = CollectedDataset("synthetic", "unsupervised", "fp", [], {}, [],
+                                 [("synthetic/meshes/worst.png", "worst")], mesh_accuracy=accuracy)
+    text = "\n".join(_mesh_accuracy([collected]))
+    rows = [line for line in text.splitlines() if line.startswith("| synthetic |")]
+    assert [r.split(" | ")[1] for r in rows] == ["oracle", "landmarks", "standing"]  # oracle first, floor last
+    assert "| synthetic | oracle | **used** | 768 | 100.0 % | 0.0 / 0.0 |" in text
+    assert "| synthetic | landmarks | measured | 768 | 96.4 % | 57.7 / 53.2 | 40.6 / 16.1 | 18.0 % | 0.630 / 0.688 |" \
+        in text
+    assert "![worst mesh estimates, synthetic](synthetic/meshes/worst.png)" in text
+    assert _mesh_accuracy([CollectedDataset("market1501", "unsupervised", "fp", [], {}, [], [])]) == []
