@@ -33,6 +33,7 @@ PICTURES: tuple[tuple[str, str], ...] = (
     ("dataset/difficulty.md", "SynthReID difficulty (colour histogram and untrained network references)"),
     ("dataset/contact_sheet.png", "SynthReID contact sheet"),
     ("meshes/overlay.png", "mesh renders over their images"),
+    ("meshes/worst.png", "mesh estimates with the largest joint errors against the ground truth"),
     ("pretrain/views.png", "generator sheet after pre-training (novel views)"),
 )
 
@@ -59,6 +60,7 @@ class CollectedDataset:
     pictures: list[tuple[str, str]]  # (path relative to results/, caption)
     procedural_body: bool = False  # meshes from the procedural stand-in body, not SMPL (a deviation on real data)
     view_fidelity: dict[str, Any] = field(default_factory=dict)  # run -> view_fidelity.json (current seed)
+    mesh_accuracy: dict[str, Any] = field(default_factory=dict)  # results/<ds>/meshes/accuracy.json ({}: none)
 
 
 def read_metrics(path: str | os.PathLike) -> tuple[dict[str, float], int | None]:
@@ -150,9 +152,19 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
     fidelity = {run: {k: v for k, v in f.items() if k != "provenance"}
                 for run, f in read_view_fidelity(results, dataset).items()}
     collected = CollectedDataset(dataset, setting, fingerprint, per_method, cmc, series, pictures, procedural_body,
-                                 fidelity)
+                                 fidelity, read_mesh_accuracy(results / dataset / "meshes" / "accuracy.json"))
     write_json(collected_path(results, dataset), _to_json(collected))
     return collected
+
+
+def read_mesh_accuracy(path: Path) -> dict[str, Any]:
+    """The meshes stage's accuracy report ({} when the stage wrote none or it is unreadable: the
+    report then has no mesh table rather than failing on a diagnostic)."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) and isinstance(raw.get("estimators"), dict) else {}
 
 
 def _to_json(c: CollectedDataset) -> dict[str, Any]:
@@ -167,6 +179,7 @@ def _to_json(c: CollectedDataset) -> dict[str, Any]:
         "pictures": [list(p) for p in c.pictures],
         "procedural_body": c.procedural_body,
         "view_fidelity": c.view_fidelity,
+        "mesh_accuracy": c.mesh_accuracy,
     }
 
 
@@ -184,6 +197,7 @@ def load_collected(results_dir: str | os.PathLike, dataset: str) -> CollectedDat
             pictures=[(p[0], p[1]) for p in raw["pictures"]],
             procedural_body=bool(raw.get("procedural_body", False)),
             view_fidelity=dict(raw.get("view_fidelity", {})),
+            mesh_accuracy=raw.get("mesh_accuracy") or {},
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise GenreidError(f"collected results {path} are missing or unreadable ({exc!r})",
