@@ -45,8 +45,11 @@ def _declared(tmp_path: Path) -> dict[str, str]:
     """Every plot dvc.yaml declares, as DVC resolves it for the workspace: path -> vega | image."""
     proc = _dvc("--json", out=tmp_path / "json")
     assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)["data"]
-    return {path: entries[0]["type"] for path, entries in data.items()}
+    shown = json.loads(proc.stdout)
+    missing = [f"{e['name']} ({e['type']})" for e in shown.get("errors", [])]
+    assert not missing, (f"plots declared in dvc.yaml that DVC cannot load from the workspace: {missing}; "
+                         "run `dvc repro` and commit results/")
+    return {path: entries[0]["type"] for path, entries in shown["data"].items()}
 
 
 # Ink on a canvas: pixels that are not the white background.
