@@ -17,12 +17,12 @@ from genreid.config import load_config
 from genreid.engine.amp import AmpContext
 from genreid.engine.dist import DistInfo
 from genreid.gan.nets import GanNets
-from genreid.joint.iteration import JointBatch, Optimisers, joint_iteration
-from genreid.joint.methods import build_method
-from genreid.memory.instance_memory import InstanceMemory
+from genreid.joint.contrastive import StepInputs
+from genreid.joint.iteration import JointBatch, Optimisers
 from genreid.models.generator import build_generator
 from genreid.models.id_encoder import build_encoder
 from genreid.pretrain.step import pretrain_iteration
+from genreid.registry import method_spec
 
 PARAMS = Path(__file__).resolve().parents[1] / "params" / "synthetic_cpu.yaml"
 N_MEMORY = 700  # about the SynthReID training split
@@ -73,17 +73,17 @@ def test_joint_iteration(benchmark, setup, method):
     opts = Optimisers(torch.optim.Adam(nets.generator_parameters(), lr=1e-4, betas=(0.0, 0.999)),
                       torch.optim.Adam(nets.discriminator.parameters(), lr=1e-4, betas=(0.0, 0.999)),
                       torch.optim.SGD(enc.parameters(), lr=3.5e-4, momentum=0.9, nesterov=True))
-    memory = InstanceMemory(N_MEMORY, enc.embedding_dim)
-    memory.initialise(torch.randn(N_MEMORY, enc.embedding_dim))
+    chosen = method_spec(method).cls(t, StepInputs(nets=nets, opts=opts, dataset=range(N_MEMORY), info=DistInfo(),
+                                                   amp=AmpContext("cpu"), seed=0))
+    chosen.memory.initialise(torch.randn(N_MEMORY, enc.embedding_dim))
     labels = torch.arange(N_MEMORY) // 12
-    memory.set_labels(labels)
-    chosen = build_method(method, t)
-    chosen.begin_epoch(memory)
+    chosen.memory.set_labels(labels)
+    chosen.prepare()
     idx = torch.randperm(N_MEMORY)[:x.shape[0]]
-    batch, weights = JointBatch(x, m0, mt, idx, labels[idx]), t.weights.model_dump()
+    batch = JointBatch(x, m0, mt, idx, labels[idx])
 
     def step():
-        joint_iteration(nets, opts, AmpContext("cpu"), memory, chosen, batch, t, weights, "bench")
+        chosen.joint_iteration(batch, "bench")
 
     benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
     _report(benchmark, x.shape[0])

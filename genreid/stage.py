@@ -11,7 +11,7 @@ import hashlib
 import inspect
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,9 @@ def require_params_unchanged(args: argparse.Namespace) -> None:
                        + EXPERIMENTS_BESIDE_A_REPRO)
 
 
-def stage_parser(description: str, *, per_dataset: bool = True, per_method: bool = False) -> argparse.ArgumentParser:
+def stage_parser(description: str, *, per_dataset: bool = True, per_method: bool = False,
+                 method_choices: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The arguments every stage takes; ``method_choices`` restricts ``--method`` (None: checked later)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     p.add_argument("--verbose", action="store_true",
@@ -56,7 +58,7 @@ def stage_parser(description: str, *, per_dataset: bool = True, per_method: bool
     if per_dataset:
         p.add_argument("--dataset", required=True, help="dataset name from params 'datasets'")
     if per_method:
-        p.add_argument("--method", required=True, help="method name")
+        p.add_argument("--method", required=True, choices=method_choices, help="method name")
     return p
 
 

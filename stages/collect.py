@@ -11,6 +11,7 @@ from pathlib import Path
 
 from genreid.config import GenreidConfig
 from genreid.pipeline.recorded_params import check_recorded_params
+from genreid.registry import REFERENCE_RUNS
 from genreid.report.collect import collect_dataset
 from genreid.report.seeds import config_fingerprint, recipe_name
 from genreid.report.targets import setting_name
@@ -22,7 +23,7 @@ RESULTS = Path("results")
 def reported_methods(cfg: GenreidConfig) -> list[str]:
     """eval.methods that the pipeline produces: untrained, baseline, direct (UDA: the params check that a
     source is set), and the trained train.methods."""
-    return [m for m in cfg.eval.methods if m in ("untrained", "baseline", "direct") or m in cfg.train.methods]
+    return [m for m in cfg.eval.methods if m in REFERENCE_RUNS or m in cfg.train.methods]
 
 
 def procedural_body(cfg: GenreidConfig, dataset: str) -> bool:

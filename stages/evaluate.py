@@ -23,13 +23,15 @@ from genreid.stage import run_stage, stage_parser
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     from genreid.data.manifest import load_prepared
     from genreid.evaluation.evaluator import RerankParams
-    from genreid.evaluation.stage import METHODS, EvaluateSettings, evaluate_method, load_method_encoder
+    from genreid.evaluation.stage import EvaluateSettings, evaluate_method, load_method_encoder
+    from genreid.registry import evaluated_names
     from genreid.utils.device import resolve_device
     from genreid.utils.seeding import seed_everything
 
     ds, method, e = args.dataset, args.method, cfg.eval
-    if method not in METHODS:
-        raise ConfigError(f"--method {method!r} is not an evaluated method", f"use one of {', '.join(METHODS)}")
+    if method not in evaluated_names():
+        raise ConfigError(f"--method {method!r} is not an evaluated method",
+                          f"use one of {', '.join(evaluated_names())}")
     seed_everything(cfg.seed, cfg.runtime.deterministic)
     device = resolve_device(cfg.runtime.device)
     m = cfg.model

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from genreid.config import GenreidConfig
 from genreid.config.loader import write_resolved_config
-from genreid.config.sections.gan import METHODS
+from genreid.registry import method_names
 from genreid.stage import run_stage, stage_parser
 
 
@@ -37,8 +37,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser(__doc__.splitlines()[0], per_method=True)
-    next(a for a in parser._actions if a.dest == "method").choices = METHODS  # train.methods' names
+    parser = stage_parser(__doc__.splitlines()[0], per_method=True, method_choices=method_names())
     return run_stage(body, parser, argv, trainer=True)
 
 

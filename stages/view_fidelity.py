@@ -16,10 +16,8 @@ import sys
 from pathlib import Path
 
 from genreid.config import GenreidConfig
-from genreid.config.sections.gan import METHODS
+from genreid.registry import PRETRAIN_RUN, method_names, method_spec
 from genreid.stage import run_stage, stage_parser
-
-GENERATOR_RUNS = ("pretrain", "gcl", "gcl_plus")
 
 
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
@@ -30,7 +28,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     ds, run = args.dataset, args.run
     out = Path("results") / ds / run / "view_fidelity.json"
     head = {"dataset": ds, "run": run}
-    if run not in GENERATOR_RUNS:
+    if run != PRETRAIN_RUN and not method_spec(run).needs_generator:
         write_json(out, {**head, "available": False, "reason": f"{run} trains no generator"})
         return
     try:
@@ -72,7 +70,7 @@ def measure(cfg: GenreidConfig, ds: str, run: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser(__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, choices=("pretrain", *METHODS),
+    parser.add_argument("--run", required=True, choices=(PRETRAIN_RUN, *method_names()),
                         help="pretrain (stage 2's generator) or a stage-3 method")
     return run_stage(body, parser, argv)
 

@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from genreid.data.loader import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, denormalize, make_loader
-from genreid.data.samplers import RandomIdentitySampler, ShuffleSampler
+from genreid.data.loader import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, denormalize
+from genreid.data.samplers import RandomIdentitySampler
+from genreid.engine.batches import batch_loader
 from genreid.errors import ConfigError
 
 
@@ -101,13 +102,6 @@ def test_pk_sampler_keeps_full_batches_with_fewer_identities_than_p():
         assert len({pids[i] for i in indices[b:b + 4]}) == 1  # groups of K from one identity
 
 
-def test_shuffle_sampler_permutes_each_epoch():
-    s = ShuffleSampler([5, 7, 9, 11, 13, 15], seed=3)
-    e0, e1 = list(s), list(s)
-    assert sorted(e0) == sorted(e1) == [5, 7, 9, 11, 13, 15] and e0 != e1
-    assert sorted(ShuffleSampler(6, seed=3)) == list(range(6))
-
-
 class _Noise(Dataset):
     def __len__(self):
         return 8
@@ -118,7 +112,7 @@ class _Noise(Dataset):
 
 def test_worker_seeding_repeats_runs():
     def run(seed):
-        loader = make_loader(_Noise(), batch_size=4, seed=seed, shuffle=True, num_workers=2)
+        loader = batch_loader(_Noise(), [[0, 1, 2, 3], [4, 5, 6, 7]], seed=seed, num_workers=2)
         return torch.cat([b for b in loader])
 
     a, b, c = run(0), run(0), run(1)

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from genreid.config.base import NameFrom
 from genreid.config.deviations import deviations_markdown
 from genreid.config.loader import resolve_recipe
 from genreid.config.schema import GenreidConfig
@@ -47,6 +48,9 @@ def _type_name(tp: Any) -> str:
     args = typing.get_args(tp)
     if origin is typing.Literal:
         return "one of " + ", ".join(f"`{a}`" for a in args)
+    if origin is typing.Annotated:
+        choices = next((m for m in tp.__metadata__ if isinstance(m, NameFrom)), None)
+        return "one of " + ", ".join(f"`{a}`" for a in choices.choices()) if choices else _type_name(args[0])
     if origin in (typing.Union, types.UnionType):
         parts = [_type_name(a) for a in args if a is not type(None)]
         return " or ".join(parts) + (" or null" if type(None) in args else "")

@@ -81,12 +81,3 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return {"image": self.image(index), "pid": self.pids[index], "camid": self.camids[index], "index": index}
-
-
-def make_loader(dataset: Dataset, *, batch_size: int, seed: int, sampler: Sampler | None = None,
-                shuffle: bool = False, num_workers: int = 0, drop_last: bool = False) -> DataLoader:
-    """A DataLoader whose shuffling and worker RNGs derive from ``seed`` (repeatable runs)."""
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
-                      num_workers=num_workers, drop_last=drop_last, worker_init_fn=seed_worker,
-                      generator=torch_generator(seed), persistent_workers=False,
-                      pin_memory=torch.cuda.is_available())

@@ -113,17 +113,6 @@ class RandomIdentitySampler(_EpochSampler):
         return out
 
 
-class ShuffleSampler(_EpochSampler):
-    """A fresh seeded permutation of ``indices`` (or ``range(n)``) each epoch."""
-
-    def __init__(self, indices: Sequence[int] | int, seed: int):
-        super().__init__(seed)
-        self.indices = np.arange(indices) if isinstance(indices, int) else np.asarray(indices, dtype=np.int64)
-
-    def _build(self, rng: np.random.Generator) -> list[int]:
-        return [int(i) for i in rng.permutation(self.indices)]
-
-
 class MultiGallerySampler(_EpochSampler):
     """Cluster-Contrast's ``RandomMultipleGallerySampler`` semantics: per pass, identities in random order,
     one group per identity: a random anchor, then ``num_instances - 1`` images of the same identity from

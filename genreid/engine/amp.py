@@ -106,7 +106,7 @@ class AmpContext:
 
     def step(self, opt: torch.optim.Optimizer) -> None:
         """``opt.step()``, refused with :class:`TrainingDiverged` when a gradient is NaN/inf (fp16: the
-        scaler skips the step instead, as before)."""
+        scaler skips the step instead and lowers its scale)."""
         if self.scaler.is_enabled():
             self.scaler.step(opt)
             return

@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 _NOTED: set[tuple[str, str]] = set()  # (key, kind) already reported in this process
 
 
-def epoch_batches(indices: Sequence[int] | np.ndarray, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """A seeded shuffle of ``indices`` cut into full batches (drop_last), the same for (seed, epoch)."""
-    order = np.random.default_rng([int(seed), int(epoch)]).permutation(np.asarray(indices, dtype=np.int64))
+def epoch_batches(indices: Sequence[int] | np.ndarray, batch_size: int, stream: int) -> list[list[int]]:
+    """A shuffle of ``indices`` cut into full batches (drop_last), the same for the same ``stream``
+    (the epoch's :func:`genreid.utils.seeding.stream_seed` with purpose ``batches``)."""
+    order = np.random.default_rng(int(stream)).permutation(np.asarray(indices, dtype=np.int64))
     n = len(order) // batch_size
     return [order[i * batch_size:(i + 1) * batch_size].tolist() for i in range(n)]
 
@@ -48,7 +49,7 @@ def cap_batches(batches: list[list[int]], cap: int | None, key: str, images: str
 
 def batch_loader(dataset: Dataset, batches: list[list[int]], seed: int, num_workers: int = 0,
                  pin_memory: bool = False) -> DataLoader:
-    """A loader over planned batches; worker seeds derive from ``seed``."""
+    """A loader over planned batches; worker seeds derive from ``seed`` (the epoch's ``loader`` stream)."""
     return DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, worker_init_fn=seed_worker,
                       generator=torch_generator(seed), pin_memory=pin_memory,
                       persistent_workers=False)

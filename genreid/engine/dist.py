@@ -137,12 +137,6 @@ def broadcast_array(arr: np.ndarray, info: DistInfo, src: int = 0) -> np.ndarray
     return t.cpu().numpy()
 
 
-def broadcast_tensor(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    if info.enabled:
-        dist.broadcast(t, 0)
-    return t
-
-
 def sync_buffers(modules: Iterable[nn.Module], info: DistInfo) -> None:
     """Rank 0's buffers (BatchNorm running statistics) on every rank."""
     if info.enabled:

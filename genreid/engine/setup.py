@@ -11,7 +11,7 @@ import torch
 from genreid.engine import dist
 from genreid.engine.amp import AmpContext
 from genreid.errors import ConfigError
-from genreid.utils.seeding import seed_everything
+from genreid.utils.seeding import seed_everything, stream_seed
 
 
 class RuntimeFlags(Protocol):
@@ -31,14 +31,15 @@ def check_pk_split(section: str, batch_size: int, num_instances: int, world_size
                           f"groups of {section}.num_instances {num_instances}", "change batch_size or num_instances")
 
 
-def start_run(device: torch.device | str, runtime: RuntimeFlags, seed: int, *,
+def start_run(device: torch.device | str, runtime: RuntimeFlags, seed: int, *, stage: str,
               pk_split: tuple[str, int, int] | None = None) -> tuple[dist.DistInfo, AmpContext]:
     """Initialise distributed training (one process when not under ``torchrun``), check the P x K split
-    ``pk_split = (section, batch_size, num_instances)`` if given, seed every RNG, and return the
-    process info with the ``runtime.amp`` / ``channels_last`` / activation-checkpointing context."""
+    ``pk_split = (section, batch_size, num_instances)`` if given, seed every RNG with the stage's
+    ``init`` stream, and return the process info with the ``runtime.amp`` / ``channels_last`` /
+    activation-checkpointing context."""
     info = dist.init_distributed(device)
     if pk_split is not None:
         check_pk_split(*pk_split, info.world_size)
-    seed_everything(seed, runtime.deterministic)
+    seed_everything(stream_seed(seed, stage, 0, "init"), runtime.deterministic)
     amp = AmpContext(info.device, runtime.amp, runtime.channels_last, runtime.activation_checkpointing)
     return info, amp

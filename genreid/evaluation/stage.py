@@ -29,13 +29,12 @@ from genreid.evaluation.evaluator import RerankParams, evaluate_features
 from genreid.evaluation.extract import extract_features
 from genreid.evaluation.rank import RankResult, cmc_csv
 from genreid.evaluation.ranked_lists import draw_ranked_lists, pick_queries, ranked_gallery
+from genreid.registry import evaluated_names
 from genreid.utils.atomic import write_json, write_text
 from genreid.utils.faults import fault_point
 from genreid.utils.provenance import run_record, timestamp
 
 log = logging.getLogger(__name__)
-METHODS: tuple[str, ...] = ("untrained", "baseline", "control_none", "control_aug", "gcl", "gcl_plus", "source",
-                             "direct")
 TOP_K = 10
 
 
@@ -57,14 +56,17 @@ class EvaluateSettings:
 
 def load_method_encoder(method: str, encoder_path: str | os.PathLike | None, encoder_args: dict[str, Any],
                         seed: int, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """``untrained``: a fresh encoder from the params (seeded); others: the stage's checkpoint, strictly."""
+    """``untrained``: a fresh encoder from the params, drawn from the warm-up's ``init`` stream (the
+    weights stage 1 starts from); others: the stage's checkpoint, strictly."""
     from genreid.models.id_encoder import build_encoder, load_encoder
+    from genreid.utils.seeding import stream_seed
 
     if method == "untrained":
-        torch.manual_seed(seed)
+        torch.manual_seed(stream_seed(seed, "warmup", 0, "init"))
         return build_encoder(**encoder_args).to(device), {"initialisation": encoder_args.get("pretrained")}
     if encoder_path is None:
-        raise GenreidError(f"method {method!r} needs an encoder checkpoint", f"use one of {', '.join(METHODS)}")
+        raise GenreidError(f"method {method!r} needs an encoder checkpoint",
+                           f"use one of {', '.join(evaluated_names())}")
     return load_encoder(encoder_path, device)
 
 

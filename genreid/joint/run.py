@@ -20,14 +20,14 @@ from genreid.engine.schedule import StepSchedule
 from genreid.engine.selection import BestModel
 from genreid.engine.setup import start_run
 from genreid.engine.trainer import Hook, Trainer
-from genreid.errors import TrainingDiverged
+from genreid.errors import CheckpointError
 from genreid.gan.nets import GanNets
 from genreid.gan.renders import open_renders
+from genreid.joint.contrastive import StepInputs
 from genreid.joint.iteration import DIVERGED_FIX, EncoderNets, build_optimisers
-from genreid.joint.methods import build_method
-from genreid.joint.step import JointStep
 from genreid.models.generator import load_generator, load_generator_optimisers
 from genreid.models.id_encoder import load_encoder
+from genreid.registry import method_spec
 
 
 def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir: str | Path,
@@ -42,38 +42,38 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
     Under ``torchrun`` each rank trains on its share of every batch (gradients averaged, memory
     updated with every rank's features, clustering broadcast from rank 0); rank 0 writes the files.
     """
-    method = build_method(method_name, cfg)
-    info, amp = start_run(device, runtime, seed)
+    method = method_spec(method_name)
+    info, amp = start_run(device, runtime, seed, stage="train")
     model_dir, results_dir = Path(model_dir), Path(results_dir)
     id_enc, _ = load_encoder(encoder_path, map_location=info.device)
     if cfg.pooling != "warmup":
         id_enc.set_pooling(cfg.pooling)
-    if method.uses_generator:
+    if method.needs_generator:
         e_str, dec, dis, _ = load_generator(generator_path, map_location=info.device)
         if dec.stripe_dim != id_enc.channels or dec.stripes != id_enc.stripes:
-            raise TrainingDiverged(f"{generator_path} was trained for {dec.stripes} x {dec.stripe_dim} appearance "
-                                   f"codes but {encoder_path} gives {id_enc.stripes} x {id_enc.channels}",
-                                   "rerun the pretrain stage with this encoder")
+            raise CheckpointError(f"{generator_path} was trained for {dec.stripes} x {dec.stripe_dim} appearance "
+                                  f"codes but {encoder_path} gives {id_enc.stripes} x {id_enc.channels}",
+                                  "rerun the pretrain stage with this encoder")
         nets: GanNets | EncoderNets = GanNets(*(amp.module(m).train() for m in (id_enc, e_str, dec, dis)))
     else:
         nets = EncoderNets(amp.module(id_enc).train())
     o = cfg.optim
     opts = build_optimisers(nets, cfg)
-    if method.uses_generator and cfg.gan_optimizer == "resume":  # the authors' stage 3 continues stage 2's Adam
+    if method.needs_generator and cfg.gan_optimizer == "resume":  # the authors' stage 3 continues stage 2's Adam
         stage2 = load_generator_optimisers(generator_path, map_location=info.device)
         for opt, name in ((opts.g, "g"), (opts.d, "d")):
             opt.load_state_dict(stage2[name])
             for group in opt.param_groups:  # moments from stage 2, hyper-parameters from train.optim
                 group.update(weight_decay=o.weight_decay, betas=(o.beta1, o.beta2))
-    store = open_renders(str(render_dir), "train", train_df, cfg.angles) if method.uses_generator else None
+    store = open_renders(str(render_dir), "train", train_df, cfg.angles) if method.needs_generator else None
     dataset = image_dataset(train_df, height, width)
     val_set = image_dataset(val_df, height, width) if val_df is not None and len(val_df) else None
     validation = Validation(nets.id_encoder, val_set, cfg.eval_every, cfg.extract_batch_size, runtime.num_workers,
                             DIVERGED_FIX) if val_set is not None else None
-    step = JointStep(cfg, method, seed=seed, nets=nets, opts=opts, dataset=dataset, store=store,
-                     camids=train_df["camid"].to_numpy(), true_ids=train_df["pid"].to_numpy(), info=info, amp=amp,
-                     validation=validation, model_dir=model_dir, results_dir=results_dir,
-                     num_workers=runtime.num_workers)
+    step = method.cls(cfg, StepInputs(nets=nets, opts=opts, dataset=dataset, info=info, amp=amp, seed=seed,
+                                      store=store, camids=train_df["camid"].to_numpy(),
+                                      true_ids=train_df["pid"].to_numpy(), validation=validation,
+                                      model_dir=model_dir, results_dir=results_dir, num_workers=runtime.num_workers))
     rates = {"g": cfg.stage3_lr_g, "d": cfg.stage3_lr_g, "id": o.lr_id}
     schedule = StepSchedule({k: rates[k] for k in opts.named()}, cfg.lr_gamma,
                             [cfg.step_epoch], decays=None if cfg.gd_lr_step else ("id",))

@@ -1,10 +1,10 @@
 """One training iteration of each stage at a chosen profile, on random inputs and random weights.
 
 The iterations are the stages' own functions (:func:`genreid.warmup.step.warmup_iteration`,
-:func:`genreid.pretrain.step.pretrain_iteration`, :func:`genreid.joint.iteration.joint_iteration`
-with the GCL / GCL+ method objects), built from the config sections' paper defaults, so a
-measurement follows the code the pipeline runs. Used by ``scripts/gpu_check.sh``
-(:mod:`genreid.perf.gpu_check`) and ``benchmarks/paper_shapes.py``.
+:func:`genreid.pretrain.step.pretrain_iteration`, and the joint iteration of every registered
+generative method, :meth:`genreid.joint.generative.GenerativeMethod.joint_iteration`), built from
+the config sections' paper defaults, so a measurement follows the code the pipeline runs. Used by
+``scripts/gpu_check.sh`` (:mod:`genreid.perf.gpu_check`) and ``benchmarks/paper_shapes.py``.
 """
 
 from __future__ import annotations
@@ -25,18 +25,18 @@ from genreid.config.sections.warmup import WarmupConfig
 from genreid.engine.amp import AmpContext
 from genreid.engine.dist import DistInfo
 from genreid.gan.nets import GanNets
-from genreid.joint.iteration import JointBatch, build_optimisers, joint_iteration
-from genreid.joint.methods import build_method
+from genreid.joint.contrastive import StepInputs
+from genreid.joint.iteration import JointBatch, build_optimisers
 from genreid.memory.cluster_memory import ClusterMemory
-from genreid.memory.instance_memory import InstanceMemory
 from genreid.models.generator import build_generator
 from genreid.models.id_encoder import build_encoder
 from genreid.models.layers import set_bn_group_size
 from genreid.pretrain.step import pretrain_iteration
+from genreid.registry import method_spec, stage3_methods
 from genreid.utils.seeding import request_deterministic_algorithms
 from genreid.warmup.iteration import micro_batch_size, warmup_iteration
 
-STAGES = ("warmup", "pretrain", "gcl", "gcl_plus")
+STAGES = ("warmup", "pretrain") + tuple(m.name for m in stage3_methods() if m.needs_generator)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Profile:
 
 
 PAPER = Profile("paper", 256, 128, "resnet50", 256, 64, 16, 12936, 751, 8192)
-# the issue's CPU comparison with the authors' code: paper widths at 128x64
+# the CPU comparison with the authors' code (BENCHMARKS.md): paper widths at 128x64
 PAPER_128 = Profile("paper_128x64", 128, 64, "resnet50", 256, 64, 16, 12936, 751, 8192)
 # 64x32, not 32x16: torch 2.12.1's oneDNN bf16 3x3 stride-2 convolution returns garbage for a 4x2 input
 # (ResNet layer3 at 32x16), see BENCHMARKS.md#cpu-bf16-caveat
@@ -121,23 +121,21 @@ def make_stage(stage: str, profile: Profile, device: torch.device | str, amp_mod
         weights = p.weights.model_dump()
         return (lambda: pretrain_iteration(nets, opt_g, opt_d, amp, x, m0, mt, weights, DistInfo(device=device),
                                            stage)), b
-    if stage not in ("gcl", "gcl_plus"):
+    if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     cfg = TrainConfig(num_negatives=profile.num_negatives)
     for m in (enc, e_str, dec, dis):
         m.train()
     opts = build_optimisers(nets, cfg)  # the stage's own builder (genreid.joint.iteration), not a copy
-    memory = InstanceMemory(profile.memory_slots, enc.embedding_dim).to(device)
-    memory.initialise(torch.randn(profile.memory_slots, enc.embedding_dim, device=device))
+    method = method_spec(stage).cls(cfg, StepInputs(nets=nets, opts=opts, dataset=range(profile.memory_slots),
+                                                    info=DistInfo(device=device), amp=amp, seed=seed))
+    method.memory.initialise(torch.randn(profile.memory_slots, enc.embedding_dim, device=device))
     labels = torch.arange(profile.memory_slots) % profile.clusters
-    memory.set_labels(labels)
-    method = build_method(stage, cfg)
-    method.begin_epoch(memory)
+    method.memory.set_labels(labels)
+    method.prepare()
     idx = torch.randperm(profile.memory_slots)[:b].to(device)
     batch = JointBatch(x, m0, mt, idx, labels.to(device)[idx])
-    weights = cfg.weights.model_dump()
-    return (lambda: joint_iteration(nets, opts, amp, memory, method, batch, cfg, weights, stage,
-                                    DistInfo(device=device))), b
+    return (lambda: method.joint_iteration(batch, stage)), b
 
 
 def peak_rss_mib() -> float:

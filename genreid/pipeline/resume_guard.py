@@ -39,7 +39,7 @@ SIGNATURE_FILE = "resume_signature.json"
 MODULE = "genreid.pipeline.resume_guard"
 # Params that never change what a trainer computes (so a kill + rerun after editing them resumes).
 IGNORED_SECTIONS: tuple[str, ...] = ("runtime",)
-# Without a dvc.yaml stage (``code_roots``): every section but these, as before stages were read.
+# Without a dvc.yaml stage to read (``code_roots``): every section but these counts.
 UNREAD_BY_TRAINERS: tuple[str, ...] = ("runtime", "report", "eval")
 CODE_ROOTS: tuple[str, ...] = ("genreid", "stages")
 HASH_CACHE = Path(".dvc") / "tmp" / "genreid-resume-guard-hashes.json"

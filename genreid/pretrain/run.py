@@ -36,7 +36,7 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
 
     Under ``torchrun`` each rank trains on its share of every batch; rank 0 writes the files.
     """
-    info, amp = start_run(device, runtime, seed)
+    info, amp = start_run(device, runtime, seed, stage="pretrain")
     model_dir, results_dir = Path(model_dir), Path(results_dir)
     id_enc, _ = load_encoder(encoder_path, map_location=info.device)
     id_enc = amp.module(id_enc).eval().requires_grad_(False)

@@ -28,6 +28,7 @@ from genreid.meshes.store import RenderStore
 from genreid.models.generator import save_generator
 from genreid.utils.atomic import write_json
 from genreid.utils.provenance import run_record
+from genreid.utils.seeding import seed_global_rngs, stream_seed
 
 DIVERGED_FIX = "lower pretrain.optim.lr_g / lr_d, then rerun to resume from the last checkpoint"
 
@@ -93,13 +94,18 @@ class PretrainStep(TrainStep):
             self.nets.decoder.set_code_statistics(appearance_codes(self.nets.id_encoder, self.dataset,
                                                                    self.info.device))
 
+    def begin_epoch(self, trainer: Trainer, epoch: int, fresh: bool) -> None:
+        if fresh:  # the epoch's draws (novel-view angles); a resumed epoch restores them from the checkpoint
+            seed_global_rngs(stream_seed(self.seed, self.name, epoch, "draws"))
+
     def batches(self, trainer: Trainer, epoch: int) -> list[list[int]]:
-        batches = epoch_batches(range(len(self.dataset)), self.cfg.batch_size, self.seed, epoch)
+        batches = epoch_batches(range(len(self.dataset)), self.cfg.batch_size,
+                                stream_seed(self.seed, self.name, epoch, "batches"))
         return cap_batches(batches, self.cfg.iters_per_epoch, "pretrain.iters_per_epoch", "training images")
 
     def loader(self, trainer: Trainer, batches: list[list[int]], epoch: int):
-        return batch_loader(self.dataset, batches, self.seed + epoch, self.num_workers,
-                            pin_memory=self.info.device.type == "cuda")
+        return batch_loader(self.dataset, batches, stream_seed(self.seed, self.name, epoch, "loader"),
+                            self.num_workers, pin_memory=self.info.device.type == "cuda")
 
     def run_step(self, trainer: Trainer, batch: dict) -> dict[str, float]:
         x, _, m0, mt = view_inputs(self.store, batch, self.cfg.angles, self.cfg.batch_size, self.amp, self.info)

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from genreid.registry import label, method_names, report_order
 from genreid.report.tables import Gain, ResultRow, paired_gains
 
-# Results-table order: the references first, then the control arms, then the papers' methods.
-METHOD_ORDER: tuple[str, ...] = ("untrained", "direct", "baseline", "control_none", "control_aug", "gcl", "gcl_plus")
-TRAINED: tuple[str, ...] = ("control_none", "control_aug", "gcl", "gcl_plus")
 # (method, reference) beyond "every trained method vs baseline"
 HEAD_TO_HEAD: tuple[tuple[str, str], ...] = (("gcl", "control_aug"), ("gcl", "control_none"),
                                              ("gcl_plus", "control_aug"), ("gcl_plus", "gcl"),
                                              ("control_aug", "control_none"), ("baseline", "direct"))
-LABELS = {"untrained": "untrained", "direct": "direct transfer", "baseline": "baseline", "control_none": "control_none",
-          "control_aug": "control_aug", "gcl": "GCL", "gcl_plus": "GCL+"}
 CLAIMS: tuple[tuple[str, str, str], ...] = (
     ("gcl", "control_aug", "Generated views beat traditional augmentation as the positive view"),
     ("gcl_plus", "gcl", "GCL+'s identity variance adds to GCL"),
@@ -37,8 +33,10 @@ RULE = ("95 % paired t-interval of the mean mAP gain over seeds (t with n-1 degr
 
 
 def method_rank(method: str) -> int:
-    """Position in the results table; unknown methods go last, in their given order."""
-    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+    """Position in the results table (the registry's report order); unknown methods go last, in their
+    given order."""
+    order = report_order()
+    return order.index(method) if method in order else len(order)
 
 
 def verdict(ci: tuple[float, float] | None) -> str:
@@ -66,7 +64,7 @@ class Comparison:
 
 
 def comparison_pairs() -> list[tuple[str, str]]:
-    return [(m, "baseline") for m in TRAINED] + list(HEAD_TO_HEAD)
+    return [(m, "baseline") for m in method_names()] + list(HEAD_TO_HEAD)
 
 
 def comparisons(rows: list[ResultRow], metrics: tuple[str, ...] = ("mAP", "R1")) -> list[Comparison]:
@@ -107,7 +105,7 @@ def claim_lines(found: list[Comparison]) -> list[str]:
             if c is None or "mAP" not in c.gains:
                 continue
             g = c.gains["mAP"]
-            lines.append(f"- {ds}: {text} ({LABELS[method]} vs {LABELS[ref]}): **{c.verdict}** "
+            lines.append(f"- {ds}: {text} ({label(method)} vs {label(ref)}): **{c.verdict}** "
                          f"(mAP {g.format()}, n = {g.stat.n})")
     return lines
 

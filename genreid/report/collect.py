@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from genreid.errors import GenreidError
+from genreid.registry import PRETRAIN_RUN, method_names
 from genreid.report import plots
 from genreid.report.fidelity import read_view_fidelity
 from genreid.report.seeds import SeedRun, archive_run, collect_runs, settings_groups
@@ -28,7 +29,6 @@ METRIC_KEYS: dict[str, tuple[str, ...]] = {
     "R10": ("R10", "rank10", "rank-10", "top10"),
     "mINP": ("mINP", "minp"),
 }
-TRAINING_RUNS: tuple[str, ...] = ("baseline", "pretrain", "control_none", "control_aug", "gcl", "gcl_plus")
 PICTURES: tuple[tuple[str, str], ...] = (
     ("dataset/difficulty.md", "SynthReID difficulty (colour histogram and untrained network references)"),
     ("dataset/contact_sheet.png", "SynthReID contact sheet"),
@@ -36,6 +36,12 @@ PICTURES: tuple[tuple[str, str], ...] = (
     ("meshes/worst.png", "mesh estimates with the largest joint errors against the ground truth"),
     ("pretrain/views.png", "generator sheet after pre-training (novel views)"),
 )
+
+
+def training_runs() -> tuple[str, ...]:
+    """The runs whose training curves the report draws: the warm-up, the generator pre-training and every
+    stage-3 method."""
+    return ("baseline", PRETRAIN_RUN) + method_names()
 
 
 SELECTION_KEYS: tuple[str, ...] = ("selected_on", "selected_epoch", "last_epoch")
@@ -144,7 +150,7 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
         if (folder / "cmc.csv").is_file():
             cmc[method] = plots.read_cmc(folder / "cmc.csv")
     series: list[plots.Series] = []
-    for run in TRAINING_RUNS:
+    for run in training_runs():
         series += plots.read_dvclive(results / dataset / run / "train", dataset, run)
     pictures = [(f"{dataset}/{rel}", what) for rel, what in PICTURES if (results / dataset / rel).is_file()]
     pictures += [(f"{dataset}/{m}/ranked_lists.png", f"ranked lists, {m} (best and worst queries)")

@@ -18,9 +18,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from genreid.registry import PRETRAIN_RUN, stage3_methods  # noqa: E402
 from genreid.utils.atomic import atomic_path  # noqa: E402
 
-GENERATOR_RUNS: tuple[str, ...] = ("pretrain", "gcl", "gcl_plus")  # runs whose generator is measured
+
+def generator_runs() -> tuple[str, ...]:
+    """Runs whose generator is measured: stage 2 and every registered method that trains one."""
+    return (PRETRAIN_RUN, *(m.name for m in stage3_methods() if m.needs_generator))
 LABELS = {"input_copy": "input copy (floor)", "pretrain": "stage 2", "gcl": "GCL (stage 3)",
           "gcl_plus": "GCL+ (stage 3)"}
 METRICS: tuple[tuple[str, str, str], ...] = (  # key, label, better
@@ -32,7 +36,7 @@ METRICS: tuple[tuple[str, str, str], ...] = (  # key, label, better
 def read_view_fidelity(results_dir: str | os.PathLike, dataset: str) -> dict[str, dict[str, Any]]:
     """run -> the run's view_fidelity.json (only the generator runs whose file exists)."""
     out = {}
-    for run in GENERATOR_RUNS:
+    for run in generator_runs():
         path = Path(results_dir) / dataset / run / "view_fidelity.json"
         if path.is_file():
             out[run] = json.loads(path.read_text())
@@ -45,7 +49,7 @@ def _rows(fidelity: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]
     if not available:
         return {}
     rows = {"input_copy": next(iter(available.values()))["input_copy"]["per_angle"]}
-    rows.update({run: available[run]["per_angle"] for run in GENERATOR_RUNS if run in available})
+    rows.update({run: available[run]["per_angle"] for run in generator_runs() if run in available})
     return rows
 
 

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genreid.registry import stage3_methods
 from genreid.report import claims, fidelity, plots
 from genreid.report.collect import CollectedDataset, load_collected
 from genreid.report.tables import ResultRow, build_row, csv_text, markdown_table
@@ -43,13 +44,14 @@ def build_report(results_dir: str | os.PathLike, datasets: list[str], registry: 
 
 
 PROCEDURAL_BODY = "procedural body (not the paper's SMPL)"
-MESH_METHODS: tuple[str, ...] = ("gcl", "gcl_plus")  # the methods whose generator is trained on mesh renders
 
 
 def mark_procedural_body(rows: list[ResultRow], datasets: set[str]) -> None:
-    """Prefix the status of mesh-based rows on datasets rendered with the procedural body."""
+    """Prefix the status of mesh-based rows (the methods whose generator is trained on mesh renders) on
+    datasets rendered with the procedural body."""
+    mesh_methods = {m.name for m in stage3_methods() if m.needs_generator}
     for row in rows:
-        if row.dataset in datasets and row.method in MESH_METHODS:
+        if row.dataset in datasets and row.method in mesh_methods:
             row.status = f"{PROCEDURAL_BODY}; {row.status}"
 
 

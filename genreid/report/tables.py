@@ -187,18 +187,3 @@ def paired_gains(row: ResultRow, ref: ResultRow, metrics: tuple[str, ...] = ("mA
             std = statistics.stdev(diffs) if len(diffs) > 1 else None
             gains[m] = Gain(Stat(statistics.fmean(diffs), std, len(diffs)), sum(d > 0 for d in diffs))
     return gains
-
-
-def gains_over(rows: list[ResultRow], reference: str = "baseline",
-               metrics: tuple[str, ...] = ("mAP", "R1")) -> list[tuple[str, str, dict[str, Gain]]]:
-    """(dataset, method, {metric: Gain}) over the seeds both rows ran: does generated variance help?"""
-    by_key = {(r.dataset, r.method): r for r in rows}
-    out = []
-    for row in rows:
-        ref = by_key.get((row.dataset, reference))
-        if ref is None or row.method == reference:
-            continue
-        gains = paired_gains(row, ref, metrics)
-        if gains:
-            out.append((row.dataset, row.method, gains))
-    return out

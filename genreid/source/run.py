@@ -43,7 +43,7 @@ def train_source(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: Sourc
     if num_ids * cfg.num_instances < cfg.batch_size:
         raise ConfigError(f"source.batch_size {cfg.batch_size} needs {cfg.batch_size // cfg.num_instances} "
                           f"identities but the source trains {num_ids}", "lower source.batch_size")
-    info, amp = start_run(device, runtime, seed, pk_split=("source", cfg.batch_size, cfg.num_instances))
+    info, amp = start_run(device, runtime, seed, stage="source", pk_split=("source", cfg.batch_size, cfg.num_instances))
     model_dir, results_dir = Path(model_dir), Path(results_dir)
     net = amp.module(SourceNet(build_encoder(**encoder_args), num_ids))
     train_set = image_dataset(train_df, height, width)

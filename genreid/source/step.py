@@ -4,7 +4,6 @@ bias-free classifier after it. Only the encoder is written out; the classifier i
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,8 @@ from genreid.engine.selection import Selection
 from genreid.engine.trainer import Trainer, TrainStep
 from genreid.models.id_encoder import IdEncoder
 from genreid.source.losses import batch_hard_triplet, label_smoothed_ce
-from genreid.warmup.batches import augment_batch, epoch_seed, pk_batches
+from genreid.utils.seeding import seed_global_rngs, stream_seed
+from genreid.warmup.batches import augment_batch, pk_batches
 
 DIVERGED_FIX = "lower source.lr (the loss became NaN/inf), then rerun"
 
@@ -73,19 +73,16 @@ class SourceStep(TrainStep):
 
     def begin_epoch(self, trainer: Trainer, epoch: int, fresh: bool) -> None:
         if fresh:  # augmentation draws come from the global RNG: seeded per epoch (a resumed epoch repeats)
-            s = epoch_seed(self.seed, epoch, self.info.rank)
-            random.seed(s)
-            np.random.seed(s)
-            torch.manual_seed(s)
+            seed_global_rngs(stream_seed(self.seed, self.name, epoch, "draws", self.info.rank))
         self.model.train()
 
     def batches(self, trainer: Trainer, epoch: int) -> list[list[int]]:
         return pk_batches(self.pids, self.camids, self.cfg.batch_size, self.cfg.num_instances,
-                          epoch_seed(self.seed, epoch), self.cfg.iters_per_epoch, "pk_cameras")
+                          stream_seed(self.seed, self.name, epoch, "batches"), self.cfg.iters_per_epoch, "pk_cameras")
 
     def loader(self, trainer: Trainer, batches: list[list[int]], epoch: int):
-        return batch_loader(self.dataset, batches, epoch_seed(self.seed, epoch), self.num_workers,
-                            pin_memory=self.info.device.type == "cuda")
+        return batch_loader(self.dataset, batches, stream_seed(self.seed, self.name, epoch, "loader"),
+                            self.num_workers, pin_memory=self.info.device.type == "cuda")
 
     def run_step(self, trainer: Trainer, batch: dict) -> dict[str, float]:
         targets = torch.from_numpy(self.pids[batch["index"].numpy()]).to(self.info.device)

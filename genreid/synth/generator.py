@@ -201,7 +201,7 @@ def _generate(out_dir: str | os.PathLike, *, seed: int, num_train_ids: int, num_
               "num_distractors": num_distractors, "height": height, "body_model": str(body_model),
               "occlusion_prob": occlusion_prob, "blur_max": blur_max, "colour_cast": colour_cast,
               "palette_size": palette_size}
-    if domain != "a":  # domain a's summary and fingerprint stay exactly as before domains existed
+    if domain != "a":  # domain a's summary and fingerprint carry no domain key, so they match its archived runs
         params["domain"] = domain
     shots = make_plan(seed, num_train_ids, num_test_ids, num_cameras, cameras_per_id, images_per_camera,
                       num_distractors)

@@ -13,10 +13,26 @@
   nothing; the compiler flag is passed on through ``TORCHINDUCTOR_DETERMINISTIC`` instead.
 - false (fast mode): the authors' setting, cudnn.benchmark on, no deterministic algorithms; runs
   with the same seed may differ in the last bits on GPU (scatter/index_add atomics, kernel choice).
+
+Every random stream of a training stage derives from the run's ``seed`` through one function,
+:func:`stream_seed` ``(seed, stage, epoch, purpose, rank)``: a hash, so that no two combinations share
+a stream (with ``seed + epoch``, seed 1 epoch 1 and seed 2 epoch 0 would be the same stream, and the
+"independent" seeds of a multi-seed table would not be). The purposes:
+
+- ``init``: the global RNGs when a stage starts (new layers, a fresh generator); epoch 0;
+- ``batches``: the epoch's batch plan (shuffle, P x K sampler);
+- ``loader``: the DataLoader's generator, from which each worker's seed derives;
+- ``draws``: the global RNGs at the start of each epoch: augmentation, negatives, novel-view
+  angles, identity mixing, in the order the iterations ask (a resumed epoch restores them from the
+  checkpoint). The warm-up and source stages augment each rank's own images and pass the rank;
+  stages 2 and 3 draw for the global batch on every rank alike and pass rank 0.
+
+Clustering (DBSCAN on k-reciprocal distances) draws nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import sys
@@ -24,13 +40,27 @@ import sys
 import numpy as np
 
 
+def stream_seed(seed: int, stage: str, epoch: int, purpose: str, rank: int = 0) -> int:
+    """The 63-bit seed of one random stream: SHA-256 of the canonical ``(seed, stage, epoch, purpose,
+    rank)``, so distinct combinations give unrelated streams (see the module docstring)."""
+    key = f"genreid-stream/1|seed={int(seed)}|stage={stage}|epoch={int(epoch)}|purpose={purpose}|rank={int(rank)}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1
+
+
+def seed_global_rngs(value: int) -> None:
+    """Python's, numpy's (its legacy global RNG takes 32 bits) and torch's global RNGs from ``value``."""
+    import torch
+
+    random.seed(value)
+    np.random.seed(value % (2**32))
+    torch.manual_seed(value)
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     import torch
 
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    seed_global_rngs(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed % (2**32)))
     if deterministic:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True

@@ -11,11 +11,6 @@ from genreid.data.samplers import MultiGallerySampler, RandomIdentitySampler
 from genreid.errors import GenreidError
 
 
-def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
-    """The warm-up's per-epoch seed: its sampler and (with the rank) its augmentation draws."""
-    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
-
-
 def pk_batches(labels: np.ndarray, camids: np.ndarray, batch_size: int, num_instances: int, seed: int,
                iterations: int, sampler: str = "pk_cameras") -> list[list[int]]:
     """``iterations`` full PK batches; each sampler pass is cut into batches (the partial rest dropped).

@@ -62,7 +62,7 @@ def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: Warmu
     if cfg.import_encoder:
         return use_imported_encoder(cfg.import_encoder, model_cfg, seed=seed, model_dir=Path(model_dir),
                                     results_dir=Path(results_dir))
-    info, amp = start_run(device, runtime, seed, pk_split=("warmup", cfg.batch_size, cfg.num_instances))
+    info, amp = start_run(device, runtime, seed, stage="warmup", pk_split=("warmup", cfg.batch_size, cfg.num_instances))
     model_dir, results_dir = Path(model_dir), Path(results_dir)
     encoder = amp.module(warmup_encoder(model_cfg, cfg, init_encoder))
     train_set = image_dataset(train_df, height, width)

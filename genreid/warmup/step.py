@@ -4,13 +4,13 @@ Each epoch: features of all training images -> k-reciprocal Jaccard -> DBSCAN ps
 (outliers dropped; quality logged, true ids never used) -> cluster memory from the centroids ->
 ``iters_per_epoch`` PK batches, loss ``CE(f C^T / tau)``, Adam, memory update after each step.
 BN statistics come from groups of ``bn_group_size`` images (ghost BN), so one device reproduces
-the published 4 GPUs x 64 recipe. The epoch's seed comes from (seed, epoch): a resumed epoch repeats.
+the published 4 GPUs x 64 recipe. The epoch's batches, loader and augmentation draws come from
+:func:`genreid.utils.seeding.stream_seed` of (seed, epoch): a resumed epoch repeats.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ from genreid.engine.trainer import Trainer, TrainStep
 from genreid.errors import GenreidError
 from genreid.memory.cluster_memory import ClusterMemory
 from genreid.memory.labels import EpochLabels
-from genreid.warmup.batches import augment_batch, epoch_seed, pk_batches
+from genreid.utils.seeding import seed_global_rngs, stream_seed
+from genreid.warmup.batches import augment_batch, pk_batches
 from genreid.warmup.iteration import DIVERGED_FIX, micro_batch_size, warmup_iteration
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,7 @@ class WarmupStep(TrainStep):
 
     def begin_epoch(self, trainer: Trainer, epoch: int, fresh: bool) -> None:
         if fresh:
-            s = epoch_seed(self.seed, epoch, self.info.rank)
-            random.seed(s)
-            np.random.seed(s)
-            torch.manual_seed(s)
+            seed_global_rngs(stream_seed(self.seed, self.name, epoch, "draws", self.info.rank))
             self._cluster(epoch)
         self.model.train()
 
@@ -91,11 +89,12 @@ class WarmupStep(TrainStep):
 
     def batches(self, trainer: Trainer, epoch: int) -> list[list[int]]:
         return pk_batches(self.labels.labels, self.camids, self.cfg.batch_size, self.cfg.num_instances,
-                          epoch_seed(self.seed, epoch), self.cfg.iters_per_epoch, self.cfg.sampler)
+                          stream_seed(self.seed, self.name, epoch, "batches"), self.cfg.iters_per_epoch,
+                          self.cfg.sampler)
 
     def loader(self, trainer: Trainer, batches: list[list[int]], epoch: int):
-        return batch_loader(self.dataset, batches, epoch_seed(self.seed, epoch), self.num_workers,
-                            pin_memory=self.info.device.type == "cuda")
+        return batch_loader(self.dataset, batches, stream_seed(self.seed, self.name, epoch, "loader"),
+                            self.num_workers, pin_memory=self.info.device.type == "cuda")
 
     def run_step(self, trainer: Trainer, batch: dict) -> dict[str, float]:
         targets = torch.from_numpy(self.labels.labels[batch["index"].numpy()]).to(self.info.device)

@@ -10,7 +10,7 @@ from genreid.engine.batches import cap_batches, epoch_batches
 
 
 def test_cap_above_one_pass_runs_one_pass_and_warns(caplog):
-    plan = epoch_batches(range(80), 16, seed=1, epoch=0)
+    plan = epoch_batches(range(80), 16, stream=1)
     assert len(plan) == 5
     batches_module._NOTED.discard(("test.cap_short", "short"))
     with caplog.at_level(logging.WARNING, logger="genreid.engine.batches"):
@@ -23,7 +23,7 @@ def test_cap_above_one_pass_runs_one_pass_and_warns(caplog):
 
 
 def test_cap_below_one_pass_truncates_and_null_keeps_all():
-    plan = epoch_batches(range(80), 16, seed=1, epoch=0)
+    plan = epoch_batches(range(80), 16, stream=1)
     assert cap_batches(plan, 2, "test.cap_low", "training images") == plan[:2]
     assert cap_batches(plan, None, "test.cap_none", "training images") == plan
     assert cap_batches(plan, 5, "test.cap_equal", "training images") == plan

@@ -24,7 +24,8 @@ def test_pk_split_names_the_section_and_the_keys():
 def test_start_run_seeds_every_rng_and_builds_the_amp_context():
     draws = []
     for _ in range(2):
-        info, amp = start_run("cpu", RuntimeConfig(device="cpu", amp="bf16"), 7, pk_split=("warmup", 16, 4))
+        info, amp = start_run("cpu", RuntimeConfig(device="cpu", amp="bf16"), 7, stage="warmup",
+                              pk_split=("warmup", 16, 4))
         draws.append((random.random(), torch.rand(3).tolist()))
     assert draws[0] == draws[1]
     assert info.world_size == 1 and info.device.type == "cpu"
@@ -36,5 +37,5 @@ def test_start_run_refuses_a_bad_split_before_seeding():
     expected = torch.rand(1)
     torch.manual_seed(123)
     with pytest.raises(ConfigError, match="warmup.batch_size 18"):
-        start_run("cpu", RuntimeConfig(device="cpu"), 7, pk_split=("warmup", 18, 4))
+        start_run("cpu", RuntimeConfig(device="cpu"), 7, stage="warmup", pk_split=("warmup", 18, 4))
     assert torch.equal(torch.rand(1), expected)

@@ -11,14 +11,15 @@ import torch
 from genreid.config.schema import RuntimeConfig
 from genreid.config.sections.evaluation import EvalConfig
 from genreid.config.sections.gan import ControlAugConfig, TrainConfig
-from genreid.engine.amp import AmpContext
+from genreid.joint.arms.control_aug import ControlAug
+from genreid.joint.arms.control_none import ControlNone
 from genreid.joint.augment import augment, augmented_view, draw_augmentation, pad_pixels
-from genreid.joint.iteration import EncoderNets, build_optimisers, contrastive_iteration
-from genreid.joint.methods import ControlAug, ControlNone, build_method
+from genreid.joint.iteration import EncoderNets, build_optimisers
 from genreid.joint.run import train_joint
 from genreid.losses.view_invariant import view_invariant_loss
 from genreid.memory.instance_memory import InstanceMemory
 from genreid.models.id_encoder import build_encoder, load_encoder
+from genreid.registry import method_spec
 
 CONTROLS = ["control_aug", "control_none"]
 
@@ -68,16 +69,17 @@ def _memory() -> tuple[InstanceMemory, torch.Tensor]:
 
 
 @pytest.mark.parametrize("method", CONTROLS)
-def test_one_contrastive_iteration_steps_e_id_and_the_batch_slots(joint_cfg, method):
-    memory, _ = _memory()
+def test_one_contrastive_iteration_steps_e_id_and_the_batch_slots(joint_cfg, method, labelled_method):
+    torch.manual_seed(0)
     enc = build_encoder("resnet18", "none", "avg", 8, 1, 4)
     cfg = joint_cfg(num_negatives=4)
     opts = build_optimisers(EncoderNets(enc), cfg)
     assert opts.g is None and opts.d is None and list(opts.named()) == ["id"]
+    arm = labelled_method(method, cfg, EncoderNets(enc), opts)
+    memory = arm.memory
     idx = torch.tensor([0, 1, 3, 6])
     before, w0 = memory.features.clone(), enc.fc.weight.detach().clone()
-    parts = contrastive_iteration(enc, opts.id, AmpContext("cpu"), memory, build_method(method, cfg),
-                                  torch.randn(4, 3, 32, 16), idx, cfg, "t")
+    parts = arm.iteration(torch.randn(4, 3, 32, 16), idx, "t")
     assert np.isfinite(parts["total"]) and parts["total"] > 0
     assert ("vi_self" in parts) == (method == "control_aug") and "vi_orig_cluster" in parts
     assert not torch.equal(enc.fc.weight, w0)
@@ -130,12 +132,14 @@ def test_each_augmentation_does_what_its_keys_say():
     assert pad_pixels(ControlAugConfig(), 128) == 13 and pad_pixels(ControlAugConfig(), 10) == 1
 
 
-def test_control_methods_are_registered_with_gcl_clustering(joint_cfg):
+def test_control_methods_are_registered_with_gcl_clustering(joint_cfg, labelled_method):
     cfg = joint_cfg()
-    aug, none = build_method("control_aug", cfg), build_method("control_none", cfg)
-    assert isinstance(aug, ControlAug) and isinstance(none, ControlNone)
-    assert not aug.uses_generator and not none.uses_generator and build_method("gcl", cfg).uses_generator
-    assert aug.cluster is cfg.gcl.cluster and aug.cluster_key == "train.gcl.cluster"
+    aug, none = method_spec("control_aug"), method_spec("control_none")
+    assert aug.cls is ControlAug and none.cls is ControlNone
+    assert not aug.needs_generator and not none.needs_generator and method_spec("gcl").needs_generator
+    enc = build_encoder("resnet18", "none", "avg", 8, 1, 4)
+    arm = labelled_method("control_aug", cfg, EncoderNets(enc), build_optimisers(EncoderNets(enc), cfg))
+    assert arm.cluster is cfg.gcl.cluster and arm.cluster_key == "train.gcl.cluster"
     assert TrainConfig(methods=["control_aug", "control_none"]).methods == ["control_aug", "control_none"]
     assert EvalConfig(methods=["control_none"]).methods == ["control_none"]
     assert TrainConfig().methods == ["gcl", "gcl_plus"]

@@ -12,15 +12,15 @@ import torch
 from genreid.config.schema import RuntimeConfig
 from genreid.engine.amp import AmpContext
 from genreid.engine.batches import image_dataset
+from genreid.engine.dist import DistInfo
 from genreid.errors import ConfigError, TrainingDiverged
 from genreid.gan.nets import GanNets
-from genreid.joint.iteration import JointBatch, Optimisers, joint_iteration
-from genreid.joint.methods import build_method
+from genreid.joint.contrastive import StepInputs
+from genreid.joint.iteration import JointBatch, Optimisers
 from genreid.joint.run import train_joint
-from genreid.joint.step import JointStep
-from genreid.memory.instance_memory import InstanceMemory
 from genreid.models.generator import build_generator
 from genreid.models.id_encoder import build_encoder, load_encoder
+from genreid.registry import method_spec
 
 CLUSTER = {"k1": 6, "k2": 2, "min_samples": 2}
 
@@ -77,29 +77,25 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(joint_cfg, gan_toy, t
 
 def test_unknown_method_is_a_clear_error(joint_cfg):
     with pytest.raises(ConfigError, match="not a stage-3 method"):
-        build_method("simclr", joint_cfg())
+        method_spec("simclr")
 
 
 @pytest.mark.parametrize("mixup", ["d_mixup", "mixup", "f_mixup", "none"])
-def test_every_mixing_variant_runs_one_iteration(joint_cfg, mixup, tiny_widths):
+def test_every_mixing_variant_runs_one_iteration(joint_cfg, mixup, tiny_widths, labelled_method):
     torch.manual_seed(0)
     enc = build_encoder("resnet18", "none", "avg", 8, 1, 4)
     nets = GanNets(enc, *build_generator(tiny_widths, 512, 4))
     opts = Optimisers(torch.optim.Adam(nets.generator_parameters()), torch.optim.Adam(nets.discriminator.parameters()),
                       torch.optim.SGD(enc.parameters(), lr=0.1))
-    memory = InstanceMemory(12, 8)
-    memory.initialise(torch.randn(12, 8))
-    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, -1, -1, -1])
-    memory.set_labels(labels)
     cfg = joint_cfg(num_negatives=4, gcl_plus={"mixup": mixup})
-    method = build_method("gcl_plus", cfg)
-    method.begin_epoch(memory)
+    method = labelled_method("gcl_plus", cfg, nets, opts)
+    memory, labels = method.memory, method.memory.labels
     idx = torch.tensor([0, 1, 3, 6])
     before = memory.features.clone()
     w0 = enc.fc.weight.detach().clone()
     batch = JointBatch(torch.randn(4, 3, 32, 16), torch.randn(4, 1, 32, 16), torch.randn(4, 1, 32, 16), idx,
                        labels[idx])
-    parts = joint_iteration(nets, opts, AmpContext("cpu"), memory, method, batch, cfg, cfg.weights.model_dump(), "t")
+    parts = method.joint_iteration(batch, "t")
     assert ("proto_soft" in parts) == (mixup != "none") and "proto_hard" in parts
     assert parts["d_total"] > 0 and np.isfinite(parts["total"])
     assert not torch.equal(enc.fc.weight, w0)  # E_id stepped
@@ -110,11 +106,12 @@ def test_every_mixing_variant_runs_one_iteration(joint_cfg, mixup, tiny_widths):
 def test_collapsed_clustering_stops_with_a_clear_message(joint_cfg, gan_toy):
     cfg = joint_cfg(gcl_plus={"cluster": {**CLUSTER, "eps_rule": "fixed", "eps": 1e-6, "min_samples": 4}})
     dataset = image_dataset(gan_toy["df"], gan_toy["height"], gan_toy["width"])
-    step = JointStep.__new__(JointStep)
-    step.cfg, step.method = cfg, build_method("gcl_plus", cfg)
-    step.memory = InstanceMemory(len(dataset), 4)
+    enc = build_encoder("resnet18", "none", "avg", 4, 1, 4)
+    step = method_spec("gcl_plus").cls(cfg, StepInputs(nets=GanNets(enc, None, None, None), opts=None, dataset=dataset,
+                                                       info=DistInfo(), amp=AmpContext("cpu"), seed=1,
+                                                       true_ids=np.arange(len(dataset)),
+                                                       camids=np.zeros(len(dataset), dtype=int)))
     step.memory.initialise(torch.randn(len(dataset), 4))
-    step.true_ids, step.camids = np.arange(len(dataset)), np.zeros(len(dataset), dtype=int)
     with pytest.raises(TrainingDiverged, match="(?s)fewer than one batch.*train.gcl_plus.cluster.eps"):
         step._pseudo_labels(0)
 
@@ -122,11 +119,12 @@ def test_collapsed_clustering_stops_with_a_clear_message(joint_cfg, gan_toy):
 def test_a_batch_larger_than_the_training_set_blames_the_batch_size_not_eps(joint_cfg, gan_toy):
     dataset = image_dataset(gan_toy["df"], gan_toy["height"], gan_toy["width"])
     cfg = joint_cfg(batch_size=len(dataset) + 4)
-    step = JointStep.__new__(JointStep)
-    step.cfg, step.method = cfg, build_method("gcl_plus", cfg)
-    step.memory = InstanceMemory(len(dataset), 4)
+    enc = build_encoder("resnet18", "none", "avg", 4, 1, 4)
+    step = method_spec("gcl_plus").cls(cfg, StepInputs(nets=GanNets(enc, None, None, None), opts=None, dataset=dataset,
+                                                       info=DistInfo(), amp=AmpContext("cpu"), seed=1,
+                                                       true_ids=np.arange(len(dataset)),
+                                                       camids=np.zeros(len(dataset), dtype=int)))
     step.memory.initialise(torch.randn(len(dataset), 4))
-    step.true_ids, step.camids = np.arange(len(dataset)), np.zeros(len(dataset), dtype=int)
     with pytest.raises(TrainingDiverged) as err:
         step._pseudo_labels(0)
     text = str(err.value)

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from genreid.config.base import StrictModel
+from genreid.config.base import StrictModel, registered_name
+from genreid.registry import report_order
 
 
 class RerankConfig(StrictModel):
@@ -19,10 +20,10 @@ class RerankConfig(StrictModel):
 
 
 class EvalConfig(StrictModel):
-    methods: list[Literal["untrained", "direct", "baseline", "gcl", "gcl_plus", "control_aug", "control_none"]] = Field(
+    methods: list[registered_name(report_order, "an evaluated encoder")] = Field(
         default_factory=lambda: ["untrained", "baseline", "gcl", "gcl_plus"], min_length=1,
         description="encoders evaluated; untrained = a fresh encoder built from `model` with `seed`; "
-                    "control_aug / control_none are stage-3 control arms (train.methods); direct = the "
+                    "a stage-3 method is evaluated when it is also in train.methods; direct = the "
                     "source-trained encoder on the target (UDA only: needs warmup.source_dataset)")
     protocol: Literal["rank", "sklearn", "interpolated"] = Field(
         "rank", description="AP definition: rank (torchreid/FastReID), sklearn (open-reid lineage), "

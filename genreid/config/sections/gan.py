@@ -10,11 +10,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from genreid.config.base import StrictModel
+from genreid.config.base import StrictModel, registered_name
 from genreid.config.sections.cluster import ClusterConfig
+from genreid.registry import method_names
 
-Method = Literal["gcl", "gcl_plus", "control_aug", "control_none"]
-METHODS: tuple[str, ...] = ("gcl", "gcl_plus", "control_aug", "control_none")  # stage-3 methods, in report order
+Method = registered_name(method_names, "a stage-3 method")
 ALL_ANGLES = [45, 90, 135, 180, 225, 270, 315]
 
 
