@@ -5,6 +5,11 @@ images, then its ground-truth chunk (the batch's completion mark). A killed run 
 the first batch without a chunk; every image draws its randomness from (seed, image index)
 alone, so a resumed run writes the same bytes as an uninterrupted one. The finished folder
 replaces ``out_dir`` in one rename.
+
+Every pixel and ground-truth value comes from float64 numpy maths in a fixed order
+(:mod:`genreid.render.exact`, :mod:`genreid.body.exact`), so the bytes are the same on every
+machine and do not depend on the batch size; :func:`content_hash` identifies the result and
+:mod:`genreid.synth.reference` holds the committed hashes of the shipped settings.
 """
 
 from __future__ import annotations
