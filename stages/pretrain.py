@@ -15,6 +15,7 @@ from pathlib import Path
 
 from genreid.config import GenreidConfig
 from genreid.config.loader import write_resolved_config
+from genreid.pipeline.resume_guard import confirm_kept_for
 from genreid.stage import run_stage, stage_parser
 
 
@@ -24,6 +25,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     from genreid.utils.device import resolve_device
 
     ds = args.dataset
+    confirm_kept_for(Path("models") / ds / "pretrain" / "ckpt", cfg.model_dump(mode="json"))
     train_df = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("train",))["train"]
     pretrain_generator(train_df, Path(cfg.data.root) / "meshes" / ds, Path("models") / ds / "baseline" / "encoder.pt",
                        cfg.pretrain, cfg.model.generator, cfg.runtime, seed=cfg.seed,

@@ -16,6 +16,7 @@ from pathlib import Path
 from genreid.config import GenreidConfig
 from genreid.config.loader import write_resolved_config
 from genreid.errors import ConfigError
+from genreid.pipeline.resume_guard import confirm_kept_for
 from genreid.stage import run_stage, stage_parser
 
 
@@ -29,6 +30,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     if ds != cfg.warmup.source_dataset:
         raise ConfigError(f"--dataset {ds!r} is not the source (warmup.source_dataset is "
                           f"{cfg.warmup.source_dataset!r})", "run the source stage of warmup.source_dataset")
+    confirm_kept_for(Path("models") / ds / "source" / "ckpt", cfg.model_dump(mode="json"))
     tables = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("train", "val"))
     results = Path("results") / ds / "source"
     # the warm-up's pooling, so that its strict load of this encoder finds the same modules

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from genreid.config import GenreidConfig
 from genreid.config.loader import write_resolved_config
+from genreid.pipeline.resume_guard import confirm_kept_for
 from genreid.registry import method_names
 from genreid.stage import run_stage, stage_parser
 
@@ -27,6 +28,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     from genreid.utils.device import resolve_device
 
     ds, method = args.dataset, args.method
+    confirm_kept_for(Path("models") / ds / method / "ckpt", cfg.model_dump(mode="json"))
     tables = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("train", "val"))
     results = Path("results") / ds / method
     train_joint(tables["train"], tables["val"], Path(cfg.data.root) / "meshes" / ds,

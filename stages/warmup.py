@@ -20,6 +20,7 @@ from pathlib import Path
 from genreid.config import GenreidConfig
 from genreid.config.loader import write_resolved_config
 from genreid.errors import ConfigError
+from genreid.pipeline.resume_guard import confirm_kept_for
 from genreid.stage import run_stage, stage_parser
 
 
@@ -41,6 +42,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     if init is not None and not init.is_file():
         raise ConfigError(f"warmup.source_dataset is {src!r} but {init} does not exist",
                           f"run the source pre-training first: `dvc repro source@{src}`")
+    confirm_kept_for(Path("models") / ds / "baseline" / "ckpt", cfg.model_dump(mode="json"))
     tables = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("train", "val"))
     summary = train_warmup(tables["train"], tables["val"], cfg.warmup, cfg.model, cfg.runtime, seed=cfg.seed,
                            height=cfg.data.height, width=cfg.data.width, model_dir=Path("models") / ds / "baseline",

@@ -518,3 +518,24 @@ def test_rerank_options_out_of_range_are_refused(tmp_path, capsys, option, value
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {option}: {reason}" in err and "Traceback" not in err
+
+
+def test_params_edited_between_the_resume_guard_and_the_trainer_are_refused(tmp_path, monkeypatch):
+    from genreid.config import load_config
+    from genreid.config.loader import read_yaml
+    from genreid.errors import GenreidError
+    from genreid.pipeline.dvc_stages import load_stages
+    from genreid.pipeline.resume_guard import SIGNATURE_FILE, confirm_kept_for, signature
+    from genreid.utils.atomic import write_json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
+    tree = load_config(ROOT / "params.yaml").model_dump(mode="json")
+    spec = load_stages(tmp_path / "dvc.yaml", read_yaml((ROOT / "params.yaml").read_text()))["warmup@synthetic"]
+    ckpt = tmp_path / "models" / "synthetic" / "baseline" / "ckpt"
+    ckpt.mkdir(parents=True)
+    write_json(ckpt / SIGNATURE_FILE, signature(spec, tree, [], {}, code=[]))  # what the guard kept them for
+    confirm_kept_for(ckpt, tree)  # the same settings: the trainer resumes
+    confirm_kept_for(ckpt, dict(tree, runtime={**tree["runtime"], "num_threads": 7}))  # runtime never matters
+    with pytest.raises(GenreidError, match="params.yaml changed between the resume guard and warmup@synthetic"):
+        confirm_kept_for(ckpt, dict(tree, seed=2))

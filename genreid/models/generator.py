@@ -91,7 +91,6 @@ def load_generator(path: str | os.PathLike, map_location: str | torch.device = "
                               "(model.generator.code_split / decoder_norm / aspp_activation)",
                               "rerun the pretrain stage (`dvc repro pretrain@<dataset>`)")
     require_mappings(path, blob["state"], {n: "weights" for n in nets}, "state.")
-    verify_sealed(blob, path, "generator checkpoint")
     try:
         e_str = StructureEncoder(**arch["str_encoder"])
         dec = Decoder(**arch["decoder"])
@@ -101,4 +100,5 @@ def load_generator(path: str | os.PathLike, map_location: str | torch.device = "
                               "delete it and rerun the pretrain stage") from None
     for name, module in (("str_encoder", e_str), ("decoder", dec), ("discriminator", dis)):
         load_state_strict(module, blob["state"][name], f"{path} [{name}]")
+    verify_sealed(blob, path, "generator checkpoint")  # after the strict load, which names edited keys
     return e_str.to(map_location), dec.to(map_location), dis.to(map_location), dict(blob.get("extra", {}))

@@ -145,7 +145,6 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
         raise CheckpointError(f"{path} is not a genreid identity-encoder checkpoint (format {FORMAT} expected)",
                               "write it with genreid.models.id_encoder.save_encoder")
     require_mappings(path, blob, {"arch": "build arguments", "state_dict": "weights"})
-    verify_sealed(blob, path, "encoder checkpoint")
     unknown = sorted(set(blob["arch"]) - set(_ARCH_KEYS))
     if unknown:
         raise CheckpointError(f"{path}: entry 'arch' has unknown build argument(s) {unknown}",
@@ -156,6 +155,7 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: entry 'arch' does not describe an encoder ({exc})",
                               "delete the file and rerun the stage that writes it") from None
-    load_state_strict(model, blob["state_dict"], str(path))
+    load_state_strict(model, blob["state_dict"], str(path))  # names edited keys before the hash check would
+    verify_sealed(blob, path, "encoder checkpoint")
     model.arch["pretrained"] = blob["arch"].get("pretrained", "none")
     return model.to(map_location), dict(blob.get("extra", {}))

@@ -205,6 +205,31 @@ def outcome(kept: bool, had_earlier_run: bool, folder: Path) -> str:
     return f"resume guard: no earlier run: fresh start in {folder}"
 
 
+def confirm_kept_for(folder: Path, cfg_tree: dict[str, Any], dvc_yaml: Path = Path("dvc.yaml")) -> None:
+    """Refuse to resume when the params the stage read differ from those the guard kept ``folder`` for.
+
+    The guard and the stage are two commands; an edit of params.yaml between them would resume
+    checkpoints of one setting under another. Nothing to check without a signature or a dvc.yaml
+    (a trainer run by hand)."""
+    marker = Path(folder) / SIGNATURE_FILE
+    if not marker.is_file() or not Path(dvc_yaml).is_file():
+        return
+    try:
+        stored = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return
+    spec = load_stages(dvc_yaml, cfg_tree).get(str(stored.get("stage")))
+    if spec is None or "params" not in stored:
+        return
+    now = hashlib.sha256(json.dumps(param_values(cfg_tree, spec.params), sort_keys=True).encode()).hexdigest()
+    if now != stored["params"]:
+        raise GenreidError(f"params.yaml changed between the resume guard and {spec.name}: the checkpoints in "
+                           f"{folder} were kept for other settings than this stage read; nothing was trained",
+                           "put back the settings you meant, or rerun `dvc repro` (the guard then starts afresh "
+                           "for the new settings); run experiments beside a running repro with `dvc exp run "
+                           "--temp` or `dvc queue`")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folders", nargs="+", type=Path, help="persisted folders; the signature lives in the first")
