@@ -165,3 +165,22 @@ def test_report_shows_the_mesh_accuracy_table_and_figure(tmp_path):
         in text
     assert "![worst mesh estimates, synthetic](synthetic/meshes/worst.png)" in text
     assert _mesh_accuracy([CollectedDataset("market1501", "unsupervised", "fp", [], {}, [], [])]) == []
+
+
+def test_implausibly_small_fits_fall_back_to_the_standing_body(synth):
+    """A fitted body must span min_height of the crop (a person box); asking for more than the whole
+    height rejects every fit, and the images get exactly the standing fallback."""
+    from genreid.meshes.estimators import LandmarkOptions, load_rgb, standing_params
+
+    body = load_body_model("procedural")
+    paths = sorted((synth / "images" / "bounding_box_train").glob("*.jpg"))[:3]
+    images = load_rgb(paths)
+    normal = LandmarkEstimator(body).estimate_images(images)
+    strict = LandmarkEstimator(body, LandmarkOptions(min_height=1.5)).estimate_images(images)
+    fallback = standing_params(body, len(paths))
+    assert normal.detected.sum() >= 2
+    assert (strict.detected == 0).all() and np.array_equal(strict.pose, fallback.pose)
+    assert np.array_equal(strict.cam, fallback.cam)
+    spans = LandmarkEstimator(body).spans(torch.as_tensor(fallback.betas), torch.as_tensor(fallback.pose),
+                                          torch.as_tensor(fallback.cam))
+    assert np.allclose(spans, 0.9, atol=1e-4)  # the standing body fills 0.9 of the height
