@@ -2,7 +2,8 @@
 control arm without a generator (control_aug, control_none: generator.pt and the renders are not read).
 
 Reads data/prepared/<ds>/ (train and val manifests), data/meshes/<ds>/ (train renders),
-models/<ds>/baseline/encoder.pt and models/<ds>/pretrain/generator.pt; writes
+models/<ds>/baseline/encoder.pt and models/<ds>/pretrain/generator.pt (oracle_views instead reads the
+training split's true views in data/true_views/<ds>/, SynthReID only); writes
 models/<ds>/<method>/encoder.pt (selected on the validation split; ``extra`` holds the selected and
 last epoch, the history and the resumed flag), checkpoints under models/<ds>/<method>/ckpt
 (persist) and, under results/<ds>/<method>/train/, the dvclive log, summary.json and
@@ -34,7 +35,8 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     train_joint(tables["train"], tables["val"], Path(cfg.data.root) / "meshes" / ds,
                 Path("models") / ds / "baseline" / "encoder.pt", Path("models") / ds / "pretrain" / "generator.pt",
                 cfg.train, method, cfg.runtime, seed=cfg.seed, height=cfg.data.height, width=cfg.data.width,
-                model_dir=Path("models") / ds / method, results_dir=results, device=resolve_device(cfg.runtime.device))
+                model_dir=Path("models") / ds / method, results_dir=results, device=resolve_device(cfg.runtime.device),
+                true_views_dir=Path(cfg.data.root) / "true_views" / ds)
     write_resolved_config(cfg, results / "train")
 
 

@@ -44,12 +44,12 @@ def measure(cfg: GenreidConfig, ds: str, run: str) -> dict:
     import torch
 
     from genreid.data.manifest import load_prepared
+    from genreid.data.true_views import load_true_views
     from genreid.engine.batches import image_dataset
     from genreid.errors import CheckpointError
     from genreid.gan.renders import open_renders
     from genreid.gan.view_fidelity import stage2_generator, stage3_generator, view_fidelity
     from genreid.models.id_encoder import load_encoder
-    from genreid.synth.novel_views import load_true_views
 
     truth = load_true_views(Path(cfg.data.root) / "true_views" / ds, "val")  # first: real data stops here
     val = load_prepared(Path(cfg.data.root) / "prepared" / ds, splits=("val",))["val"]

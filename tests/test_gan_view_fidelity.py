@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from genreid.data.true_views import TrueViews, resize_masks
 from genreid.engine.batches import image_dataset
 from genreid.engine.checkpoint import Checkpointer
 from genreid.errors import CheckpointError
@@ -19,7 +20,6 @@ from genreid.gan.view_fidelity import (
     view_fidelity,
 )
 from genreid.models.id_encoder import load_encoder
-from genreid.synth.novel_views import TrueViews, resize_masks
 
 ANGLES = [0, 90, 180]
 

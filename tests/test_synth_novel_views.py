@@ -15,6 +15,7 @@ import pytest
 
 from genreid.body import load_body_model
 from genreid.data.manifest import load_prepared
+from genreid.data.true_views import load_true_views, write_true_views
 from genreid.errors import DataError
 from genreid.meshes.estimators import OracleEstimator
 from genreid.meshes.stage import relative_paths
@@ -22,7 +23,7 @@ from genreid.meshes.views import render_views
 from genreid.synth.appearance import ATTRIBUTE_NAMES
 from genreid.synth.generator import _jpeg
 from genreid.synth.ground_truth import load_ground_truth
-from genreid.synth.novel_views import load_true_views, render_splits, render_true_views, write_true_views
+from genreid.synth.novel_views import render_splits, render_true_views
 
 ANGLES = [0, 45, 90, 135, 180, 225, 270, 315]
 H, W = 128, 64
@@ -104,7 +105,7 @@ def test_background_is_unchanged_away_from_the_person(synth):
 
 def test_store_round_trip(synth, tmp_path):
     views, table = synth["views"], synth["table"]
-    write_true_views(tmp_path, "train", views, table["pid"], table["camid"])
+    write_true_views(tmp_path, "train", views, table["pid"], table["camid"], generator_version=2)
     back = load_true_views(tmp_path, "train")
     assert back.paths == views.paths and back.angles == ANGLES
     np.testing.assert_array_equal(back.images, views.images)

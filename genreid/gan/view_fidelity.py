@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genreid.data.loader import IMAGENET_MEAN, IMAGENET_STD, denormalize
+from genreid.data.true_views import TrueViews
 from genreid.errors import CheckpointError
 from genreid.gan.fidelity import (
     SILHOUETTE_THRESHOLD,
@@ -41,7 +42,6 @@ from genreid.gan.fidelity import (
 )
 from genreid.gan.renders import renders_to_tensor
 from genreid.meshes.store import RenderStore
-from genreid.synth.novel_views import TrueViews
 
 REFERENCE_ENCODER = ("the stage-1 (baseline) encoder of the same seed, models/<ds>/baseline/encoder.pt, in eval "
                      "mode; L2-normalised embeddings f, Euclidean ranking, no flip. It never saw a generated image "

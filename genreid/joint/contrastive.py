@@ -63,6 +63,7 @@ class StepInputs:
     model_dir: Path = Path("models")
     results_dir: Path = Path("results")
     num_workers: int = 0
+    true_views_dir: Path | None = None  # SynthReID's true novel views (data/true_views/<ds>; oracle_views reads them)
 
 
 class ContrastiveMethod(TrainStep):

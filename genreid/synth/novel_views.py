@@ -13,12 +13,7 @@ These are the targets of the view-fidelity metrics (:mod:`genreid.gan.fidelity`)
 views of the ``oracle_views`` arm. Real datasets have none: :func:`render_true_views` raises a
 ``DataError`` there.
 
-The stored form (:func:`write_true_views`, :func:`load_true_views`) keeps, per split, the views
-``<split>_views.npy`` uint8 (N, A, H, W, 3), the person masks ``<split>_masks.npy`` bool (N, A, H, W)
-(alpha >= 0.5, bags included), the empty scenes ``<split>_backgrounds.npy`` uint8 (N, H, W, 3) (the
-same at every angle), ``<split>_index.csv`` (row, path, pid, camid) and ``<split>_views.json``
-(angles, image size, generator version), at the dataset's stored image size. For a real dataset the
-folder holds only ``absent.json`` with the reason, which every reader repeats.
+The stored form and its reader live in :mod:`genreid.data.true_views`.
 """
 
 from __future__ import annotations
@@ -27,76 +22,16 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from genreid.data.true_views import TrueViews, write_absent, write_true_views
 from genreid.errors import DataError
 
 GENERATOR_SUMMARY = Path("images") / "summary.json"  # the generator's own summary inside a prepared folder
 GROUND_TRUTH = "ground_truth.npz"
-ABSENT = "absent.json"  # what the stage writes for a real dataset instead of views: why there are none
-
-
-@dataclass(frozen=True)
-class TrueViews:
-    """True novel views of some images at some angles, at the dataset's stored image size."""
-
-    paths: list[str]
-    angles: list[int]
-    images: np.ndarray  # uint8 (N, A, H, W, 3): the photo as the camera takes it, before JPEG
-    masks: np.ndarray  # bool (N, A, H, W): the person (bag included), alpha >= 0.5
-    backgrounds: np.ndarray  # uint8 (N, H, W, 3): the scene without the person, same camera draws
-    jpeg_quality: np.ndarray  # int (N,): the JPEG quality of each image's camera
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def resized(self, height: int, width: int) -> TrueViews:
-        """The views at a network size as the image loader resizes photos (PIL bicubic; masks by area
-        average >= 0.5, as the ground truth's masks), so they compare with what a network reads."""
-        if self.images.shape[2:4] == (height, width):
-            return self
-        n, a = self.images.shape[:2]
-        images = resize_like_loader(self.images.reshape(n * a, *self.images.shape[2:]), height, width)
-        masks = resize_masks(self.masks.reshape(n * a, *self.masks.shape[2:]), height, width)
-        return TrueViews(paths=self.paths, angles=self.angles, images=images.reshape(n, a, height, width, 3),
-                         masks=masks.reshape(n, a, height, width),
-                         backgrounds=resize_like_loader(self.backgrounds, height, width),
-                         jpeg_quality=self.jpeg_quality)
-
-    def at(self, angle: int) -> tuple[np.ndarray, np.ndarray]:
-        """(images (N,H,W,3), masks (N,H,W)) at one of :attr:`angles`."""
-        if angle not in self.angles:
-            raise DataError(f"no true views at angle {angle}; these have {self.angles}",
-                            "render them with the angles of mesh.angles (`dvc repro true_views@synthetic`)")
-        j = self.angles.index(angle)
-        return self.images[:, j], self.masks[:, j]
-
-
-def resize_like_loader(images: np.ndarray, height: int, width: int) -> np.ndarray:
-    """uint8 (N, H, W, 3) -> (N, height, width, 3) by PIL bicubic, the image loader's resize of photos."""
-    from PIL import Image
-
-    if images.shape[1:3] == (height, width):
-        return images
-    out = np.empty((len(images), height, width, 3), np.uint8)
-    for i, im in enumerate(images):
-        out[i] = np.asarray(Image.fromarray(im).resize((width, height), Image.BICUBIC))
-    return out
-
-
-def resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
-    """bool (N, H, W) -> (N, height, width): area average >= 0.5."""
-    import torch
-    import torch.nn.functional as F
-
-    if masks.shape[1:3] == (height, width):
-        return masks.astype(bool)
-    area = F.interpolate(torch.from_numpy(masks[:, None].astype(np.float32)), size=(height, width), mode="area")
-    return (area[:, 0] >= 0.5).numpy()
 
 
 def generator_summary(prepared_dir: str | os.PathLike) -> dict[str, Any]:
@@ -167,44 +102,20 @@ def render_true_views(prepared_dir: str | os.PathLike, paths: Sequence[str], ang
                      backgrounds=backgrounds, jpeg_quality=quality)
 
 
-def write_true_views(out_dir: str | os.PathLike, split: str, views: TrueViews, pids: Sequence[int],
-                     camids: Sequence[int]) -> None:
-    """Store one split's views (layout in the module docstring); every file written atomically."""
-    import pandas as pd
-
-    from genreid.utils.atomic import atomic_path, write_json
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, array in (("views", views.images), ("masks", views.masks), ("backgrounds", views.backgrounds)):
-        with atomic_path(out / f"{split}_{name}.npy") as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, array, allow_pickle=False)
-    index = pd.DataFrame({"row": np.arange(len(views)), "path": views.paths, "pid": np.asarray(pids),
-                          "camid": np.asarray(camids), "jpeg_quality": views.jpeg_quality})
-    with atomic_path(out / f"{split}_index.csv") as tmp:
-        index.to_csv(tmp, index=False)
-    from genreid.synth.generator import GENERATOR_VERSION
-
-    write_json(out / f"{split}_views.json", {"angles": views.angles, "images": len(views),
-                                             "image_size": list(views.images.shape[2:4]),
-                                             "generator_version": GENERATOR_VERSION})
-
-
 def render_splits(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, tables: dict[str, Any],
                   angles: Sequence[int], batch_size: int = 32) -> dict[str, Any]:
     """The ``true_views`` stage: every split of ``tables`` (manifest frames, absolute paths) into
     ``out_dir``, or for a real dataset ``absent.json``; returns what was done with its timing."""
     import time
 
-    from genreid.utils.atomic import write_json
+    from genreid.synth.generator import GENERATOR_VERSION
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     try:
         generator_summary(prepared_dir)
     except DataError as exc:
-        write_json(out / ABSENT, {"reason": exc.problem, "fix": exc.fix})
+        write_absent(out, exc.problem, exc.fix)
         return {"available": False, "reason": exc.problem}
     report: dict[str, Any] = {"available": True, "angles": [int(a) for a in angles], "splits": {}}
     for split, table in tables.items():
@@ -213,30 +124,10 @@ def render_splits(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, t
         paths = [Path(p).relative_to(root).as_posix() if Path(p).is_absolute() else str(p) for p in table["path"]]
         views = render_true_views(prepared_dir, paths, angles, batch_size=batch_size)
         seconds = time.perf_counter() - start
-        write_true_views(out, split, views, table["pid"], table["camid"])
+        write_true_views(out, split, views, table["pid"], table["camid"], GENERATOR_VERSION)
         renders = len(views) * len(angles)
         report["splits"][split] = {"images": len(views), "renders": renders, "seconds": round(seconds, 2),
                                    "seconds_per_render": round(seconds / renders, 4) if renders else None}
     return report
 
 
-def load_true_views(out_dir: str | os.PathLike, split: str) -> TrueViews:
-    """Read one stored split; a ``DataError`` naming the stage to run when it is absent."""
-    import pandas as pd
-
-    out = Path(out_dir)
-    if (out / ABSENT).is_file():
-        why = json.loads((out / ABSENT).read_text())
-        raise DataError(f"no true novel views in {out}: {why.get('reason')}", str(why.get("fix")))
-    meta_path = out / f"{split}_views.json"
-    if not meta_path.is_file():
-        raise DataError(f"no true novel views of split {split!r} in {out} ({meta_path.name} missing)",
-                        "true views exist only for SynthReID: run `dvc repro true_views@synthetic` (the "
-                        "training split needs `true_views.splits` to include train)")
-    meta = json.loads(meta_path.read_text())
-    index = pd.read_csv(out / f"{split}_index.csv")
-    return TrueViews(paths=index["path"].astype(str).tolist(), angles=[int(a) for a in meta["angles"]],
-                     images=np.load(out / f"{split}_views.npy", allow_pickle=False),
-                     masks=np.load(out / f"{split}_masks.npy", allow_pickle=False),
-                     backgrounds=np.load(out / f"{split}_backgrounds.npy", allow_pickle=False),
-                     jpeg_quality=index["jpeg_quality"].to_numpy())
