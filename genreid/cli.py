@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from genreid.errors import GenreidError
 
@@ -56,10 +57,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate_cli(args)
 
 
+def _pipeline_outputs() -> set[str]:
+    """Paths the DVC pipeline in the working folder writes (none outside a genreid repository)."""
+    from genreid.config.loader import read_yaml
+    from genreid.pipeline.dvc_stages import pipeline_outputs
+
+    if not (Path("dvc.yaml").is_file() and Path("params.yaml").is_file()):
+        return set()
+    try:
+        return pipeline_outputs(Path("dvc.yaml"), read_yaml(Path("params.yaml").read_text()) or {})
+    except (GenreidError, OSError, ValueError) as exc:
+        raise GenreidError(f"cannot tell which files the pipeline writes ({exc})",
+                           "fix params.yaml / dvc.yaml first (`genreid config validate params.yaml`), or run "
+                           "import-authors outside the repository") from None
+
+
 def _cmd_import_authors(args: argparse.Namespace) -> int:
     from genreid.models.authors_import import import_authors
 
-    summary = import_authors(args.id, args.out, args.gen, args.dis)
+    summary = import_authors(args.id, args.out, args.gen, args.dis, force=args.force, tracked=_pipeline_outputs())
     print(f"imported the {summary['source']}:")
     for net in summary["networks"]:
         print(f"  {net['network']}: {net['mapped']} tensors mapped")
@@ -144,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     ia.add_argument("--id", required=True, help="identity encoder: JVTC stage-1 .pth or the trainer's id_*.pt")
     ia.add_argument("--gen", help="the trainer's gen_*.pt (AdaINGen); needs --dis")
     ia.add_argument("--dis", help="the trainer's dis_*.pt (MsImageDis); needs --gen")
-    ia.add_argument("--out", required=True, help="folder for encoder.pt (and generator.pt)")
+    ia.add_argument("--out", required=True, help="folder for encoder.pt (and generator.pt); never a pipeline "
+                                                 "output such as models/<ds>/baseline/")
+    ia.add_argument("--force", action="store_true", help="replace encoder.pt / generator.pt already in --out")
     ia.set_defaults(func=_cmd_import_authors)
 
     e = sub.add_parser("evaluate", formatter_class=_Formatter, help="metrics from features or a distance matrix")
@@ -165,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     except GenreidError as exc:
         print(f"genreid: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("genreid: interrupted; nothing was written (files are replaced only when complete)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

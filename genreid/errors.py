@@ -30,3 +30,11 @@ class CheckpointError(GenreidError):
 
 class TrainingDiverged(GenreidError):
     """A loss or parameter became NaN/Inf; the last good checkpoint is kept."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C in a stage, with the one line that says where a rerun continues from."""
+
+    def __init__(self, resume: str):
+        self.resume = resume
+        super().__init__(resume)

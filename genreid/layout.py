@@ -36,11 +36,25 @@ class Layout:
         return self.data_root / "prepared" / self.dataset
 
     @property
+    def ground_truth(self) -> Path:
+        """SynthReID's per-image ground truth (SMPL, joints, masks), copied beside the prepared manifests."""
+        return self.prepared / "ground_truth.npz"
+
+    @property
     def meshes(self) -> Path:
         return self.data_root / "meshes" / self.dataset
 
+    @property
+    def true_views(self) -> Path:
+        """SynthReID's true novel views at the drawn angles (stage ``true_views``)."""
+        return self.data_root / "true_views" / self.dataset
+
     def model_dir(self, run: str) -> Path:
         return MODELS / self.dataset / run
+
+    def checkpoints(self, run: str) -> Path:
+        """A trainer's resumable checkpoints (kept across reruns of the same settings)."""
+        return self.model_dir(run) / "ckpt"
 
     def results_dir(self, run: str) -> Path:
         return RESULTS / self.dataset / run

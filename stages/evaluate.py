@@ -4,7 +4,8 @@ Reads data/prepared/<ds>/ (query and gallery manifests) and, except for ``untrai
 encoder built from ``model`` with ``seed``), models/<ds>/<method>/encoder.pt (``baseline`` is
 the warm-up output; ``source`` the UDA source pre-training on its own test split) or ``--encoder``
 (``direct``: the source encoder on the target's test split, "direct transfer"); writes
-results/<ds>/<method>/metrics.json, cmc.csv, ranked_lists.png and config.resolved.yaml.
+results/<ds>/<method>/metrics.json (numbers only), provenance.json (seed, protocol, training
+record, commit, versions), cmc.csv, ranked_lists.png and config.resolved.yaml.
 """
 
 from __future__ import annotations

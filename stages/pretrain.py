@@ -15,6 +15,7 @@ from pathlib import Path
 
 from genreid.config import GenreidConfig
 from genreid.layout import BASELINE_RUN, layout
+from genreid.pipeline.resume_guard import confirm_kept_for
 from genreid.registry import PRETRAIN_RUN
 from genreid.stage import run_stage, stage_parser
 
@@ -25,6 +26,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     from genreid.utils.device import resolve_device
 
     files = layout(cfg.data.root, args.dataset)
+    confirm_kept_for(files.checkpoints(PRETRAIN_RUN), cfg.model_dump(mode="json"))
     train_df = load_prepared(files.prepared, splits=("train",))["train"]
     pretrain_generator(train_df, files.meshes, files.encoder(BASELINE_RUN), cfg.pretrain, cfg.model.generator,
                        cfg.runtime, seed=cfg.seed, height=cfg.data.height, width=cfg.data.width,
@@ -34,7 +36,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(body, stage_parser(__doc__.splitlines()[0]), argv)
+    return run_stage(body, stage_parser(__doc__.splitlines()[0]), argv, trainer=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 from genreid.config import GenreidConfig
 from genreid.errors import ConfigError
 from genreid.layout import layout
+from genreid.pipeline.resume_guard import confirm_kept_for
 from genreid.registry import SOURCE_RUN
 from genreid.stage import run_stage, stage_parser
 
@@ -31,6 +32,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
         raise ConfigError(f"--dataset {ds!r} is not the source (warmup.source_dataset is "
                           f"{cfg.warmup.source_dataset!r})", "run the source stage of warmup.source_dataset")
     files = layout(cfg.data.root, ds)
+    confirm_kept_for(files.checkpoints(SOURCE_RUN), cfg.model_dump(mode="json"))
     tables = load_prepared(files.prepared, splits=("train", "val"))
     # the warm-up's pooling, so that its strict load of this encoder finds the same modules
     train_source(tables["train"], tables["val"], cfg.source, encoder_kwargs(cfg.model, cfg.warmup.pooling),
@@ -41,7 +43,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(body, stage_parser(__doc__.splitlines()[0]), argv)
+    return run_stage(body, stage_parser(__doc__.splitlines()[0]), argv, trainer=True)
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def test_existing_output_is_kept_when_an_import_fails(authors_files, tmp_path):
     before = (out / "encoder.pt").read_bytes()
     bad = _rewrite(authors_files["id"], tmp_path / "id_bad.pt", lambda s: s.update({"head.weight": torch.zeros(1)}))
     with pytest.raises(AuthorsImportError, match="head.weight"):
-        import_authors(bad, out)
+        import_authors(bad, out, force=True)
     assert (out / "encoder.pt").read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["encoder.pt"]
 
 
@@ -183,3 +183,44 @@ def test_cli_prints_the_account_and_exits_2_on_a_mismatch(authors_files, tmp_pat
     assert "identity encoder: 325 tensors mapped" in out and "classifier.weight" in out and "wrote" in out
     assert main(["import-authors", "--id", str(authors_files["gen"]), "--out", str(tmp_path / "bad")]) == 2
     assert "'id', 'state_dict'" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_non_finite_weights_and_other_dtypes_are_named_and_nothing_written(authors_files, tmp_path):
+    def poison(state):
+        state["layer1.0.conv1.weight"] = state["layer1.0.conv1.weight"].clone()
+        state["layer1.0.conv1.weight"][0, 0, 0, 0] = float("nan")
+        state["feat.bias"] = state["feat.bias"].long()
+
+    bad = _rewrite(authors_files["id"], tmp_path / "id_nan.pt", poison)
+    with pytest.raises(AuthorsImportError) as err:
+        import_authors(bad, tmp_path / "out")
+    text = str(err.value)
+    assert "layer1.0.conv1.weight: 1 of 4096 values are NaN or infinite" in text, text
+    assert "fc.bias: authors torch.int64 vs genreid torch.float32" in text, text
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_refuses_an_existing_file_without_force_and_pipeline_outputs_always(authors_files, tmp_path, monkeypatch,
+                                                                                capsys):
+    out = tmp_path / "out"
+    import_authors(authors_files["jvtc"], out)
+    before = (out / "encoder.pt").read_bytes()
+    assert main(["import-authors", "--id", str(authors_files["id"]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "encoder.pt exists; an import does not overwrite it" in err and "--force" in err
+    assert (out / "encoder.pt").read_bytes() == before
+    assert main(["import-authors", "--id", str(authors_files["id"]), "--out", str(out), "--force"]) == 0
+    assert (out / "encoder.pt").read_bytes() != before
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("dvc.yaml", "params.yaml"):
+        (repo / name).write_text((ROOT / name).read_text())
+    monkeypatch.chdir(repo)
+    capsys.readouterr()
+    assert main(["import-authors", "--id", str(authors_files["id"]), "--out", "models/synthetic/baseline",
+                 "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "models/synthetic/baseline/encoder.pt, which a DVC stage writes" in err and "Traceback" not in err
+    assert not (repo / "models").exists()
+    assert main(["import-authors", "--id", str(authors_files["id"]), "--out", "data/models/authors/synthetic"]) == 0

@@ -174,6 +174,7 @@ def test_synthetic_path_calls_the_generator(tmp_path, monkeypatch):
 
     module = types.ModuleType("genreid.synth")
     module.generate_synthreid = fake_generate
+    module.check_generated = lambda root, summary: {"content_sha256": "0" * 64, "reference": "none"}
     monkeypatch.setitem(sys.modules, "genreid.synth", module)
     out = tmp_path / "synthetic"
     summary = prepare_dataset("synthetic", {"seed": 3, "num_train_ids": 4}, out, expected_counts="canonical", **KW)

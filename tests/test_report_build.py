@@ -22,8 +22,11 @@ def _fake_results(results: Path, ds: str, scores: dict[str, float], seed: int = 
     for method, m in scores.items():
         folder = results / ds / method
         folder.mkdir(parents=True, exist_ok=True)
+        # as the evaluate stage writes them: numbers in metrics.json, seed and training record beside it
         (folder / "metrics.json").write_text(json.dumps(
-            {"mAP": m, "R1": m + 20, "R5": m + 25, "R10": m + 28, "mINP": m / 2, "provenance": {"seed": seed},
+            {"mAP": m, "R1": m + 20, "R5": m + 25, "R10": m + 28, "mINP": m / 2}))
+        (folder / "provenance.json").write_text(json.dumps(
+            {"provenance": {"seed": seed},
              "training": {} if method == "untrained" else {"selected_on": "val_map", "selected_epoch": 3,
                                                            "last_epoch": 4, "history": []}}))
         (folder / "cmc.csv").write_text("rank,cmc\n" + "".join(f"{r},{min(100, m + 20 + 3 * r)}\n"
@@ -58,7 +61,7 @@ def test_report_table_figures_and_links(tmp_path):
     assert "| market1501 | unsupervised | untrained | 1 | 2.0 |" in readme and "no published target" in readme
     assert "| market1501 | gcl_plus | baseline | 1 | +7.5 | +7.5 | 1 of 1 | not resolved |" in readme  # one seed
     assert "| market1501 | gcl | validation mAP | 3 | 4 |" in readme and "| market1501 | untrained | val" not in readme
-    for fig in ("cmc", "losses", "validation", "pseudo_labels"):
+    for fig in ("cmc", "stage1", "stage3_losses", "stage3_quality"):
         assert (results / "plots" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
         assert f"](plots/{fig}.png)" in readme
     assert "[ranked lists, gcl (best and worst queries)](market1501/gcl/ranked_lists.png)" in readme
@@ -71,13 +74,19 @@ def test_report_table_figures_and_links(tmp_path):
     cmc = list(csv.DictReader((results / "plots" / "cmc.csv").open()))
     assert len(cmc) == 4 * 20 and cmc[0] == {"dataset": "market1501", "method": "untrained", "rank": "1",
                                              "cmc": "25.0000"}
-    pseudo = {(r["run"], r["metric"]) for r in csv.DictReader((results / "plots" / "pseudo_labels.csv").open())}
-    assert pseudo == {("baseline", "nmi"), ("baseline", "num_clusters"), ("gcl", "nmi"), ("gcl", "num_clusters"),
-                      ("gcl", "largest_cluster")}
-    training = {(r["run"], r["metric"]) for r in csv.DictReader((results / "plots" / "training.csv").open())}
-    assert training == {("baseline", "loss"), ("baseline", "val_mAP"), ("baseline", "lr"), ("gcl", "loss/total"),
-                        ("gcl", "val/mAP")}
-
+    # one figure per stage, one panel per metric with its unit; validation in percent, learning rates left out
+    stage1 = [(r["run"], r["panel"], float(r["epoch"]), float(r["value"]))
+              for r in csv.DictReader((results / "plots" / "stage1.csv").open())]
+    assert {(run, panel) for run, panel, _, _ in stage1} == {
+        ("baseline", "loss: total"), ("baseline", "validation mAP (%)"), ("baseline", "clusters (count)"),
+        ("baseline", "NMI with the true identities (0-1)")}
+    assert ("baseline", "validation mAP (%)", 1.0, 250.0) in stage1  # dvclive logged the fraction 2.5
+    quality = {(r["run"], r["panel"]) for r in csv.DictReader((results / "plots" / "stage3_quality.csv").open())}
+    assert quality == {("gcl", "validation mAP (%)"), ("gcl", "clusters (count)"),
+                       ("gcl", "NMI with the true identities (0-1)")}
+    losses = {(r["run"], r["panel"]) for r in csv.DictReader((results / "plots" / "stage3_losses.csv").open())}
+    assert losses == {("gcl", "loss: total")}
+    assert not (results / "plots" / "stage2.png").exists()  # no pretrain log: no empty figure
 
 def test_seeds_accumulate_and_other_settings_stay_apart(tmp_path):
     results = tmp_path / "results"

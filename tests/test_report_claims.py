@@ -59,7 +59,10 @@ def test_comparisons_and_claims_on_five_seeds():
     expected = [(m, "baseline") for m in ("control_none", "control_aug", "gcl", "gcl_plus")] + [
         ("gcl", "control_aug"), ("gcl", "control_none"), ("gcl_plus", "control_aug"), ("gcl_plus", "gcl"),
         ("control_aug", "control_none")]
-    assert list(found) == expected and comparison_pairs() == expected + [("baseline", "direct")]
+    oracle = [("oracle_views", "control_aug"), ("oracle_views", "control_none"), ("gcl", "oracle_views")]
+    assert list(found) == expected  # no oracle_views run here: none of its comparisons
+    assert sorted(comparison_pairs()) == sorted(expected + [("oracle_views", "baseline"), ("baseline", "direct")]
+                                                + oracle)
     none = found[("control_none", "baseline")].gains["mAP"]
     assert none.stat.n == 5 and none.stat.mean == pytest.approx(1.12) and none.wins == 5
     lo, hi = none.ci95  # t(0.975, 4) = 2.776; std of [1, 1.5, .8, 1.2, 1.1] = 0.2588
@@ -142,3 +145,20 @@ def test_uda_rows_order_and_the_direct_transfer_claim():
     assert uda.gains["mAP"].stat.mean == pytest.approx(5.0) and uda.verdict == HOLDS
     assert "UDA: the target warm-up improves on direct transfer of the source encoder (baseline vs direct " \
            "transfer): **holds** (mAP +5.0" in "\n".join(claim_lines(list(found.values())))
+
+
+def test_oracle_claims_and_the_share_of_the_perfect_view_gain_gcl_realises():
+    from genreid.report.claims import realised_share
+
+    oracle = [6.0, 6.5, 5.8, 6.2, 6.0]  # vs control_none: +4.98, tight; vs control_aug: about +4.3
+    runs = [SeedRun(s, {"mAP": BASE[s] + oracle[i], "R1": BASE[s] + 20 + oracle[i]}, Path(f"seed_{s}.json"))
+            for i, s in enumerate(SEEDS)]
+    rows = [_row(m) for m in ("control_none", "control_aug", "gcl")]
+    rows.append(build_row("synthetic", "oracle_views", "unsupervised", runs, {}, 1.0))
+    found = comparisons(rows)
+    lines = claim_lines(found)
+    assert any("Perfect views beat traditional augmentation" in line and f"**{HOLDS}**" in line for line in lines)
+    share = realised_share(found)
+    # GCL - control_none = mean(3.0, 3.0, 3.0, 3.0, 3.0) = 3.0; oracle_views - control_none = 4.98
+    assert len(share) == 1 and "**60 %**" in share[0] and "n = 5" in share[0], share
+    assert realised_share(comparisons(rows[:3])) == []  # no oracle run: no share

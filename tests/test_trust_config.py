@@ -37,7 +37,8 @@ def test_wrong_types_and_non_finite_numbers_are_rejected(tmp_path, text, fragmen
 
 
 def test_ints_are_still_accepted_where_floats_are_expected(tmp_path):
-    cfg = load_config(_write(tmp_path, "data:\n  val_fraction: 0\neval:\n  rerank:\n    lambda_value: 1\n"))
+    cfg = load_config(_write(tmp_path, "data:\n  val_fraction: 0\ntrain:\n  selection: last\n"
+                                       "eval:\n  rerank:\n    lambda_value: 1\n"))
     assert cfg.data.val_fraction == 0.0 and isinstance(cfg.eval.rerank.lambda_value, float)
 
 

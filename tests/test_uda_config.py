@@ -20,13 +20,14 @@ DEMO = ROOT / "params" / "uda" / "synthetic_to_synthetic_b.yaml"
 def test_default_params_have_empty_uda_lists():
     cfg = load_config(ROOT / "params.yaml")
     assert cfg.warmup.source_dataset is None
-    assert cfg.uda.model_dump() == {"sources": [], "targets": {}, "unsupervised": ["synthetic"]}
+    assert cfg.uda.model_dump() == {"sources": [], "targets": {}, "unsupervised": ["synthetic"], "imported": {}}
     assert GenreidConfig().uda.sources == []
 
 
 def test_a_uda_recipe_derives_its_stage_lists():
     tree = resolve_recipe(DEMO)
-    assert tree["uda"] == {"sources": ["synthetic"], "targets": {"synthetic_b": "synthetic"}, "unsupervised": []}
+    assert tree["uda"] == {"sources": ["synthetic"], "targets": {"synthetic_b": "synthetic"}, "unsupervised": [],
+                           "imported": {}}
     assert tree["datasets"] == ["synthetic_b"] and tree["data"]["synthetic_b"]["domain"] == "b"
     assert tree["data"]["synthetic"]["seed"] == 0 and "domain" not in tree["data"]["synthetic"]
     assert resolve_recipe(ROOT / "params" / "uda" / "market1501_to_dukemtmc.yaml")["uda"]["targets"] == {

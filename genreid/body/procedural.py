@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from genreid.utils import exactmath
+
 NUM_JOINTS = 24
 NUM_BETAS = 10
 # SMPL joint order and kinematic tree (parent of each joint; the root's parent is -1).
@@ -71,8 +73,9 @@ class _Builder:
         u2 = np.cross(d, u1)
         k = len(centres)
         theta = 2 * np.pi * np.arange(n) / n
-        ring = (centres[:, None, :] + r1[:, None, None] * np.cos(theta)[None, :, None] * u1
-                + r2[:, None, None] * np.sin(theta)[None, :, None] * u2)
+        sin_t, cos_t = exactmath.sincos(theta)
+        ring = (centres[:, None, :] + r1[:, None, None] * cos_t[None, :, None] * u1
+                + r2[:, None, None] * sin_t[None, :, None] * u2)
         base = self.count
         self.verts.append(ring.reshape(-1, 3))
         self.weights.append(np.repeat(np.asarray(weights, float), n, axis=0))
@@ -132,7 +135,7 @@ def _build(p: Proportions):
     wide = np.interp(lv, [-0.17, 0.06, 0.20, 0.42], [p.hip, p.hip, 1.0, 1.0]) * \
         np.interp(lv, [0.06, 0.24, 0.49], [1.0, p.shoulder, p.shoulder])
     half_w, half_d = prof[:, 0] * wide * p.girth * _CLOTHED[0], prof[:, 1] * p.girth * _CLOTHED[1]
-    bump = p.belly * np.exp(-((lv - 0.08) / 0.09) ** 2)
+    bump = p.belly * exactmath.exp(-((lv - 0.08) / 0.09) ** 2)
     half_d, cz = half_d + bump / 2, prof[:, 2] + bump / 2
     y = lv * tu
     cen = np.stack([np.zeros_like(y), y, cz], 1)
@@ -217,15 +220,16 @@ def _ellipsoid(b: _Builder, centre, d, u1, radii, rings: int, n: int, weight_fn,
     """An ellipsoid as a capped tube: ``radii`` = (along d, along u1, along d x u1)."""
     centre, d = np.asarray(centre, float), np.asarray(d, float)
     phi = np.linspace(0, np.pi, rings + 2)[1:-1]
-    along = -np.cos(phi) * radii[0]
+    sin_phi, cos_phi = exactmath.sincos(phi)
+    along = -cos_phi * radii[0]
     cen = centre + along[:, None] * d
-    base = b.tube(cen, d, u1, np.sin(phi) * radii[1], np.sin(phi) * radii[2], weight_fn(along + centre @ d),
+    base = b.tube(cen, d, u1, sin_phi * radii[1], sin_phi * radii[2], weight_fn(along + exactmath.dot3(centre, d)),
                   n, cap0=centre - radii[0] * d, cap1=centre + radii[0] * d)
     if nose:  # a small bump on the face so front and back differ in structure renders
         v = b.verts[-3]
         rel = v - centre
-        ang = np.arctan2(rel[:, 0], rel[:, 2])
-        v[:, 2] += 0.018 * np.exp(-(ang / 0.25) ** 2 - ((rel[:, 1] + 0.005) / 0.025) ** 2)
+        ang = exactmath.atan2(rel[:, 0], rel[:, 2])
+        v[:, 2] += 0.018 * exactmath.exp(-(ang / 0.25) ** 2 - ((rel[:, 1] + 0.005) / 0.025) ** 2)
     return base
 
 
@@ -249,7 +253,7 @@ def build_procedural_body(seed: int = 0) -> dict[str, np.ndarray]:
     j_reg = np.zeros((NUM_JOINTS, len(verts)))
     for j, ids in regress.items():
         j_reg[j, ids] = 1.0 / len(ids)
-    weights = weights / weights.sum(1, keepdims=True)
+    weights = weights / exactmath.ordered_sum(weights, 1)[:, None]
     kintree = np.array([[2**32 - 1 if p < 0 else p for p in PARENTS], list(range(NUM_JOINTS))], dtype=np.int64)
     return {"v_template": verts, "f": faces, "shapedirs": shapedirs,
             "posedirs": np.zeros((len(verts), 3, 9 * (NUM_JOINTS - 1))), "J_regressor": j_reg,

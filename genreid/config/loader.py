@@ -119,9 +119,32 @@ def load_config(path: str | os.PathLike = "params.yaml",
                 overrides: dict[str, Any] | None = None) -> GenreidConfig:
     """Load and validate ``path``; ``overrides`` (dotted keys) are applied on top, for tests/CLI."""
     raw = load_raw(path)
+    _require_complete_if_resolved(Path(path), raw)
     for dotted, value in (overrides or {}).items():
         set_dotted(raw, dotted, value)
     return validate(raw, str(path))
+
+
+RESOLVED_MARK = "# Resolved from "  # the first line `genreid recipe apply` writes
+
+
+def _require_complete_if_resolved(path: Path, raw: dict[str, Any]) -> None:
+    """A file written by ``genreid recipe apply`` holds every section; one that lacks some was cut short (a full
+    disk, a partial copy) and would otherwise validate with defaults for what is missing."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline()
+    except OSError:
+        return
+    if not first.startswith(RESOLVED_MARK) or BASE_KEY in raw:
+        return
+    missing = [key for key in GenreidConfig.model_fields if key not in raw]
+    if missing:
+        recipe = first[len(RESOLVED_MARK):].split()[0] if first[len(RESOLVED_MARK):].split() else "<recipe>"
+        raise ConfigError(f"{path} was written by `genreid recipe apply` but lacks the section(s) "
+                          f"{', '.join(missing)}: the file was cut short (a full disk, a partial copy), and the "
+                          "missing values would silently fall back to defaults",
+                          f"rewrite it: `genreid recipe apply {recipe}` (then reapply any -S overrides)")
 
 
 def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -114,16 +114,18 @@ def _materialise(name: str, cls: type, src: dict[str, Any], images: Path, out_di
                  progress: bool) -> dict[str, Any]:
     """Put the dataset tree under ``images`` (generate, unpack or copy); returns where it came from."""
     if name in ("synthetic", "synthetic_b"):
-        from genreid.synth import generate_synthreid  # heavy (renderer); only this path needs it
+        from genreid.synth import check_generated, generate_synthreid  # heavy (renderer); only this path needs it
 
         # The generator keeps finished batches in work_dir, outside our temporary folder, so a
         # killed generation resumes; it moves the finished tree into ``images`` itself.
         work_dir = out_dir.with_name(f".{out_dir.name}.generating")
-        generate_synthreid(images, **src, work_dir=work_dir, progress=progress)
+        summary = generate_synthreid(images, **src, work_dir=work_dir, progress=progress)
+        check = check_generated(images, summary)  # the committed reference hash: a difference is a warning
         gt = images / "ground_truth.npz"
         if gt.is_file():
             shutil.copy2(gt, images.parent / "ground_truth.npz")
-        return {"kind": "generated", "params": src}
+        return {"kind": "generated", "params": src, "content_sha256": check["content_sha256"],
+                "reference": check["reference"]}
     unknown = set(src) - {"archive", "url", "sha256", "version"}
     if unknown or "archive" not in src:
         raise DataError(f"{name}: source needs 'archive' (and optionally url, sha256, version), got {sorted(src)}",

@@ -16,6 +16,7 @@ from genreid.data.base import relabel
 from genreid.errors import DataError
 
 log = logging.getLogger(__name__)
+MIN_TRAIN_IDS = 2  # a single identity leaves no negatives to contrast with
 
 
 def carve_validation(train: pd.DataFrame, fraction: float, seed: int,
@@ -36,9 +37,12 @@ def carve_validation(train: pd.DataFrame, fraction: float, seed: int,
     if fraction > 0 and n_val == 0:
         raise DataError(f"{dataset}: no training identity appears in two cameras, so no validation split can be "
                         "carved", "set data.val_fraction: 0 for this dataset")
-    if len(ids) - n_val < 1:
-        raise DataError(f"{dataset}: data.val_fraction={fraction} leaves no training identity ({len(ids)} ids)",
-                        "lower data.val_fraction")
+    if len(ids) - n_val < MIN_TRAIN_IDS:
+        raise DataError(f"{dataset}: data.val_fraction={fraction} carves {n_val} of {len(ids)} training identities "
+                        f"for validation and leaves {len(ids) - n_val}; training needs at least {MIN_TRAIN_IDS} "
+                        "(clustering and the contrastive losses need other identities as negatives)",
+                        "use a dataset with more training identities (SynthReID: data.<name>.num_train_ids), or "
+                        "lower data.val_fraction (0 carves no validation split)")
     rng = np.random.default_rng(seed)
     chosen = set(int(p) for p in rng.choice(eligible, size=n_val, replace=False)) if n_val else set()
     is_val = train["raw_pid"].isin(chosen)

@@ -23,6 +23,8 @@ import torch
 
 from genreid.errors import CheckpointError
 from genreid.utils.atomic import clean_stale_temporaries, torch_save
+from genreid.utils.integrity import sealed, verify_sealed
+from genreid.utils.safe_load import safe_reason
 
 log = logging.getLogger(__name__)
 FORMAT = "genreid-checkpoint-v2"
@@ -72,7 +74,7 @@ def load_data_file(path: Path, map_location: str | torch.device = "cpu") -> Any:
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{path} holds objects other than tensors and plain data; it was not loaded (loading it could run "
-            f"code): {str(exc).splitlines()[0]}",
+            f"code): {safe_reason(exc)}",
             "delete the file if you did not create it on purpose; genreid writes only weights-only files") from exc
 
 
@@ -95,7 +97,7 @@ class Checkpointer:
         """Write the registered ``state`` at global iteration ``step`` with the current RNG states."""
         payload = {"format": FORMAT, "step": int(step), "epoch": int(epoch), "iter_in_epoch": int(iter_in_epoch),
                    "state": to_plain(state), "rng": rng_state()}
-        path = torch_save(payload, self.folder / f"ckpt_{step:09d}.pt")
+        path = torch_save(sealed(payload), self.folder / f"ckpt_{step:09d}.pt")
         for old in self.paths()[:-self.keep]:
             old.unlink(missing_ok=True)
         return path
@@ -113,6 +115,17 @@ class Checkpointer:
             if not isinstance(blob, dict) or blob.get("format") != FORMAT:
                 raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (written by another genreid version?)",
                                       f"delete the files in {self.folder} to start this stage afresh")
+            for key, kind in (("state", dict), ("rng", dict), ("step", int), ("epoch", int), ("iter_in_epoch", int)):
+                if not isinstance(blob.get(key), kind):
+                    raise CheckpointError(f"{path}: entry {key!r} is {type(blob.get(key)).__name__}, expected "
+                                          f"{kind.__name__}: the file is damaged or was written by other code",
+                                          f"delete {path} (an older checkpoint in {self.folder}, if any, is used "
+                                          "next) or all files there to start this stage afresh")
+            try:
+                verify_sealed(blob, path, "checkpoint")
+            except CheckpointError as exc:  # a damaged newest file is skipped like a truncated one
+                log.warning("skipping damaged checkpoint: %s", exc.problem)
+                continue
             return blob
         return None
 

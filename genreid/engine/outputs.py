@@ -31,4 +31,5 @@ def write_selected_encoder(trainer: Trainer, selection: Selection, encoder: nn.M
     summary = {**record, "resumed": trainer.resumed, "history": trainer.history, **trainer.throughput(batch_size),
                "world_size": trainer.info.world_size, "provenance": run_record(seed, trainer.info.device)}
     write_json(Path(results_dir) / "train" / "summary.json", summary)
+    trainer.written += [Path(model_dir) / "encoder.pt", Path(results_dir) / "train" / "summary.json"]
     return summary

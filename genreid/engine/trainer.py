@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from genreid.engine.checkpoint import Checkpointer, set_rng_state
 from genreid.engine.dist import DistInfo
 from genreid.engine.guards import assert_finite_parameters
 from genreid.engine.selection import BestModel, Selection
-from genreid.errors import CheckpointError
+from genreid.errors import CheckpointError, Interrupted
 from genreid.models.state import load_state_strict
 from genreid.utils.atomic import write_json
 
@@ -133,6 +133,7 @@ class Trainer:
         self.counters = _Counters()
         self.busy_seconds = 0.0
         self.calls_iterations = 0
+        self.written: list[Path] = []  # the files step.finish wrote, for the stage's summary line
         self._registry: dict[str, Any] = {}
 
     # --- state ---------------------------------------------------------------------------------
@@ -174,13 +175,26 @@ class Trainer:
         if missing:
             raise CheckpointError(f"checkpoint in {self.checkpointer.folder} lacks {missing}",
                                   f"delete the files in {self.checkpointer.folder} to start this stage afresh")
+        fix = f"delete the files in {self.checkpointer.folder} to start this stage afresh"
         for name, obj in registry.items():
+            entry = blob["state"][name]
+            if not isinstance(entry, Mapping):
+                raise CheckpointError(f"checkpoint in {self.checkpointer.folder}: entry state.{name} is "
+                                      f"{type(entry).__name__}, expected a mapping (damaged or foreign file)", fix)
             if isinstance(obj, nn.Module) and type(obj).load_state_dict is nn.Module.load_state_dict:
-                load_state_strict(obj, blob["state"][name], f"{self.checkpointer.folder} [{name}]")
-            else:
-                obj.load_state_dict(blob["state"][name])
+                load_state_strict(obj, entry, f"{self.checkpointer.folder} [{name}]")
+                continue
+            try:
+                obj.load_state_dict(entry)
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise CheckpointError(f"checkpoint in {self.checkpointer.folder}: entry state.{name} does not fit "
+                                      f"this stage ({type(exc).__name__}: {exc})", fix) from None
         self.epoch, self.iter_in_epoch, self.iteration = blob["epoch"], blob["iter_in_epoch"], blob["step"]
-        set_rng_state(blob["rng"])
+        try:
+            set_rng_state(blob["rng"])
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+            raise CheckpointError(f"checkpoint in {self.checkpointer.folder}: entry rng is damaged "
+                                  f"({type(exc).__name__}: {exc})", fix) from None
         timing = self.results_dir / "timing.json"
         if timing.is_file():
             self.busy_seconds = float(json.loads(timing.read_text()).get("busy_seconds", 0.0))
@@ -190,6 +204,16 @@ class Trainer:
 
     # --- loop ----------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
+        try:
+            return self._train()
+        except KeyboardInterrupt:
+            saved = self.checkpointer.paths()
+            where = (f"rerunning the stage resumes from {saved[-1]}" if saved
+                     else f"no checkpoint in {self.checkpointer.folder} yet, so rerunning the stage starts it afresh")
+            raise Interrupted(f"{self.step.name} stopped at iteration {self.iteration}; {where}") from None
+
+    def _train(self) -> dict[str, Any]:
+        started = time.perf_counter()
         self._name_optimisers()
         self.resumed = self._restore()
         if not self.resumed:
@@ -235,6 +259,8 @@ class Trainer:
             last = self.epochs - 1
             selection = self.best.selection(last) if self.best is not None else Selection("last_epoch", last, last)
             summary = self.step.finish(self, selection)
+            log.info("%s", stage_line(self.step.name, time.perf_counter() - started, selection, self.epochs,
+                                      self.written))
         dist.barrier(self.info)
         dist.release(self.info)
         return summary
@@ -245,3 +271,16 @@ class Trainer:
         return {"busy_seconds": round(busy, 3),
                 "iterations_per_s": round(self.iteration / busy, 4) if busy else None,
                 "images_per_s": round(self.iteration * batch_size / busy, 3) if busy else None}
+
+
+def stage_line(name: str, seconds: float, selection: Selection, epochs: int, written: list[Path]) -> str:
+    """The stage's closing line: ``warmup finished in 3.2 min | selected epoch 5/50 (val mAP 61.2%) |
+    wrote models/x/encoder.pt, ...``; epochs are counted from 1 as in the progress lines."""
+    took = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+    parts = [f"{name} finished in {took}"]
+    if selection.selected_epoch is not None:
+        why = f" (val mAP {100 * selection.val_map:.1f}%)" if selection.val_map is not None else " (the last)"
+        parts.append(f"selected epoch {selection.selected_epoch + 1}/{epochs}{why}")
+    if written:
+        parts.append("wrote " + ", ".join(p.as_posix() for p in written))
+    return " | ".join(parts)

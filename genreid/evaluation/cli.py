@@ -21,6 +21,23 @@ KEYS = ("distmat", "query_features", "gallery_features", "query_pids", "gallery_
         "gallery_camids")
 
 
+def _at_least_one(text: str) -> int:
+    """An integer >= 1 (argparse turns the ValueError into a one-line usage error)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1 (a neighbourhood holds at least one item)")
+    return value
+
+
+def _unit_interval(text: str) -> float:
+    """A float in [0, 1]: the weight of the original distance against the Jaccard distance."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1] (it weighs the original distance against "
+                                         "the Jaccard distance)")
+    return value
+
+
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help=".npz or .pt file with distmat or query/gallery features, pids, camids")
     parser.add_argument("--protocol", choices=("rank", "sklearn", "interpolated"), default="rank",
@@ -32,10 +49,12 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-camera-filter", dest="camera_filter", action="store_false",
                         help="keep same-camera true matches (camera-less data)")
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (features input only)")
-    parser.add_argument("--k1", type=int, default=20, help="re-ranking: k-reciprocal neighbourhood size (default: 20)")
-    parser.add_argument("--k2", type=int, default=6, help="re-ranking: query-expansion neighbours (default: 6)")
-    parser.add_argument("--lambda-value", type=float, default=0.3,
-                        help="re-ranking: weight of the original distance (default: 0.3)")
+    parser.add_argument("--k1", type=_at_least_one, default=20,
+                        help="re-ranking: k-reciprocal neighbourhood size, >= 1 (default: 20)")
+    parser.add_argument("--k2", type=_at_least_one, default=6,
+                        help="re-ranking: query-expansion neighbours, >= 1 (default: 6)")
+    parser.add_argument("--lambda-value", type=_unit_interval, default=0.3,
+                        help="re-ranking: weight of the original distance, in [0, 1] (default: 0.3)")
     parser.add_argument("--device", default=None, help="torch device for distances and ranking (default: cpu)")
     parser.add_argument("--out", default=None, help="write the metrics JSON here instead of stdout")
     parser.add_argument("--cmc-csv", default=None, help="also write the CMC curve (rank,cmc) here")
@@ -59,8 +78,10 @@ def load_arrays(path: str | Path) -> dict[str, Any]:
     except GenreidError:
         raise
     except Exception as exc:  # noqa: BLE001 - corrupt or foreign file: one fix for all
-        raise GenreidError(f"cannot read evaluation input {path}: {exc}",
-                           "write it with numpy.savez or torch.save") from exc
+        from genreid.utils.safe_load import safe_reason
+
+        raise GenreidError(f"cannot read evaluation input {path}: {safe_reason(exc)}",
+                           "write it with numpy.savez (plain arrays) or torch.save (tensors only)") from None
     if not isinstance(raw, dict):
         raise GenreidError(f"{path} must hold a mapping of arrays, found {type(raw).__name__}")
     out = {k: raw[k] for k in KEYS if k in raw}
@@ -127,6 +148,17 @@ def _require(arrays: dict[str, Any], path: str, *keys: str) -> None:
 
 
 def run_evaluate_cli(args: argparse.Namespace) -> int:
+    try:
+        return _evaluate(args)
+    except MemoryError:
+        raise GenreidError(f"evaluating {args.input} ran out of memory" + (" in re-ranking, which needs the "
+                           "gallery x gallery distances" if args.rerank else ""),
+                           "free memory or evaluate on a larger machine" + (", or leave out --rerank"
+                           if args.rerank else "") + "; a distance matrix larger than the memory is kept in "
+                           "TMPDIR, so point TMPDIR at a disk with room") from None
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from genreid.evaluation.evaluator import RerankParams, evaluate_features
     from genreid.evaluation.rank import cmc_csv, evaluate_rank
     from genreid.utils.atomic import write_json, write_text

@@ -2,11 +2,14 @@
 features, 2 - 2cos (docs/data_and_evaluation.md#evaluation-protocol).
 
 One matrix product per block of queries; the result is written into a preallocated float32 array
-so a MSMT17-size matrix (11,659 x 82,161, 3.8 GB) never exists twice.
+so a MSMT17-size matrix (11,659 x 82,161, 3.8 GB) never exists twice; a matrix larger than the memory
+lives in a temporary file instead (:func:`allocate_distances`).
 """
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from typing import Any, Literal
 
 import numpy as np
@@ -15,6 +18,7 @@ import torch.nn.functional as F
 
 from genreid.errors import GenreidError
 
+log = logging.getLogger(__name__)
 Metric = Literal["euclidean", "cosine"]
 METRICS: tuple[str, ...] = ("euclidean", "cosine")
 
@@ -26,6 +30,25 @@ def _features(x: Any, name: str) -> torch.Tensor:
     if not t.is_floating_point():
         t = t.float()
     return t
+
+
+def allocate_distances(rows: int, cols: int) -> np.ndarray:
+    """A rows x cols float32 array in memory, or, when memory cannot hold it, in an unnamed temporary file
+    (``TMPDIR``) that the system pages in block by block; ranking reads it in chunks either way."""
+    try:
+        return np.empty((rows, cols), dtype=np.float32)
+    except MemoryError:
+        pass
+    need = rows * cols * 4 / 1e9
+    log.warning("a %d x %d distance matrix (%.1f GB) does not fit in memory: keeping it in a temporary file "
+                "in %s (slower)", rows, cols, need, tempfile.gettempdir())
+    try:
+        return np.memmap(tempfile.TemporaryFile(), dtype=np.float32, mode="w+", shape=(rows, cols))
+    except (OSError, ValueError, MemoryError) as exc:
+        raise GenreidError(f"the {rows} x {cols} distance matrix needs {need:.1f} GB, which fits neither in memory "
+                           f"nor in the temporary folder {tempfile.gettempdir()} ({exc})",
+                           "point TMPDIR at a disk with that much room, or evaluate a smaller query set at a "
+                           "time") from None
 
 
 def compute_distance(query: Any, gallery: Any, metric: Metric = "euclidean", *, normalize: bool = True,
@@ -50,7 +73,7 @@ def compute_distance(query: Any, gallery: Any, metric: Metric = "euclidean", *, 
         g = F.normalize(g, dim=1)
     g_sq = (g * g).sum(1)
     if out is None:
-        out = np.empty((q.shape[0], g.shape[0]), dtype=np.float32)
+        out = allocate_distances(q.shape[0], g.shape[0])
     elif out.shape != (q.shape[0], g.shape[0]):
         raise GenreidError(f"output array has shape {out.shape}, expected {(q.shape[0], g.shape[0])}")
     for s0 in range(0, q.shape[0], block_rows):

@@ -1,8 +1,12 @@
 """The evaluate stage: one method's encoder on a prepared dataset's query/gallery split.
 
 Writes into ``out_dir`` (``results/<ds>/<method>/``):
-- ``metrics.json``: mAP, R1, R5, R10, mINP in percent, the protocol and distance, counts, the
-  training run's own record from the checkpoint (selected epoch, resumed, ...) and provenance;
+- ``metrics.json``: numbers only, what ``dvc metrics diff`` compares: mAP, R1, R5, R10, mINP in
+  percent and the query/gallery counts;
+- ``provenance.json``: what produced them: the protocol and distance, the seed, the training run's
+  own record from the checkpoint (selected epoch, resumed, ...) and the run record (git commit,
+  versions, device, finish time), kept out of the metrics so that comparing experiments lists
+  numbers, not commit hashes and timestamps;
 - ``cmc.csv``: columns rank, cmc (percent), declared as a DVC plot;
 - ``ranked_lists.png``: the best and worst queries with their top-10.
 The whole evaluation takes well under a minute on the embedded dataset, so it simply reruns
@@ -82,10 +86,20 @@ def metrics_record(result: RankResult, *, dataset: str, method: str, settings: E
     return record
 
 
+METRIC_KEYS: tuple[str, ...] = ("mAP", "R1", "R5", "R10", "mINP", "counts")
+
+
+def split_record(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``metrics.json`` (the numbers) and ``provenance.json`` (everything else) of one evaluation."""
+    metrics = {k: record[k] for k in METRIC_KEYS if k in record}
+    return metrics, {k: v for k, v in record.items() if k not in metrics}
+
+
 def evaluate_method(frames: dict[str, pd.DataFrame], model: torch.nn.Module, out_dir: str | os.PathLike, *,
                     dataset: str, method: str, settings: EvaluateSettings, device: torch.device,
                     training: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Extract query/gallery features, evaluate, and write metrics.json, cmc.csv and ranked_lists.png."""
+    """Extract query/gallery features, evaluate, and write metrics.json, provenance.json, cmc.csv and
+    ranked_lists.png; returns the whole record (both files' entries)."""
     from genreid.data.loader import ImageDataset
 
     s = settings
@@ -102,7 +116,9 @@ def evaluate_method(frames: dict[str, pd.DataFrame], model: torch.nn.Module, out
     record = metrics_record(ev.result, dataset=dataset, method=method, settings=s, num_query=len(q),
                             num_gallery=len(g), training=training or {}, device=device)
     fault_point("evaluate.write")
-    write_json(out_dir / "metrics.json", record)
+    metrics, provenance = split_record(record)
+    write_json(out_dir / "provenance.json", provenance)
+    write_json(out_dir / "metrics.json", metrics)
     write_text(out_dir / "cmc.csv", cmc_csv(ev.result))
     best, worst = pick_queries(ev.result.ap_per_query, s.ranked_list_queries)
     rows = []

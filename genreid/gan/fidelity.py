@@ -11,8 +11,10 @@ by the same angle (same appearance, body, pose, camera and background, no occlud
 - **pose agreement**: IoU between the generated person's silhouette and the true silhouette. A
   generator draws no mask, so its silhouette is read off the image by one rule
   (:func:`person_silhouette`): the pixels whose colour differs from the true background by more than
-  :data:`SILHOUETTE_THRESHOLD`. The same rule applied to the true view recovers the true mask (a test
-  checks it), so a low IoU means the generated body is elsewhere, not that the rule is loose;
+  :data:`SILHOUETTE_THRESHOLD`. The rule misses clothing close to the background colour: applied to the
+  true views themselves it recovers the true mask with IoU 0.87 on average (5th percentile 0.80; SynthReID's
+  156 validation images at 64x32, every angle); a threshold of 0.1 gave 0.71 (0.45). That ceiling is
+  written next to each generator's IoU (``silhouette_rule_ceiling``), so a low IoU reads against it;
 - **identity preservation**: generated views as queries against a gallery of the true views at the
   same angle, ranked by a fixed reference encoder; rank-1 and mAP (a generator that keeps identity
   retrieves its person's true views first).
@@ -26,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-# mean absolute colour difference (0-1 scale, averaged over RGB) above which a pixel is "not background"
-SILHOUETTE_THRESHOLD = 0.1
+# mean absolute colour difference (0-1 scale, averaged over RGB) above which a pixel is "not background";
+# the best of 0.02, 0.03, 0.05, 0.1 at recovering the true masks from the true views (module docstring)
+SILHOUETTE_THRESHOLD = 0.03
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 One pair of rows per person: the top row holds input | 0-degree mesh | reconstruction | novel
 view at each angle | cycle reconstruction (from the first novel view's code); the row beneath
-shows the mesh render each novel view was generated from.
+shows the mesh render each novel view was generated from. A band above names the columns.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from genreid.data.loader import denormalize
 from genreid.gan.nets import GanNets
@@ -66,9 +66,18 @@ def generate_sheet_tiles(nets: GanNets, images: torch.Tensor, store: RenderStore
     return torch.stack(top, 1).cpu(), torch.stack(bottom, 1).cpu()
 
 
-def tiles_to_image(top: torch.Tensor, bottom: torch.Tensor, scale: int = 2, gap: int = 2) -> Image.Image:
-    """Lay the tiles out as a grid with white gaps; ``scale`` enlarges small images (nearest)."""
+def column_labels(angles: Sequence[int]) -> list[str]:
+    """The sheet's column headings, in :func:`generate_sheet_tiles`' column order."""
+    return ["input", "mesh 0°", "recon.", *[f"view {a}°" for a in angles], "cycle"]
+
+
+def tiles_to_image(top: torch.Tensor, bottom: torch.Tensor, scale: int = 2, gap: int = 2,
+                   labels: Sequence[str] | None = None) -> Image.Image:
+    """Lay the tiles out as a grid with white gaps; ``scale`` enlarges small images (nearest);
+    ``labels`` (one per column) go in a band above the grid."""
     p, c, _, h, w = top.shape
+    if labels is not None and len(labels) != c:
+        raise ValueError(f"{len(labels)} column labels for {c} columns")
     rows = []
     for i in range(p):
         rows.extend([top[i], bottom[i]])
@@ -79,7 +88,22 @@ def tiles_to_image(top: torch.Tensor, bottom: torch.Tensor, scale: int = 2, gap:
             canvas[:, y:y + h, x:x + w] = row[j]
     arr = (canvas.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     img = Image.fromarray(arr)
-    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+    return img if labels is None else _with_header(img, list(labels), (w + gap) * scale, gap * scale)
+
+
+def _with_header(img: Image.Image, labels: list[str], column: int, offset: int) -> Image.Image:
+    """``img`` below a white band holding each column's label, centred over its column."""
+    size = max(8, min(14, column // 6))
+    font = ImageFont.load_default(size=size)
+    band = size * 2
+    out = Image.new("RGB", (img.width, img.height + band), "white")
+    out.paste(img, (0, band))
+    draw = ImageDraw.Draw(out)
+    for j, text in enumerate(labels):
+        centre = offset + j * column + (column - offset) / 2
+        draw.text((centre, band / 2), text, fill="black", font=font, anchor="mm")
+    return out
 
 
 def save_png(img: Image.Image, path: str | os.PathLike) -> Path:

@@ -63,6 +63,7 @@ class StepInputs:
     model_dir: Path = Path("models")
     results_dir: Path = Path("results")
     num_workers: int = 0
+    true_views_dir: Path | None = None  # SynthReID's true novel views (data/true_views/<ds>; oracle_views reads them)
 
 
 class ContrastiveMethod(TrainStep):
@@ -145,12 +146,17 @@ class ContrastiveMethod(TrainStep):
         labels, quality = cluster_features(self.memory.features.cpu(), eps=eps, rho=rho, min_samples=c.min_samples,
                                            k1=c.k1, k2=c.k2, true_ids=self.inputs.true_ids,
                                            camids=self.inputs.camids if c.camera_norm else None)
-        clustered = int((labels >= 0).sum())
-        if clustered < self.cfg.batch_size:
+        clustered, batch = int((labels >= 0).sum()), self.cfg.batch_size
+        if len(labels) < batch:
+            raise TrainingDiverged(
+                f"train.batch_size {batch} is larger than the whole training set of {len(labels)} images: no batch "
+                "can be filled, whatever the clustering", f"lower train.batch_size to at most {len(labels)}")
+        if clustered < batch:
             raise TrainingDiverged(
                 f"epoch {epoch}: clustering left {clustered} clustered images of {len(labels)} "
-                f"(eps {quality.get('eps')}), fewer than one batch of {self.cfg.batch_size}",
-                f"the encoder features collapsed or eps is too small: check the warm-up encoder, raise {key}.eps "
+                f"(eps {quality.get('eps')}), fewer than one batch of {batch} (train.batch_size)",
+                f"lower train.batch_size to at most {clustered}; or, when far fewer images are clustered than "
+                f"expected (features collapsed or eps too small), check the warm-up encoder, raise {key}.eps "
                 f"(fixed rule) or {key}.rho (rho rule), or lower {key}.min_samples")
         if len(np.unique(labels[labels >= 0])) < 2 and not (labels < 0).any():
             raise TrainingDiverged(f"epoch {epoch}: every image fell into one cluster; no negatives exist",

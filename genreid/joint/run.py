@@ -34,8 +34,8 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
                 encoder_path: str | Path, generator_path: str | Path, cfg: TrainConfig, method_name: str,
                 runtime: RuntimeConfig, *, seed: int, height: int, width: int, model_dir: str | Path,
                 results_dir: str | Path, device: torch.device | str = "cpu",
-                stop_after_iters: int | None = None,
-                extra_hooks: Sequence[Hook] = ()) -> dict[str, Any]:
+                stop_after_iters: int | None = None, extra_hooks: Sequence[Hook] = (),
+                true_views_dir: str | Path | None = None) -> dict[str, Any]:
     """Train E_id jointly with the pre-trained generator (control arms: alone; ``generator_path`` and
     ``render_dir`` are then never opened); write ``model_dir/encoder.pt`` (val-selected).
 
@@ -73,12 +73,13 @@ def train_joint(train_df: pd.DataFrame, val_df: pd.DataFrame | None, render_dir:
     step = method.cls(cfg, StepInputs(nets=nets, opts=opts, dataset=dataset, info=info, amp=amp, seed=seed,
                                       store=store, camids=train_df["camid"].to_numpy(),
                                       true_ids=train_df["pid"].to_numpy(), validation=validation,
-                                      model_dir=model_dir, results_dir=results_dir, num_workers=runtime.num_workers))
+                                      model_dir=model_dir, results_dir=results_dir, num_workers=runtime.num_workers,
+                                      true_views_dir=Path(true_views_dir) if true_views_dir else None))
     rates = {"g": cfg.stage3_lr_g, "d": cfg.stage3_lr_g, "id": o.lr_id}
     schedule = StepSchedule({k: rates[k] for k in opts.named()}, cfg.lr_gamma,
                             [cfg.step_epoch], decays=None if cfg.gd_lr_step else ("id",))
     best = BestModel(nets.id_encoder, use_validation=cfg.selection == "val_map" and val_set is not None)
-    hooks = default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters, log_every=10,
+    hooks = default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters, log_every=runtime.log_every,
                           validation=validation) + list(extra_hooks)
     trainer = Trainer(step, info=info, epochs=cfg.epochs, ckpt_dir=model_dir / "ckpt",
                       results_dir=results_dir / "train", best=best, hooks=hooks, stop_after_iters=stop_after_iters)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genreid.meshes.estimators import Estimator
+from genreid.meshes.estimators import Estimator, SmplParams
 from genreid.meshes.overlay import overlay_sheet, save_png, silhouette_agreement
 from genreid.meshes.store import RenderStore, RenderWriter
 from genreid.meshes.views import render_views
@@ -177,3 +177,47 @@ def run_meshes(tables: dict[str, pd.DataFrame], prepared_dir: str | os.PathLike,
     if masks is not None:
         report["alignment"] = {split: alignment_report(RenderStore(out_dir, split), masks) for split in splits}
     return report
+
+
+def stored_params(store: RenderStore) -> SmplParams:
+    """The parameters a finished split was rendered with (``detected`` absent in older stores: all found)."""
+    smpl = store.smpl()
+    return SmplParams(smpl["betas"], smpl["pose"], smpl["cam"], detected=smpl.get("detected"))
+
+
+def measure_accuracy(tables: dict[str, pd.DataFrame], prepared_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                     used: str, others: dict[str, Estimator], truth: Any | None, bodies: tuple[Any, Any],
+                     batch_size: int) -> tuple[dict[str, Any], list[Any]]:
+    """Accuracy of the estimator the renders came from (read back from the store) and of ``others``
+    (run here, rendered at 0 degrees only) on every split of ``tables``, against SynthReID's
+    ``truth`` (:class:`genreid.synth.ground_truth.GroundTruth`; None: detection rates only).
+
+    Returns the report (aggregates per estimator, over all splits and per split, plus timings) and
+    the per-split :class:`genreid.meshes.accuracy.Measured` (per-image scores, renders)."""
+    from genreid.meshes.accuracy import Measured, aggregate, run_estimator, score, unscored
+
+    measured: list[Measured] = []
+    seconds: dict[str, float] = {}
+    for split, table in tables.items():
+        store = RenderStore(out_dir, split)
+        rel = store.index["path"].tolist()
+        params, renders = stored_params(store), store.batch(np.arange(len(store)), 0)
+        runs = [(used, params, renders)]
+        if truth is not None:
+            abs_paths = [Path(p) for p in table["path"]]
+            for name, estimator in others.items():
+                start = time.perf_counter()
+                est_params, est_renders = run_estimator(estimator, abs_paths, rel, bodies[0],
+                                                        (store.height, store.width), batch_size)
+                seconds[name] = round(seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+                runs.append((name, est_params, est_renders))
+        for name, p, r in runs:
+            scores = score(name, split, rel, p, r, truth, bodies) if truth is not None else unscored(name, split,
+                                                                                                    rel, p)
+            measured.append(Measured(name, split, p, r, scores))
+    report: dict[str, Any] = {"used": used, "ground_truth": truth is not None, "estimators": {}}
+    for name in dict.fromkeys(m.estimator for m in measured):
+        mine = [m for m in measured if m.estimator == name]
+        report["estimators"][name] = {"all": aggregate(pd.concat([m.scores for m in mine], ignore_index=True)),
+                                      "splits": {m.split: aggregate(m.scores) for m in mine}}
+    return {**report, "seconds": seconds}, measured

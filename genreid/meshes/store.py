@@ -3,7 +3,8 @@
 Layout in ``<out>/`` (CONTRIBUTING.md, "Files between stages"):
 
 - ``<split>_render_<angle>.npy``  uint8 N x H x W, row i = row i of the split's manifest
-- ``<split>_smpl.npz``            betas (N,10), pose (N,72) axis-angle, cam (N,3) image camera
+- ``<split>_smpl.npz``            betas (N,10), pose (N,72) axis-angle, cam (N,3) image camera,
+                                  detected (N,1): 1 where the estimator found the person, 0 = fallback
 - ``<split>_index.csv``           row, path (relative to the prepared folder), pid, camid
 - ``<split>_done.json``           the run signature and a CRC per file, written last: its
                                   presence means the split is complete (no timings: they live
@@ -33,7 +34,7 @@ from genreid.errors import DataError
 from genreid.utils.atomic import atomic_path, write_json
 from genreid.utils.faults import fault_point
 
-SMPL_FIELDS = {"betas": 10, "pose": 72, "cam": 3}
+SMPL_FIELDS = {"betas": 10, "pose": 72, "cam": 3, "detected": 1}
 
 
 def render_file(root: Path, split: str, angle: int) -> Path:
@@ -125,7 +126,7 @@ class RenderWriter:
             self.renders[a].flush()
             crcs[str(a)] = _crc(self.renders[a][rows])
         for key in SMPL_FIELDS:
-            self.smpl[key][rows] = smpl[key]
+            self.smpl[key][rows] = smpl[key] if key in smpl else 1.0  # no "detected": every person found
             self.smpl[key].flush()
             crcs[key] = _crc(self.smpl[key][rows])
         fault_point("meshes.write")  # a kill here leaves data that no sidecar vouches for: redone

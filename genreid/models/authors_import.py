@@ -37,6 +37,7 @@ from genreid.models.discriminator import MultiScaleDiscriminator
 from genreid.models.id_encoder import IdEncoder
 from genreid.models.structure_encoder import StructureEncoder
 from genreid.utils.atomic import atomic_path
+from genreid.utils.safe_load import safe_reason
 
 State = dict[str, torch.Tensor]
 Rule = tuple[str, "str | Callable[[re.Match], str]"]  # (authors key pattern, genreid key template or function)
@@ -102,11 +103,12 @@ class Conversion:
     missing: list[str] = field(default_factory=list)  # genreid keys nothing maps to
     unexpected: list[str] = field(default_factory=list)  # converted keys genreid's network lacks
     shape_errors: list[str] = field(default_factory=list)
+    value_errors: list[str] = field(default_factory=list)  # non-finite weights, dtypes of another kind
     arch: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not (self.unmapped or self.missing or self.unexpected or self.shape_errors)
+        return not (self.unmapped or self.missing or self.unexpected or self.shape_errors or self.value_errors)
 
     def summary(self) -> dict[str, Any]:
         """What the import did, for the written file's ``extra`` and the command's output."""
@@ -118,7 +120,8 @@ class Conversion:
         for title, items in (("authors' keys with no genreid counterpart", self.unmapped),
                              ("genreid keys the authors' file does not provide", self.missing),
                              ("converted keys genreid's network does not have", self.unexpected),
-                             ("shape mismatches", self.shape_errors)):
+                             ("shape mismatches", self.shape_errors),
+                             ("dtype mismatches and non-finite weights", self.value_errors)):
             if items:
                 lines.append(f"  {self.network}: {title} ({len(items)}):")
                 lines += [f"      {k}" for k in items[:limit]]
@@ -256,7 +259,24 @@ def check(conv: Conversion, module: nn.Module, arch: dict[str, Any]) -> Conversi
     conv.shape_errors = [f"{k}: authors {tuple(conv.state[k].shape)} vs genreid {tuple(own[k].shape)}"
                          for k in sorted(set(own) & set(conv.state))
                          if tuple(conv.state[k].shape) != tuple(own[k].shape)]
+    conv.value_errors = value_errors(conv.state, own)
     return conv
+
+
+def value_errors(state: State, own: State) -> list[str]:
+    """Tensors a network cannot take as they are: of another kind than genreid's (float vs integer; a float
+    precision is cast exactly as ``load_state_dict`` does), or holding NaN / infinite values."""
+    out = []
+    for key in sorted(set(state) & set(own)):
+        theirs, ours = state[key], own[key]
+        if not isinstance(theirs, torch.Tensor):
+            out.append(f"{key}: {type(theirs).__name__}, not a tensor")
+        elif theirs.is_floating_point() != ours.is_floating_point() or theirs.is_complex():
+            out.append(f"{key}: authors {theirs.dtype} vs genreid {ours.dtype}")
+        elif theirs.is_floating_point() and not bool(torch.isfinite(theirs).all()):
+            bad = int((~torch.isfinite(theirs)).sum())
+            out.append(f"{key}: {bad} of {theirs.numel()} values are NaN or infinite")
+    return out
 
 
 def convert_id_encoder(state: State, stripes: int = 4) -> tuple[Conversion, IdEncoder | None]:
@@ -299,8 +319,9 @@ def read_authors_file(path: str | os.PathLike, names: tuple[str, ...]) -> State:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - not a torch file, or pickled objects beyond tensors
-        raise AuthorsImportError(f"cannot read {path} as plain tensors (torch.load weights_only=True): {exc}",
-                                 "pass the checkpoint file itself (a state dict saved with torch.save)") from exc
+        raise AuthorsImportError(f"cannot read {path} as plain tensors: {safe_reason(exc)}; genreid never loads "
+                                 "files that need code to unpickle",
+                                 "pass the checkpoint file itself (a state dict saved with torch.save)") from None
     try:
         return unwrap(blob, names)
     except AuthorsImportError as exc:
@@ -315,12 +336,34 @@ def sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def output_paths(out_dir: str | os.PathLike, with_generator: bool) -> list[Path]:
+    """The files an import writes."""
+    out = Path(out_dir)
+    return [out / "encoder.pt"] + ([out / "generator.pt"] if with_generator else [])
+
+
+def refuse_overwrite(paths: list[Path], force: bool, tracked: set[str] = frozenset()) -> None:
+    """An import never replaces a pipeline output (``tracked``: paths DVC writes, relative to the repository),
+    nor, without ``force``, any existing file."""
+    for path in paths:
+        rel = os.path.relpath(path.absolute()).replace(os.sep, "/")
+        if rel in tracked:
+            raise AuthorsImportError(f"--out would write {rel}, which a DVC stage writes (a pipeline output)",
+                                     "import into a folder of its own (e.g. --out data/models/authors/<dataset>) "
+                                     "and point warmup.import_encoder at it")
+        if path.exists() and not force:
+            raise AuthorsImportError(f"{path} exists; an import does not overwrite it",
+                                     "choose another --out folder, or pass --force to replace it")
+
+
 def import_authors(id_path: str | os.PathLike, out_dir: str | os.PathLike, gen_path: str | os.PathLike | None = None,
-                   dis_path: str | os.PathLike | None = None) -> dict[str, Any]:
+                   dis_path: str | os.PathLike | None = None, *, force: bool = False,
+                   tracked: set[str] = frozenset()) -> dict[str, Any]:
     """Convert the authors' files and write ``out_dir/encoder.pt`` (+ ``generator.pt`` with --gen/--dis).
 
-    Everything is converted and checked before anything is written; any inexact mapping raises
-    :class:`AuthorsImportError` listing all problems of all files. Returns the import summary.
+    Existing files are refused unless ``force``, pipeline outputs (``tracked``) always. Everything is
+    converted and checked (keys, shapes, dtypes, finite values) before anything is written; any problem
+    raises :class:`AuthorsImportError` listing all problems of all files. Returns the import summary.
     """
     from genreid.models.generator import save_generator
     from genreid.models.id_encoder import save_encoder
@@ -328,6 +371,7 @@ def import_authors(id_path: str | os.PathLike, out_dir: str | os.PathLike, gen_p
     if (gen_path is None) != (dis_path is None):
         raise AuthorsImportError("--gen and --dis go together: generator.pt holds E_str, G and D",
                                  "pass both gen_*.pt and dis_*.pt from the same snapshot, or neither")
+    refuse_overwrite(output_paths(out_dir, gen_path is not None), force, tracked)
     gen = read_authors_file(gen_path, ("gen",)) if gen_path else None
     dis = read_authors_file(dis_path, ("dis",)) if dis_path else None
     id_state = read_authors_file(id_path, ("id", "state_dict"))

@@ -22,6 +22,7 @@ from genreid.models.discriminator import MultiScaleDiscriminator
 from genreid.models.state import load_state_strict
 from genreid.models.structure_encoder import StructureEncoder
 from genreid.utils.atomic import torch_save
+from genreid.utils.integrity import sealed, verify_sealed
 from genreid.utils.safe_load import canonical, load_weights_only, plain, require_mappings
 
 FORMAT = "genreid.generator/1"
@@ -57,12 +58,13 @@ def save_generator(path: str | os.PathLike, str_encoder: nn.Module, decoder: nn.
             "extra": canonical(plain(dict(extra or {})))}
     if optimisers is not None:
         blob["optimisers"] = optimisers
-    return torch_save(blob, path)
+    return torch_save(sealed(blob), path)
 
 
 def load_generator_optimisers(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, dict]:
     """The stage-2 optimiser states stored in ``generator.pt`` ({'g': ..., 'd': ...})."""
     blob = load_weights_only(Path(path), "generator checkpoint", "rerun the pretrain stage", map_location)
+    verify_sealed(blob, path, "generator checkpoint")
     state = blob.get("optimisers") if isinstance(blob, dict) else None
     if not isinstance(state, dict) or set(state) != {"g", "d"}:
         raise CheckpointError(f"{path} holds no stage-2 optimiser states (written by an older genreid or imported)",
@@ -98,4 +100,5 @@ def load_generator(path: str | os.PathLike, map_location: str | torch.device = "
                               "delete it and rerun the pretrain stage") from None
     for name, module in (("str_encoder", e_str), ("decoder", dec), ("discriminator", dis)):
         load_state_strict(module, blob["state"][name], f"{path} [{name}]")
+    verify_sealed(blob, path, "generator checkpoint")  # after the strict load, which names edited keys
     return e_str.to(map_location), dec.to(map_location), dis.to(map_location), dict(blob.get("extra", {}))

@@ -24,6 +24,7 @@ from genreid.errors import CheckpointError, ConfigError, GenreidError
 from genreid.models.layers import global_pool
 from genreid.models.state import load_state_strict
 from genreid.utils.atomic import torch_save
+from genreid.utils.integrity import sealed, verify_sealed
 from genreid.utils.safe_load import canonical, load_weights_only, plain, require_mappings
 
 FORMAT = "genreid.id_encoder/1"
@@ -129,8 +130,8 @@ def save_encoder(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any
     ``weights_only=True`` (no code in the file can run)."""
     enc = _unwrap(model)
     state = {k: v.detach().cpu() for k, v in enc.state_dict().items()}
-    return torch_save({"format": FORMAT, "arch": plain(enc.arch, "arch"), "state_dict": state,
-                       "extra": canonical(plain(dict(extra or {})))}, path)
+    return torch_save(sealed({"format": FORMAT, "arch": plain(enc.arch, "arch"), "state_dict": state,
+                              "extra": canonical(plain(dict(extra or {})))}), path)
 
 
 def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[IdEncoder, dict]:
@@ -154,6 +155,7 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: entry 'arch' does not describe an encoder ({exc})",
                               "delete the file and rerun the stage that writes it") from None
-    load_state_strict(model, blob["state_dict"], str(path))
+    load_state_strict(model, blob["state_dict"], str(path))  # names edited keys before the hash check would
+    verify_sealed(blob, path, "encoder checkpoint")
     model.arch["pretrained"] = blob["arch"].get("pretrained", "none")
     return model.to(map_location), dict(blob.get("extra", {}))

@@ -65,6 +65,25 @@ def recipe_datasets(recipe: Path) -> list[str]:
     return names + ([source] if source and source not in names else [])
 
 
+FAKE_ARCHIVES = ("dukemtmc", "market1501", "msmt17")
+
+
+def check_recipe(recipe: Path) -> list[str]:
+    """The recipe's real datasets; a recipe that reads none (SynthReID only) or one the smoke cannot fake is
+    refused with the reason before any working folder is made."""
+    from genreid.errors import GenreidError
+
+    names = recipe_datasets(recipe)
+    unknown = [d for d in names if d not in FAKE_ARCHIVES]
+    if unknown or not names:
+        raise GenreidError(f"{recipe.name} reads {', '.join(unknown or names) or 'no dataset'}: the paper-shape "
+                           f"smoke fakes only the real archives ({', '.join(FAKE_ARCHIVES)}) at the papers' image "
+                           "shapes", "pass a real-dataset recipe (--recipe market1501.yaml, or RECIPE=market1501.yaml "
+                                     "with make); run SynthReID recipes with `genreid recipe apply params/<recipe> && "
+                                     "dvc repro`")
+    return names
+
+
 def write_archive(folder: Path, dataset: str, *, train_ids: int, test_ids: int, size: tuple[int, int],
                   cams_per_id: int, per_cam: int) -> Path:
     """A fake archive of ``dataset`` in its real layout and canonical file name, one colour per identity."""
@@ -216,10 +235,27 @@ def locked_outputs(repo: Path) -> dict[str, list[str]]:
     return {name: [o["path"] for o in stage.get("outs", [])] for name, stage in lock["stages"].items()}
 
 
+def check_time(report: dict, *, advisory: bool) -> None:
+    """Compare the run's wall time with its bound: a problem, or with ``advisory`` a note.
+
+    Wall time depends on the CPU and on what else the machine runs, so a bound set on one quiet
+    machine is a benchmark target, not a pass/fail criterion on another one (CI runs the smoke with
+    ``advisory``: crashes, memory and missing outputs still fail it; the time is printed)."""
+    limit_min, seconds = report["time_limit_min"], report.get("total_seconds")
+    if seconds is None or seconds <= limit_min * 60:
+        return
+    message = f"took {seconds:.0f} s, over {limit_min} min"
+    if advisory:
+        report.setdefault("notes", []).append(message + " (advisory: the bound is set on a quiet reference "
+                                              "machine, see BENCHMARKS.md)")
+    else:
+        report["problems"].append(message)
+
+
 def run_smoke(root: Path, work: Path, *, limit_gb: float = 12.0, time_limit_min: float = 20.0,
-              dvc_timeout_s: int = 3600, recipe: str = "market1501.yaml") -> dict:
+              dvc_timeout_s: int = 3600, recipe: str = "market1501.yaml", time_advisory: bool = False) -> dict:
     """Build everything under ``work``, run ``dvc repro`` of ``params/<recipe>`` (schedule cut) in a copy
-    of ``root``; returns the report."""
+    of ``root``; returns the report. ``time_advisory``: see :func:`check_time`."""
     t0 = time.time()
     repo, log = work / "repo", work / "stage_rss.jsonl"
     assets = write_assets(work / "assets", datasets=tuple(recipe_datasets(root / "params" / recipe)))
@@ -269,8 +305,7 @@ def run_smoke(root: Path, work: Path, *, limit_gb: float = 12.0, time_limit_min:
         missing = [f"{stage}: {p}" for stage, outs in locked_outputs(repo).items() for p in outs
                    if not (repo / p).exists()]
         report["problems"] += [f"missing output {m}" for m in missing]
-    if report["total_seconds"] > time_limit_min * 60:
-        report["problems"].append(f"took {report['total_seconds']:.0f} s, over {time_limit_min} min")
+    check_time(report, advisory=time_advisory)
     return report
 
 
@@ -284,4 +319,5 @@ def markdown(report: dict) -> str:
         if not r["what"].startswith("resume_guard"):
             lines.append(f"| {r['what']} | {r['rc']} | {r['peak_mib']} | {r['wall_s']} |")
     lines += ["", "PASS" if not report["problems"] else "FAIL:\n- " + "\n- ".join(report["problems"])]
+    lines += [f"note: {note}" for note in report.get("notes", [])]
     return "\n".join(lines) + "\n"

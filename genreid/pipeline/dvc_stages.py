@@ -113,6 +113,19 @@ def load_stages(dvc_yaml: str | Path, params: Mapping[str, Any]) -> dict[str, St
     return stages
 
 
+def pipeline_outputs(dvc_yaml: str | Path, params: Mapping[str, Any]) -> set[str]:
+    """Every path a stage of ``dvc_yaml`` writes (outs, metrics, plots), expanded against ``params``."""
+    from genreid.config.loader import read_yaml
+
+    doc = read_yaml(Path(dvc_yaml).read_text()) or {}
+    found: set[str] = set()
+    for name, body in (doc.get("stages") or {}).items():
+        for _, spec in _expand(name, body, params):
+            for kind in ("outs", "metrics", "plots"):
+                found.update(p.rstrip("/") for p in _strings(spec.get(kind)))
+    return found
+
+
 def stage_for_folder(stages: Mapping[str, StageSpec], folder: str | Path, module: str) -> StageSpec:
     """The stage whose command runs ``python -m <module> <folder> ...`` (the guard finds its own stage)."""
     want = Path(folder).as_posix().rstrip("/")

@@ -6,7 +6,8 @@ seed, params, code or upstream files they would silently continue the old run. d
 therefore runs ``python -m genreid.pipeline.resume_guard <folders> --inputs <paths>`` before
 each trainer. The guard
 
-1. validates params.yaml first and touches nothing when it is invalid (a typo never wipes a run);
+1. validates params.yaml first and touches nothing when it is invalid (a typo never wipes a run), then
+   checks that every input exists and every model file among them loads intact (its content hash);
 2. fingerprints exactly what DVC tracks for the stage: the param keys its dvc.yaml entry lists
    (``runtime`` excepted: threads or workers never change what is computed), the files of its
    code dependencies, and the ``--inputs`` (folders by the content of every file in them);
@@ -23,7 +24,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import shutil
 import sys
 from collections.abc import Iterable
@@ -33,6 +33,7 @@ from typing import Any
 from genreid.errors import GenreidError
 from genreid.pipeline.dvc_stages import StageSpec, load_stages, stage_for_folder
 from genreid.utils.atomic import write_json
+from genreid.utils.console import configure_logging
 
 SIGNATURE_FILE = "resume_signature.json"
 MODULE = "genreid.pipeline.resume_guard"
@@ -116,6 +117,21 @@ def signature(stage: StageSpec, cfg_tree: dict[str, Any], inputs: Iterable[Path]
     return out
 
 
+def check_inputs(inputs: Iterable[Path]) -> None:
+    """Every input exists, and every model file among them loads and matches its stored content hash, before
+    anything is removed: a missing or damaged upstream file must not cost the checkpoints of a run."""
+    from genreid.utils.integrity import verify_sealed
+    from genreid.utils.safe_load import load_weights_only
+
+    for item in inputs:
+        if not item.exists():
+            raise GenreidError(f"input {item} of this stage is missing",
+                               "run the upstream stage first (`dvc repro` runs it), or `dvc checkout` it")
+        if item.is_file() and item.suffix == ".pt":
+            fix = "rerun the stage that writes it (`dvc repro --force <stage>`)"
+            verify_sealed(load_weights_only(item, "input", fix), item, "input")
+
+
 def _empty(folder: Path) -> int:
     removed = 0
     for child in folder.iterdir():
@@ -148,6 +164,7 @@ def guard(folders: list[Path], inputs: list[Path], params_path: Path = Path("par
     from genreid.config.loader import read_yaml
 
     cfg = load_config(params_path)  # raises before any folder is touched
+    check_inputs(inputs)  # so does a missing or damaged input
     tree = cfg.model_dump(mode="json")
     code: list[str] | None = None
     if code_roots is not None and stage is None:
@@ -164,16 +181,53 @@ def guard(folders: list[Path], inputs: list[Path], params_path: Path = Path("par
     if hash_cache and hash_cache.parent.is_dir():
         write_json(hash_cache, cache)
     marker = folders[0] / SIGNATURE_FILE
+    earlier = marker.is_file()
     try:
         kept = json.loads(marker.read_text()) == current
     except (OSError, ValueError):
         kept = False
     if not kept:
+        why = (f"{spec.name}'s params, code or inputs changed since the earlier run" if earlier
+               else f"no earlier run of {spec.name} recorded in {folders[0]}")
         for folder in folders:
             if folder.is_dir() and _empty(folder):
-                log.info("resume guard: %s's params, code or inputs changed, starting %s afresh", spec.name, folder)
+                log.info("resume guard: %s: emptied %s", why, folder)
         write_json(marker, current)
     return kept
+
+
+def outcome(kept: bool, had_earlier_run: bool, folder: Path) -> str:
+    """The guard's one console line: resuming, a fresh workspace, or a changed stage."""
+    if kept:
+        return f"resume guard: resuming from {folder}"
+    if had_earlier_run:
+        return f"resume guard: params, code or inputs changed since the earlier run: fresh start in {folder}"
+    return f"resume guard: no earlier run: fresh start in {folder}"
+
+
+def confirm_kept_for(folder: Path, cfg_tree: dict[str, Any], dvc_yaml: Path = Path("dvc.yaml")) -> None:
+    """Refuse to resume when the params the stage read differ from those the guard kept ``folder`` for.
+
+    The guard and the stage are two commands; an edit of params.yaml between them would resume
+    checkpoints of one setting under another. Nothing to check without a signature or a dvc.yaml
+    (a trainer run by hand)."""
+    marker = Path(folder) / SIGNATURE_FILE
+    if not marker.is_file() or not Path(dvc_yaml).is_file():
+        return
+    try:
+        stored = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return
+    spec = load_stages(dvc_yaml, cfg_tree).get(str(stored.get("stage")))
+    if spec is None or "params" not in stored:
+        return
+    now = hashlib.sha256(json.dumps(param_values(cfg_tree, spec.params), sort_keys=True).encode()).hexdigest()
+    if now != stored["params"]:
+        raise GenreidError(f"params.yaml changed between the resume guard and {spec.name}: the checkpoints in "
+                           f"{folder} were kept for other settings than this stage read; nothing was trained",
+                           "put back the settings you meant, or rerun `dvc repro` (the guard then starts afresh "
+                           "for the new settings); run experiments beside a running repro with `dvc exp run "
+                           "--temp` or `dvc queue`")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,14 +239,15 @@ def main(argv: list[str] | None = None) -> int:
                                                  "whose command runs this guard on the first folder")
     p.add_argument("--dvc-yaml", type=Path, default=Path("dvc.yaml"))
     args = p.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("GENREID_LOG", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(timestamps=False)
+    had_earlier_run = (args.folders[0] / SIGNATURE_FILE).is_file()
     try:
         kept = guard(args.folders, args.inputs, args.params, stage=args.stage, dvc_yaml=args.dvc_yaml)
     except GenreidError as exc:
         print(f"genreid: error: {exc}", file=sys.stderr)
         print(f"resume guard: nothing was removed from {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 2
-    print(f"resume guard: {'resuming from' if kept else 'fresh start in'} {args.folders[0]}")
+    print(outcome(kept, had_earlier_run, args.folders[0]))
     return 0
 
 

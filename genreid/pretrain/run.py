@@ -50,7 +50,7 @@ def pretrain_generator(train_df: pd.DataFrame, render_dir: str | Path, encoder_p
                         results_dir=results_dir, num_workers=runtime.num_workers)
     schedule = StepSchedule({"g": cfg.optim.lr_g, "d": cfg.optim.lr_d}, warm_iters=cfg.recon_warmup_iters,
                             warm_lr=cfg.recon_warmup_lr, warm=("g",))
-    hooks = default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters, log_every=10,
+    hooks = default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters, log_every=runtime.log_every,
                           validation=None) + list(extra_hooks)
     trainer = Trainer(step, info=info, epochs=cfg.epochs, ckpt_dir=model_dir / "ckpt",
                       results_dir=results_dir / "train", hooks=hooks, stop_after_iters=stop_after_iters)

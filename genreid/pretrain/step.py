@@ -23,7 +23,7 @@ from genreid.engine.trainer import Trainer, TrainStep
 from genreid.gan.codes import appearance_codes
 from genreid.gan.nets import GanNets, discriminator_step, fake_sets, forward_views, generator_loss
 from genreid.gan.renders import view_inputs
-from genreid.gan.sheet import generate_sheet_tiles, save_png, tiles_to_image
+from genreid.gan.sheet import column_labels, generate_sheet_tiles, save_png, tiles_to_image
 from genreid.meshes.store import RenderStore
 from genreid.models.generator import save_generator
 from genreid.utils.atomic import write_json
@@ -116,7 +116,7 @@ class PretrainStep(TrainStep):
 
     def _sheet(self, scale: int = 2):
         top, bottom = generate_sheet_tiles(self.nets, self.sheet_images, self.store, self.sheet_rows, self.cfg.angles)
-        return tiles_to_image(top, bottom, scale=scale)
+        return tiles_to_image(top, bottom, scale=scale, labels=column_labels(self.cfg.angles))
 
     def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
         if self.info.is_main and ((epoch + 1) % self.cfg.sheet_every == 0 or epoch + 1 == self.cfg.epochs):
@@ -132,7 +132,10 @@ class PretrainStep(TrainStep):
         save_generator(self.model_dir / "generator.pt", n.str_encoder, n.decoder, n.discriminator, extra=extra,
                        optimisers={"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()})
         summary = {**extra, "resumed": trainer.resumed, **trainer.throughput(self.cfg.batch_size),
+                   "world_size": trainer.info.world_size,
                    "history": trainer.history,
                    "provenance": run_record(self.seed, self.info.device)}
         write_json(self.results_dir / "train" / "summary.json", summary)
+        trainer.written += [self.model_dir / "generator.pt", self.results_dir / "views.png",
+                            self.results_dir / "train" / "summary.json"]
         return summary

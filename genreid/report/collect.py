@@ -17,6 +17,7 @@ from typing import Any
 from genreid.errors import GenreidError
 from genreid.registry import PRETRAIN_RUN, method_names
 from genreid.report import plots
+from genreid.report.fidelity import read_view_fidelity
 from genreid.report.seeds import SeedRun, archive_run, collect_runs, settings_groups
 from genreid.utils.atomic import write_json
 
@@ -32,6 +33,7 @@ PICTURES: tuple[tuple[str, str], ...] = (
     ("dataset/difficulty.md", "SynthReID difficulty (colour histogram and untrained network references)"),
     ("dataset/contact_sheet.png", "SynthReID contact sheet"),
     ("meshes/overlay.png", "mesh renders over their images"),
+    ("meshes/worst.png", "mesh estimates with the largest joint errors against the ground truth"),
     ("pretrain/views.png", "generator sheet after pre-training (novel views)"),
 )
 
@@ -63,6 +65,8 @@ class CollectedDataset:
     series: list[plots.Series]
     pictures: list[tuple[str, str]]  # (path relative to results/, caption)
     procedural_body: bool = False  # meshes from the procedural stand-in body, not SMPL (a deviation on real data)
+    view_fidelity: dict[str, Any] = field(default_factory=dict)  # run -> view_fidelity.json (current seed)
+    mesh_accuracy: dict[str, Any] = field(default_factory=dict)  # results/<ds>/meshes/accuracy.json ({}: none)
 
 
 def read_metrics(path: str | os.PathLike) -> tuple[dict[str, float], int | None]:
@@ -85,8 +89,22 @@ def read_metrics(path: str | os.PathLike) -> tuple[dict[str, float], int | None]
     if "mAP" not in metrics or "R1" not in metrics:
         raise GenreidError(f"metrics file {path} has no mAP / R1 (keys: {sorted(block)})",
                            "rerun its evaluate stage with the current code")
-    seed = raw.get("seed", (raw.get("provenance") or {}).get("seed"))
+    origin = {**raw, **read_provenance(path)}
+    seed = origin.get("seed", (origin.get("provenance") or {}).get("seed"))
     return metrics, (int(seed) if seed is not None else None)
+
+
+def read_provenance(metrics_path: str | os.PathLike) -> dict[str, Any]:
+    """The evaluation's ``provenance.json`` next to its metrics file (seed, training record, run record);
+    empty when there is none (metrics written before the two were split, or by another tool)."""
+    path = Path(metrics_path).with_name("provenance.json")
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise GenreidError(f"provenance file {path} is not valid JSON ({exc})", "rerun its evaluate stage") from exc
+    return data if isinstance(data, dict) else {}
 
 
 def training_facts(summary: dict[str, Any] | None) -> dict[str, float]:
@@ -123,7 +141,8 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
         archive_run(archive, dataset, method, seed if recorded_seed is None else recorded_seed, metrics, fingerprint,
                     training_facts(summary), recipe)
         runs, _ = collect_runs(archive, dataset, method, fingerprint)
-        training = json.loads((folder / "metrics.json").read_text()).get("training") or {}
+        origin = {**json.loads((folder / "metrics.json").read_text()), **read_provenance(folder / "metrics.json")}
+        training = origin.get("training") or {}
         selection = {k: training[k] for k in SELECTION_KEYS if k in training}
         if summary is not None:
             selection["resumed"] = summary.get("resumed")
@@ -136,9 +155,22 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
     pictures = [(f"{dataset}/{rel}", what) for rel, what in PICTURES if (results / dataset / rel).is_file()]
     pictures += [(f"{dataset}/{m}/ranked_lists.png", f"ranked lists, {m} (best and worst queries)")
                  for m in methods if (results / dataset / m / "ranked_lists.png").is_file()]
-    collected = CollectedDataset(dataset, setting, fingerprint, per_method, cmc, series, pictures, procedural_body)
+    fidelity = {run: {k: v for k, v in f.items() if k != "provenance"}
+                for run, f in read_view_fidelity(results, dataset).items()}
+    collected = CollectedDataset(dataset, setting, fingerprint, per_method, cmc, series, pictures, procedural_body,
+                                 fidelity, read_mesh_accuracy(results / dataset / "meshes" / "accuracy.json"))
     write_json(collected_path(results, dataset), _to_json(collected))
     return collected
+
+
+def read_mesh_accuracy(path: Path) -> dict[str, Any]:
+    """The meshes stage's accuracy report ({} when the stage wrote none or it is unreadable: the
+    report then has no mesh table rather than failing on a diagnostic)."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) and isinstance(raw.get("estimators"), dict) else {}
 
 
 def _to_json(c: CollectedDataset) -> dict[str, Any]:
@@ -152,6 +184,8 @@ def _to_json(c: CollectedDataset) -> dict[str, Any]:
         "series": [asdict(s) for s in c.series],
         "pictures": [list(p) for p in c.pictures],
         "procedural_body": c.procedural_body,
+        "view_fidelity": c.view_fidelity,
+        "mesh_accuracy": c.mesh_accuracy,
     }
 
 
@@ -168,6 +202,8 @@ def load_collected(results_dir: str | os.PathLike, dataset: str) -> CollectedDat
             series=[plots.Series(**s) for s in raw["series"]],
             pictures=[(p[0], p[1]) for p in raw["pictures"]],
             procedural_body=bool(raw.get("procedural_body", False)),
+            view_fidelity=dict(raw.get("view_fidelity", {})),
+            mesh_accuracy=raw.get("mesh_accuracy") or {},
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise GenreidError(f"collected results {path} are missing or unreadable ({exc!r})",

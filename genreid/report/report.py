@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genreid.registry import stage3_methods
-from genreid.report import claims, plots
+from genreid.report import claims, fidelity, plots
 from genreid.report.collect import CollectedDataset, load_collected
 from genreid.report.tables import ResultRow, build_row, csv_text, markdown_table
 from genreid.report.targets import TargetRegistry
@@ -70,23 +70,28 @@ def write_figures(out_dir: Path, collected: list[CollectedDataset]) -> dict[str,
     """PNGs for the README and long-format CSVs for `dvc plots show`; empty figures are skipped."""
     curves = {c.dataset: c.cmc for c in collected if c.cmc}
     series = [s for c in collected for s in c.series]
-    losses, validation, pseudo, other = plots.split_series(series)
     plots.write_cmc_csv(curves, out_dir / "cmc.csv")
-    plots.write_series_csv(losses + validation + other, out_dir / "training.csv")
-    plots.write_series_csv(pseudo, out_dir / "pseudo_labels.csv")
     figures: dict[str, Path] = {}
     if curves:
         figures["cmc"] = plots.plot_cmc(curves, out_dir / "cmc.png")
-    for name, chosen, title, by_metric in (("losses", losses, "training losses", False),
-                                           ("validation", validation, "validation during training", False),
-                                           ("pseudo_labels", [s for s in pseudo if s.metric in plots.PSEUDO_PANELS],
-                                            "pseudo-label quality per epoch", True)):
-        png = plots.plot_series_grid(chosen, out_dir / f"{name}.png", title, panel_by_metric=by_metric)
+    for name, stage, content, title in plots.STAGE_FIGURES:
+        rows = plots.stage_rows(series, stage, content)
+        plots.write_stage_csv(rows, out_dir / f"{name}.csv")
+        png = plots.plot_stage(rows, out_dir / f"{name}.png", title)
         if png is not None:
             figures[name] = png
         else:
             (out_dir / f"{name}.png").unlink(missing_ok=True)
+    chosen = fidelity_dataset(collected)
+    figures["view_fidelity"] = fidelity.plot_view_fidelity(
+        chosen or (collected[0].dataset if collected else "-"),
+        next((c.view_fidelity for c in collected if c.dataset == chosen), {}), out_dir / "view_fidelity.png")
     return figures
+
+
+def fidelity_dataset(collected: list[CollectedDataset]) -> str | None:
+    """The dataset drawn in view_fidelity.png: the first with measured views (only SynthReID has them)."""
+    return next((c.dataset for c in collected if any(f.get("available") for f in c.view_fidelity.values())), None)
 
 
 def render_readme(rows: list[ResultRow], results: Path, collected: list[CollectedDataset],
@@ -117,6 +122,11 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
     lines += claims.render_section(rows)
     lines += _selection(collected)
     lines += _pseudo_labels(collected)
+    for c in collected:
+        shown = figures.get("view_fidelity") if c.dataset == fidelity_dataset(collected) else None
+        lines += fidelity.render_section(c.dataset, c.view_fidelity,
+                                         shown.relative_to(results).as_posix() if shown else None)
+    lines += _mesh_accuracy(collected)
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{name}]({path.relative_to(results).as_posix()})" for name, path in figures.items()]
@@ -174,6 +184,49 @@ def _pseudo_labels(collected: list[CollectedDataset]) -> list[str]:
         per_seed = ", ".join(f"{seed}: {ari:.3f}" for seed, ari in values)
         lines.append(f"| {ds} | {method} | {len(values)} | {per_seed} | {min(a for _, a in values):.3f} |")
     return lines + [""]
+
+
+MESH_ESTIMATOR_ORDER = ("oracle", "hmr", "landmarks", "standing")
+
+
+def _mean_median(block: dict | None, digits: int) -> str:
+    if not block:
+        return "-"
+    return f"{block['mean']:.{digits}f} / {block['median']:.{digits}f}"
+
+
+def _mesh_accuracy(collected: list[CollectedDataset]) -> list[str]:
+    """Each estimator's meshes against SynthReID's ground truth (results/<ds>/meshes/accuracy.json)."""
+    blocks = [(c.dataset, c.mesh_accuracy) for c in collected if c.mesh_accuracy]
+    if not blocks:
+        return []
+    lines = ["## Mesh estimation", "",
+             "Which estimator gave the structure renders, and each measured estimator against the ground truth "
+             "where the dataset has it (SynthReID): joint error after Procrustes alignment (PA-MPJPE, 24 SMPL "
+             "joints), yaw error (front/back confusions count up to 180 degrees), silhouette IoU of the "
+             "0-degree render with the true person mask (hair, bags and loose clothes keep the oracle under 1) "
+             "and the share of images where the estimator found a person (the others get a standing body). "
+             "The oracle's zero errors check the metric; `standing` estimates nothing (the floor).", "",
+             "| dataset | estimator | renders | images | person found | PA-MPJPE mm (mean / median) | "
+             "yaw error deg (mean / median) | yaw error > 90 deg | silhouette IoU (mean / median) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for ds, acc in blocks:
+        rank = {name: i for i, name in enumerate(MESH_ESTIMATOR_ORDER)}
+        for name in sorted(acc["estimators"], key=lambda n: rank.get(n, len(rank))):
+            a = acc["estimators"][name].get("all", {})
+            found = a.get("detection_rate")
+            over = a.get("yaw_error_over_90")
+            lines.append(f"| {ds} | {name} | {'**used**' if name == acc.get('used') else 'measured'} | "
+                         f"{a.get('images', '-')} | {'-' if found is None else f'{100 * found:.1f} %'} | "
+                         f"{_mean_median(a.get('pa_mpjpe_mm'), 1)} | {_mean_median(a.get('yaw_error_deg'), 1)} | "
+                         f"{'-' if over is None else f'{100 * over:.1f} %'} | "
+                         f"{_mean_median(a.get('silhouette_iou'), 3)} |")
+    lines.append("")
+    for ds, _ in blocks:
+        if any(rel == f"{ds}/meshes/worst.png" for c in collected if c.dataset == ds for rel, _ in c.pictures):
+            lines += [f"Largest joint errors on {ds} (estimate in green over the photo):", "",
+                      f"![worst mesh estimates, {ds}]({ds}/meshes/worst.png)", ""]
+    return lines
 
 
 def _resumed(value: object) -> str:

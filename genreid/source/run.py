@@ -56,7 +56,7 @@ def train_source(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: Sourc
     trainer = Trainer(step, info=info, epochs=cfg.epochs, ckpt_dir=model_dir / "ckpt",
                       results_dir=results_dir / "train", best=BestModel(net.encoder, val_set is not None),
                       hooks=default_hooks(source_schedule(cfg), checkpoint_every_iters=cfg.checkpoint_every_iters,
-                                          log_every=50, validation=validation) + list(extra_hooks),
+                                          log_every=runtime.log_every, validation=validation) + list(extra_hooks),
                       stop_after_iters=stop_after_iters)
     return trainer.train()
 

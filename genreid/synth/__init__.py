@@ -2,5 +2,6 @@
 
 from genreid.synth.generator import generate_synthreid
 from genreid.synth.ground_truth import GroundTruth, load_ground_truth
+from genreid.synth.reference import check_generated
 
-__all__ = ["GroundTruth", "generate_synthreid", "load_ground_truth"]
+__all__ = ["GroundTruth", "check_generated", "generate_synthreid", "load_ground_truth"]

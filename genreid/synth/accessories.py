@@ -7,9 +7,8 @@ an HMR estimate) show the body without the bag, as with real photographs.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from genreid.body.procedural import PARENTS
+from genreid.utils import exactmath
 
 
 def box_mesh(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -22,7 +21,7 @@ def box_mesh(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for a, b, c, d in quads:
         for tri in ((a, b, c), (a, c, d)):
             p = corners[list(tri)]
-            if np.dot(np.cross(p[1] - p[0], p[2] - p[0]), p.mean(0) - centre) < 0:
+            if exactmath.dot3(np.cross(p[1] - p[0], p[2] - p[0]), p.mean(0) - centre) < 0:
                 tri = tri[::-1]
             faces.append(tri)
     return corners, np.array(faces, dtype=np.int64)
@@ -47,19 +46,8 @@ def bag_box(kind: str, rest_verts: np.ndarray, rest_joints: np.ndarray, side: in
     return box_mesh(lo, hi)[0], 0
 
 
-def global_rotations(pose: torch.Tensor) -> torch.Tensor:
-    """(B,24,3,3) world rotation of every joint from SMPL axis-angle poses (B,72)."""
-    from pytorch3d.transforms import axis_angle_to_matrix
-
-    local = axis_angle_to_matrix(pose.reshape(-1, 24, 3))
-    out = [local[:, 0]]
-    for j in range(1, 24):
-        out.append(out[PARENTS[j]] @ local[:, j])
-    return torch.stack(out, 1)
-
-
-def attach(corners: np.ndarray, joint: int, rest_joints: np.ndarray, posed_joints: torch.Tensor,
-           rotations: torch.Tensor) -> torch.Tensor:
-    """Move rest-pose corners rigidly with ``joint``: R_j (p - J_rest) + J_posed."""
-    rel = torch.as_tensor(corners - rest_joints[joint], dtype=rotations.dtype)
-    return rel @ rotations[joint].T + posed_joints[joint]
+def attach(corners: np.ndarray, joint: int, rest_joints: np.ndarray, posed_joints: np.ndarray,
+           rotations: np.ndarray) -> np.ndarray:
+    """Move rest-pose corners rigidly with ``joint``: R_j (p - J_rest) + J_posed (``rotations``: (24,3,3))."""
+    rel = np.asarray(corners, np.float64) - rest_joints[joint]
+    return exactmath.matvec(rotations[joint][None], rel) + posed_joints[joint]

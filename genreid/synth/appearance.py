@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genreid.utils import exactmath
+
 # master palettes (RGB in [0, 1]); a dataset uses the first ``palette_size`` of each
 TOPS = ((0.90, 0.90, 0.88), (0.10, 0.10, 0.11), (0.12, 0.16, 0.35), (0.70, 0.12, 0.12), (0.50, 0.50, 0.50),
         (0.55, 0.70, 0.85), (0.20, 0.45, 0.25), (0.85, 0.75, 0.20), (0.85, 0.55, 0.65), (0.45, 0.30, 0.18),
@@ -94,7 +96,7 @@ def body_regions(weights: np.ndarray, template: np.ndarray, joints: np.ndarray) 
     head = region == HEAD
     top_y, hy = template[head, 1].max(), template[:, 1] - joints[15, 1]
     rel = hy / max(top_y - joints[15, 1], 1e-6)
-    zc = template[head, 2].mean()
+    zc = exactmath.ordered_sum(template[head, 2], 0) / head.sum()  # fixed summation order
     depth = np.ptp(template[head, 2])
     back = template[:, 2] < zc - 0.15 * depth
     region[head & ((rel > 0.6) | (back & (rel > 0.15)))] = HAIR_SHORT

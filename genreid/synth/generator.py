@@ -5,37 +5,44 @@ images, then its ground-truth chunk (the batch's completion mark). A killed run 
 the first batch without a chunk; every image draws its randomness from (seed, image index)
 alone, so a resumed run writes the same bytes as an uninterrupted one. The finished folder
 replaces ``out_dir`` in one rename.
+
+Every pixel and ground-truth value comes from float64 numpy maths in a fixed order
+(:mod:`genreid.render.exact`, :mod:`genreid.body.exact`), so the bytes are the same on every
+machine and do not depend on the batch size; :func:`content_hash` identifies the result and
+:mod:`genreid.synth.reference` holds the committed hashes of the shipped settings.
 """
 
 from __future__ import annotations
 
-import contextlib
+import copy
+import hashlib
 import io
 import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from genreid.body import load_body_model
-from genreid.render.colour import composite, render_people
-from genreid.synth.accessories import attach, bag_box, box_mesh, global_rotations
+from genreid.body.exact import load_exact_body
+from genreid.render.exact import render_person
+from genreid.synth.accessories import attach, bag_box, box_mesh
 from genreid.synth.appearance import ATTRIBUTE_NAMES, BAGS, Identity, body_regions, sample_identity, vertex_colours
 from genreid.synth.ground_truth import write_npz_deterministic
 from genreid.synth.plan import SPLIT_DIRS, Shot, make_plan, split_counts
 from genreid.synth.poses import walking_pose
 from genreid.synth.scene import CameraLook, background_crop, camera_effects, draw_occluder, make_camera_looks
+from genreid.utils import exactmath
 from genreid.utils.atomic import write_bytes, write_json
 from genreid.utils.faults import fault_point
 
 log = logging.getLogger(__name__)
-GENERATOR_VERSION = 1
-_BOX_FACES = torch.as_tensor(box_mesh(np.zeros(3), np.ones(3))[1])
+# 2: every pixel and ground-truth value from float64 numpy maths in a fixed order (genreid.render.exact),
+#    the same bytes on every machine; 1: torch/PyTorch3D rendering (bytes depended on the CPU)
+GENERATOR_VERSION = 2
+_BOX_FACES = box_mesh(np.zeros(3), np.ones(3))[1]
 
 
 def _identity(seed: int, person: int, palette_size: int) -> Identity:
@@ -43,11 +50,11 @@ def _identity(seed: int, person: int, palette_size: int) -> Identity:
     return sample_identity(np.random.default_rng(stream), palette_size)
 
 
-def _framing(rng: np.random.Generator, verts: torch.Tensor, look: CameraLook, distractor: bool, height: int,
+def _framing(rng: np.random.Generator, verts: np.ndarray, look: CameraLook, distractor: bool, height: int,
              width: int) -> np.ndarray:
     """Weak-perspective cam: the person spans about the camera's fill, off-centre a little
     (detector boxes are loose); distractors are badly framed partial people."""
-    lo, hi = verts.amin(0).numpy(), verts.amax(0).numpy()
+    lo, hi = verts.min(0), verts.max(0)
     fill = rng.uniform(0.95, 1.6) if distractor else look.fill * rng.uniform(0.92, 1.08)
     s = 2.0 * fill / (hi[1] - lo[1])
     spread = (0.3, 0.25) if distractor else (0.05, 0.03)
@@ -55,6 +62,14 @@ def _framing(rng: np.random.Generator, verts: torch.Tensor, look: CameraLook, di
     tx = -(lo[0] + hi[0]) / 2 + dx / (height / 2 * s)
     ty = -(lo[1] + hi[1]) / 2 - dy / (height / 2 * s)
     return np.array([s, tx, ty], dtype=np.float32)
+
+
+def jpeg_encoder() -> dict[str, str]:
+    """The JPEG encoder's versions: its output bytes are fixed by them (the lock file pins Pillow)."""
+    import PIL
+    from PIL import features
+
+    return {"pillow": PIL.__version__, "libjpeg_turbo": str(features.version("libjpeg_turbo"))}
 
 
 def _jpeg(img: np.ndarray, quality: int) -> bytes:
@@ -65,90 +80,102 @@ def _jpeg(img: np.ndarray, quality: int) -> bytes:
     return buf.getvalue()
 
 
+def content_hash(root: str | os.PathLike) -> str:
+    """sha256 over every file under ``root`` (sorted relative paths and their sha256): the dataset's identity."""
+    root = Path(root)
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(f"{p.relative_to(root).as_posix()}\0{hashlib.sha256(p.read_bytes()).hexdigest()}\n".encode())
+    return h.hexdigest()
+
+
 class _Renderer:
     """Everything fixed for one dataset: body model, regions, camera looks."""
 
     def __init__(self, seed: int, height: int, body_model: str, palette_size: int, occlusion_prob: float,
-                 looks: list[CameraLook], device: torch.device):
+                 looks: list[CameraLook]):
         self.seed, self.h, self.w = seed, height, height // 2
-        self.body = load_body_model(body_model).to(device)
-        self.device = device
-        _, rest_joints = self.body(torch.zeros(1, 10, device=device), torch.zeros(1, 72, device=device))
-        self.regions = body_regions(self.body.skinning_weights, self.body.template, rest_joints[0].cpu().numpy())
+        self.body = load_exact_body(body_model)
+        _, rest_joints = self.body.shaped(np.zeros((1, 10)))
+        self.regions = body_regions(self.body.skinning_weights, self.body.template, rest_joints[0])
         self.palette_size, self.occlusion_prob, self.looks = palette_size, occlusion_prob, looks
 
-    @torch.no_grad()
-    def batch(self, shots: list[Shot]) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
-        h, w, dev = self.h, self.w, self.device
+    def batch(self, shots: list[Shot], turn: float = 0.0,
+              occluders: bool = True) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+        """The photos of ``shots`` (uint8, before JPEG) and their ground truth.
+
+        ``turn`` (radians) turns every posed person, bag included, about the vertical axis through
+        the pelvis after framing, the yaw convention of the mesh stage's structure renders
+        (:func:`genreid.render.camera.rotate_about_vertical`); camera, light, background and camera
+        effects stay the photo's. ``occluders=False`` draws the occluder's random numbers but paints
+        none, and adds the empty scene through the same camera draws as ``background``: with both,
+        the batch is the true novel views of :mod:`genreid.synth.novel_views`."""
+        h, w = self.h, self.w
         rngs = [np.random.default_rng([self.seed, 1, s.index]) for s in shots]
         ids = [_identity(self.seed, s.person, self.palette_size) for s in shots]
         looks = [self.looks[s.camera] for s in shots]
         yaw = np.array([lk.yaw + 180.0 * (r.random() < 0.5) + r.normal(0, 25) for lk, r in zip(looks, rngs)]) % 360
-        pose = torch.as_tensor(np.stack([walking_pose(r, y) for r, y in zip(rngs, yaw)]), dtype=torch.float32)
-        betas = torch.as_tensor(np.array([i.betas for i in ids]), dtype=torch.float32)
-        verts, joints = self.body(betas.to(dev), pose.to(dev))
-        rest_verts, rest_joints = self.body(betas.to(dev), torch.zeros_like(pose, device=dev))
-        verts, joints, rest_verts, rest_joints = (t.cpu() for t in (verts, joints, rest_verts, rest_joints))
-        cams = np.stack([_framing(r, v, lk, s.pid == 0, h, w) for r, v, lk, s in zip(rngs, verts, looks, shots)])
-        rots = global_rotations(pose)
-        mesh_v, mesh_f, mesh_c = [], [], []
-        template = self.body.template
-        for k, ident in enumerate(ids):
-            col = torch.as_tensor(vertex_colours(ident, self.regions, template, rest_joints[k].numpy()))
-            v, f = verts[k], self.body.faces.cpu()
+        # rendered from the float32 values the ground truth stores, so re-rendering it gives the same image
+        pose = np.stack([walking_pose(r, y) for r, y in zip(rngs, yaw)]).astype(np.float32)
+        betas = np.array([i.betas for i in ids], dtype=np.float32)
+        posed = self.body.forward(betas, pose)
+        cams = np.stack([_framing(r, v, lk, s.pid == 0, h, w) for r, v, lk, s in zip(rngs, posed.vertices, looks,
+                                                                                      shots)])
+        images, backgrounds, rows = [], [], {k: [] for k in ("bbox", "visible", "occluded", "mask_bits")}
+        for k, (ident, r, lk) in enumerate(zip(ids, rngs, looks)):
+            colours = vertex_colours(ident, self.regions, self.body.template, posed.rest_joints[k])
+            verts, faces = posed.vertices[k], self.body.faces
             if ident.bag != "none":
-                side = 1 if rngs[k].random() < 0.5 else -1
-                corners, joint = bag_box(ident.bag, rest_verts[k].numpy(), rest_joints[k].numpy(), side)
-                box = attach(corners, joint, rest_joints[k].numpy(), joints[k], rots[k])
-                f = torch.cat([f, _BOX_FACES + len(v)])
-                v = torch.cat([v, box.float()])
-                col = torch.cat([col, torch.tensor(BAGS[ident.bag_colour]).float().expand(8, 3)])
-            mesh_v.append(v.to(dev))
-            mesh_f.append(f.to(dev))
-            mesh_c.append(col.to(dev))
-        light = torch.as_tensor(np.stack([lk.light_dir for lk in looks]), dtype=torch.float32)
-        rgb, alpha = render_people(mesh_v, mesh_f, mesh_c, torch.as_tensor(cams), h, w, light_dirs=light,
-                                   ambient=torch.tensor([lk.ambient for lk in looks]),
-                                   diffuse=torch.tensor([lk.diffuse for lk in looks]))
-        bgs = torch.as_tensor(np.stack([background_crop(lk, r, h, w) for lk, r in zip(looks, rngs)]))
-        scene = composite(bgs.to(rgb.device), rgb, alpha).cpu().numpy()
-        alpha = alpha.cpu().numpy()
-        images, rows = [], {k: [] for k in ("bbox", "visible", "occluded", "mask_bits")}
-        for k, (r, lk) in enumerate(zip(rngs, looks)):
-            person = alpha[k] >= 0.5
-            occ = draw_occluder(scene[k], r) if r.random() < self.occlusion_prob else np.zeros((h, w), bool)
-            images.append(camera_effects(scene[k], lk, r))
+                side = 1 if r.random() < 0.5 else -1
+                corners, joint = bag_box(ident.bag, posed.rest_vertices[k], posed.rest_joints[k], side)
+                box = attach(corners, joint, posed.rest_joints[k], posed.joints[k], posed.rotations[k])
+                faces = np.concatenate([faces, _BOX_FACES + len(verts)])
+                verts = np.concatenate([verts, box])
+                colours = np.concatenate([colours, np.broadcast_to(np.asarray(BAGS[ident.bag_colour], np.float32),
+                                                                   (8, 3))])
+            if turn:
+                verts = turn_about_vertical(verts, turn, posed.joints[k][0])
+            rgb, alpha = render_person(verts, faces, colours, cams[k].astype(np.float64), h, w,
+                                       light_dir=lk.light_dir, ambient=lk.ambient, diffuse=lk.diffuse)
+            background = background_crop(lk, r, h, w).astype(np.float64)
+            scene = rgb + background * (1.0 - alpha)[..., None]
+            person = alpha >= 0.5
+            canvas = scene if occluders else scene.copy()  # without occluders: the same draws, nothing painted
+            occ = draw_occluder(canvas, r) if r.random() < self.occlusion_prob else np.zeros((h, w), bool)
+            occ &= occluders
+            if not occluders:
+                backgrounds.append(camera_effects(background, lk, copy.deepcopy(r)))
+            images.append(camera_effects(scene, lk, r))
             ys, xs = np.nonzero(person)
             rows["bbox"].append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] if len(xs) else [-1, -1, -1, -1])
             rows["visible"].append((person & ~occ).sum() / max(person.sum(), 1))
             rows["occluded"].append(bool(occ.any()))
             rows["mask_bits"].append(np.packbits(person.reshape(-1)))
-        gt = {"betas": betas.numpy(), "pose": pose.numpy(), "cam": cams, "yaw": yaw.astype(np.float32),
+        gt = {"betas": betas, "pose": pose, "cam": cams, "yaw": yaw.astype(np.float32),
               "attributes": np.array([i.codes() for i in ids], dtype=np.int16),
               "bbox": np.array(rows["bbox"], dtype=np.int16), "visible": np.array(rows["visible"], np.float32),
               "occluded": np.array(rows["occluded"]), "mask_bits": np.stack(rows["mask_bits"]),
               "quality": np.array([lk.jpeg_quality for lk in looks], dtype=np.int16)}
+        if not occluders:
+            gt["background"] = np.stack(backgrounds)
         return images, gt
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Rendering is many small tensor ops: one thread is as fast on 2 cores and, on a shared
-    machine, OpenMP workers spin-waiting for each other cost over 10x the CPU time (measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def turn_about_vertical(vertices: np.ndarray, radians: float, centre: np.ndarray) -> np.ndarray:
+    """(V, 3) vertices turned about the vertical axis through ``centre``, counter-clockwise seen from above
+    (the convention of :func:`genreid.render.camera.rotate_about_vertical`, in float64 with
+    :mod:`genreid.utils.exactmath`'s sine and cosine, so the same bits on every machine)."""
+    s, c = (float(v) for v in exactmath.sincos(radians))
+    rel = np.asarray(vertices, np.float64) - np.asarray(centre, np.float64)
+    return np.stack([c * rel[:, 0] + s * rel[:, 2], rel[:, 1], -s * rel[:, 0] + c * rel[:, 2]], 1) + centre
 
 
 def generate_synthreid(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: int = 64, num_test_ids: int = 64,
                        num_cameras: int = 6, cameras_per_id: int = 4, images_per_camera: int = 3,
                        num_distractors: int = 20, height: int = 128, body_model: str = "procedural",
                        occlusion_prob: float = 0.2, blur_max: float = 1.0, colour_cast: float = 0.1,
-                       palette_size: int = 8, domain: str = "a", batch_size: int = 32,
-                       device: str | torch.device = "cpu", progress: bool = True,
+                       palette_size: int = 8, domain: str = "a", batch_size: int = 32, progress: bool = True,
                        work_dir: str | os.PathLike | None = None,
                        stop_after_batches: int | None = None) -> dict[str, Any] | None:
     """Generate SynthReID into ``out_dir`` and return its summary (also ``summary.json``).
@@ -157,19 +184,18 @@ def generate_synthreid(out_dir: str | os.PathLike, *, seed: int = 0, num_train_i
     ``genreid.synth.scene.DOMAIN_B``; the UDA demo's target). ``work_dir`` (default:
     ``.<out_dir name>.partial`` beside it) keeps finished batches across a kill.
     ``stop_after_batches`` stops early and returns None (tests of resume)."""
-    with _one_thread():
-        return _generate(out_dir, seed=seed, num_train_ids=num_train_ids, num_test_ids=num_test_ids,
-                         num_cameras=num_cameras, cameras_per_id=cameras_per_id, images_per_camera=images_per_camera,
-                         num_distractors=num_distractors, height=height, body_model=body_model,
-                         occlusion_prob=occlusion_prob, blur_max=blur_max, colour_cast=colour_cast,
-                         palette_size=palette_size, domain=domain, batch_size=batch_size, device=device,
-                         progress=progress, work_dir=work_dir, stop_after_batches=stop_after_batches)
+    return _generate(out_dir, seed=seed, num_train_ids=num_train_ids, num_test_ids=num_test_ids,
+                     num_cameras=num_cameras, cameras_per_id=cameras_per_id, images_per_camera=images_per_camera,
+                     num_distractors=num_distractors, height=height, body_model=body_model,
+                     occlusion_prob=occlusion_prob, blur_max=blur_max, colour_cast=colour_cast,
+                     palette_size=palette_size, domain=domain, batch_size=batch_size, progress=progress,
+                     work_dir=work_dir, stop_after_batches=stop_after_batches)
 
 
 def _generate(out_dir: str | os.PathLike, *, seed: int, num_train_ids: int, num_test_ids: int, num_cameras: int,
               cameras_per_id: int, images_per_camera: int, num_distractors: int, height: int, body_model: str,
               occlusion_prob: float, blur_max: float, colour_cast: float, palette_size: int, domain: str,
-              batch_size: int, device: str | torch.device, progress: bool, work_dir: str | os.PathLike | None,
+              batch_size: int, progress: bool, work_dir: str | os.PathLike | None,
               stop_after_batches: int | None) -> dict[str, Any] | None:
     from tqdm import tqdm
 
@@ -195,7 +221,7 @@ def _generate(out_dir: str | os.PathLike, *, seed: int, num_train_ids: int, num_
     (work / "gt").mkdir(exist_ok=True)
     write_json(stamp, fingerprint)
     looks = make_camera_looks(seed, num_cameras, height, height // 2, colour_cast, blur_max, domain=domain)
-    renderer = _Renderer(seed, height, body_model, palette_size, occlusion_prob, looks, torch.device(device))
+    renderer = _Renderer(seed, height, body_model, palette_size, occlusion_prob, looks)
     batches = [shots[i:i + batch_size] for i in range(0, len(shots), batch_size)]
     done = sum((work / "gt" / f"chunk_{b:05d}.npz").is_file() for b in range(len(batches)))
     if done:

@@ -1,8 +1,8 @@
 """SynthReID ground truth: SMPL parameters, camera and person mask of every image.
 
 Read by the mesh stage's oracle mode and the alignment check, never by training. Written as
-an ``.npz`` whose bytes depend only on the content (fixed zip timestamps), so the same seed
-gives the same file. Keys: ``paths`` (relative to the dataset folder), ``pids``, ``camids``
+an ``.npz`` whose bytes depend only on the content (fixed zip timestamps, no compression), so
+the same seed gives the same file. Keys: ``paths`` (relative to the dataset folder), ``pids``, ``camids``
 (0-based), ``betas`` (N,10), ``pose`` (N,72), ``cam`` (N,3) = (s, tx, ty) in the convention of
 :mod:`genreid.render.camera`, ``yaw`` (degrees), ``bbox`` (N,4) person box x0,y0,x1,y1 in
 pixels (-1 when nobody is visible), ``visible`` (fraction of the person not occluded),
@@ -28,14 +28,17 @@ _DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def write_npz_deterministic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez_compressed`` with fixed entry order and timestamps, written atomically."""
+    """``np.savez`` with fixed entry order and timestamps, written atomically.
+
+    Stored, not deflated: deflate's output bytes depend on the zlib build (zlib, zlib-ng), the
+    stored file only on the arrays, so the ground truth is the same bytes on every machine."""
     with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             for key in sorted(arrays):
                 buf = io.BytesIO()
                 np.lib.format.write_array(buf, np.asarray(arrays[key]), allow_pickle=False)
                 info = zipfile.ZipInfo(f"{key}.npy", date_time=_DATE)
-                info.compress_type = zipfile.ZIP_DEFLATED
+                info.compress_type = zipfile.ZIP_STORED
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, buf.getvalue())
 

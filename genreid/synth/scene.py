@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from genreid.synth.appearance import BOTTOMS, TOPS
+from genreid.utils import exactmath
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def make_background(rng: np.random.Generator, height: int, width: int) -> np.nda
             colour = rng.uniform(0.2, 0.8) + rng.uniform(-0.06, 0.06, 3)
         img[top:top + h, left:left + w] = colour * rng.uniform(0.6, 1.0)
     for k in range(int(rng.integers(3, 8))):  # floor tile lines, denser towards the horizon
-        r = horizon + int((hc - horizon) * (k / 8) ** 1.6)
+        r = horizon + int((hc - horizon) * (k / 8) * np.sqrt(k / 8))  # (k/8)^1.5: sqrt is exact, pow is not
         img[r:r + 1] *= 0.8
     for _ in range(int(rng.integers(0, 4))):  # poles
         c = int(rng.integers(0, wc - 3))
@@ -136,35 +137,55 @@ def draw_occluder(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return mask
 
 
-def _gaussian_blur(x, sigma: float):
-    """Separable Gaussian blur of (1,C,H,W) with reflected borders (torchvision's, minus its import)."""
-    import torch
-    import torch.nn.functional as F
+def _gaussian_taps(n: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blur along an axis of length ``n`` with reflected borders, as filter taps."""
+    radius = min(int(np.ceil(3 * sigma)), n - 1)
+    offsets = np.arange(-radius, radius + 1)
+    kernel = exactmath.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / exactmath.ordered_sum(kernel, 0)
+    index = np.arange(n)[:, None] + offsets[None, :]
+    index = np.abs(index)
+    index = np.where(index > n - 1, 2 * (n - 1) - index, index)
+    return index, np.broadcast_to(kernel, index.shape)
 
-    radius = int(np.ceil(3 * sigma))
-    k = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=x.dtype) / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+def _downsample_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Antialiased linear (triangle filter) resampling from ``n_in`` to ``n_out`` <= ``n_in`` samples."""
+    scale = n_in / n_out
+    centre = scale * (np.arange(n_out) + 0.5)
+    first = np.maximum((centre - scale + 0.5).astype(np.int64), 0)
+    taps = int(np.ceil(2 * scale)) + 2
+    index = first[:, None] + np.arange(taps)[None, :]
+    weight = np.maximum(0.0, 1.0 - np.abs((index + 0.5 - centre[:, None]) / scale))
+    weight = np.where(index < n_in, weight, 0.0)
+    index = np.minimum(index, n_in - 1)
+    return index, weight / exactmath.ordered_sum(weight, 1)[:, None]
+
+
+def _upsample_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation from ``n_in`` to ``n_out`` >= ``n_in`` samples (pixel centres aligned)."""
+    src = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+    lower = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    frac = src - lower
+    return np.stack([lower, np.minimum(lower + 1, n_in - 1)], 1), np.stack([1.0 - frac, frac], 1)
 
 
 def camera_effects(img: np.ndarray, look: CameraLook, rng: np.random.Generator) -> np.ndarray:
     """Illumination cast and exposure, the camera's resolution, lens blur and sensor noise:
-    float (H,W,3) scene -> uint8 photo."""
-    import torch
-    import torch.nn.functional as F
-
+    float (H,W,3) scene -> uint8 photo. Float64 filters with a fixed summation order
+    (:func:`genreid.utils.exactmath.apply_taps`): the same bytes on every machine."""
     h, w, _ = img.shape
     gain = look.cast * look.brightness * rng.uniform(0.92, 1.08)
-    x = torch.from_numpy(np.ascontiguousarray(img * gain, dtype=np.float32)).permute(2, 0, 1)[None]
+    x = np.asarray(img, dtype=np.float64) * gain
     if look.resample < 0.95:
-        small = (max(8, round(h * look.resample)), max(4, round(w * look.resample)))
-        x = F.interpolate(F.interpolate(x, size=small, mode="bilinear", antialias=True, align_corners=False),
-                          size=(h, w), mode="bilinear", align_corners=False)
+        small_h, small_w = max(8, round(h * look.resample)), max(4, round(w * look.resample))
+        x = exactmath.apply_taps(x, *_downsample_taps(h, small_h), axis=0)
+        x = exactmath.apply_taps(x, *_downsample_taps(w, small_w), axis=1)
+        x = exactmath.apply_taps(x, *_upsample_taps(small_h, h), axis=0)
+        x = exactmath.apply_taps(x, *_upsample_taps(small_w, w), axis=1)
     sigma = look.blur * rng.uniform(0.7, 1.3)
     if sigma > 0.2:
-        x = _gaussian_blur(x, sigma)
-    out = x[0].permute(1, 2, 0).numpy() + rng.normal(0, look.noise, (h, w, 3))
-    return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+        x = exactmath.apply_taps(x, *_gaussian_taps(h, sigma), axis=0)
+        x = exactmath.apply_taps(x, *_gaussian_taps(w, sigma), axis=1)
+    out = x + rng.normal(0, look.noise, (h, w, 3))
+    return np.floor(np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -36,14 +36,23 @@ def _free_space(folder: Path) -> str:
         return f"free space in {probe} unknown"
 
 
+def _what_was_kept(path: Path) -> str:
+    """What a failed write left, as it is on disk now: DVC removes a stage's outputs (all but ``persist``
+    ones) before the stage runs, so an earlier file may be gone for a reason that is not ours."""
+    if path.exists():
+        return f"the earlier {path} is unchanged (a file is replaced only when complete)"
+    return (f"no partial {path} was left; no earlier one is here either (DVC removes a stage's outputs before it "
+            f"runs: `dvc checkout {path}` restores the recorded one)")
+
+
 def _explain_os_error(path: Path, exc: OSError) -> GenreidError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return GenreidError(f"disk full (no space left on device) writing {path}: {_free_space(path.parent)}",
-                            "free space (see `df -h`) or point the output elsewhere, then rerun; the earlier "
-                            "file and every finished checkpoint were kept")
+                            "free space (see `df -h`) or point the output elsewhere, then rerun; "
+                            f"{_what_was_kept(path)}; finished checkpoints are kept")
     if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return GenreidError(f"cannot write {path}: {exc.strerror}",
-                            "make the output directory writable and rerun; earlier outputs were kept")
+                            f"make the output directory writable and rerun; {_what_was_kept(path)}")
     return GenreidError(f"cannot write {path}: {exc}")
 
 

@@ -8,6 +8,8 @@ import subprocess
 from importlib import metadata
 from typing import Any
 
+from genreid.utils.isa import cpu_description
+
 _PACKAGES = ("torch", "torchvision", "easypytorch3d", "faiss-cpu", "faiss-gpu", "dvc", "numpy",
              "scikit-learn", "smplx", "genreid")
 
@@ -57,6 +59,7 @@ def run_record(seed: int, device: Any = None, **extra: Any) -> dict[str, Any]:
         "versions": package_versions(),
         "python": platform.python_version(),
         "device": device_description(device),
+        "cpu": cpu_description(),
         "git": git_commit(),
     }
     rec.update(extra)

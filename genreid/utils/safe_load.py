@@ -83,14 +83,37 @@ def load_weights_only(path: str | os.PathLike, what: str, fix: str,
         raise CheckpointError(f"cannot read {what} {path}: not a torch file, or damaged ({_last_line(exc)})",
                               f"delete it and {fix}") from None
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt/foreign file: one fix for all
-        raise CheckpointError(f"cannot read {what} {path}: {exc}", f"delete it and {fix}") from None
+        raise CheckpointError(f"cannot read {what} {path}: {safe_reason(exc)}", f"delete it and {fix}") from None
+
+
+# Advice in torch's and numpy's loading errors that genreid never repeats: it tells users to load the file
+# with code execution enabled ("Re-running torch.load with weights_only=False will likely succeed",
+# numpy's "allow_pickle=" hint, allow-listing globals).
+_UNSAFE_ADVICE = ("weights_only", "allow_pickle", "trust", "safe_globals", "pickle.load", "arbitrary code",
+                  "documentation of torch.load", "file an issue", "two options", "\x1b")
+
+
+def safe_reason(exc: BaseException) -> str:
+    """The specific reason of a loading error, without the library's advice to load the file unsafely."""
+    import re
+
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if found:
+        return f"it references the Python object {found.group(1)}"
+    found = re.search(r"Unsupported operand (\d+)", text)
+    if found:
+        return f"not a torch file (unknown pickle operand {found.group(1)})"
+    if "pickled (object) data" in text:
+        return "it is no numpy archive of plain arrays (it would need pickle to read)"
+    sentences = re.split(r"(?<=[.!?:])\s+", " ".join(text.split()))
+    kept = [s for s in sentences if s and not any(word in s for word in _UNSAFE_ADVICE)]
+    return (" ".join(kept) or type(exc).__name__)[:200]
 
 
 def _last_line(exc: Exception) -> str:
-    """torch's unpickling errors are paragraphs; the specific reason is the line after the banner."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    specific = [ln for ln in lines if ln.startswith(("Unsupported", "WeightsUnpickler", "invalid"))]
-    return (specific or lines or [type(exc).__name__])[-1][:200]
+    """torch's unpickling errors are paragraphs; the specific reason, without their unsafe advice."""
+    return safe_reason(exc)
 
 
 def require_mappings(path: Path, blob: Mapping, entries: dict[str, str], prefix: str = "") -> None:

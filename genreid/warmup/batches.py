@@ -24,8 +24,12 @@ def pk_batches(labels: np.ndarray, camids: np.ndarray, batch_size: int, num_inst
         order = list(iter(sampler))
         full = len(order) // batch_size
         if full == 0:
-            raise GenreidError("the warm-up sampler produced no full batch this epoch",
-                               "lower warmup.batch_size or warmup.num_instances, or check the clustering")
+            clustered = int((np.asarray(labels) >= 0).sum())
+            raise GenreidError(f"the warm-up sampler produced no full batch this epoch: one pass over the "
+                               f"{clustered} clustered images yields {len(order)}, fewer than warmup.batch_size "
+                               f"{batch_size}",
+                               f"lower warmup.batch_size to at most {len(order)} (a multiple of warmup.num_instances "
+                               f"{num_instances}); if few images were clustered, check warmup.cluster")
         out += [order[i * batch_size:(i + 1) * batch_size] for i in range(full)]
     return out[:iterations]
 

@@ -60,7 +60,7 @@ def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: Warmu
     what a kill right after a checkpoint leaves (tests use it).
     """
     if cfg.import_encoder:
-        return use_imported_encoder(cfg.import_encoder, seed=seed, model_dir=Path(model_dir),
+        return use_imported_encoder(cfg.import_encoder, model_cfg, seed=seed, model_dir=Path(model_dir),
                                     results_dir=Path(results_dir))
     info, amp = start_run(device, runtime, seed, stage="warmup", pk_split=("warmup", cfg.batch_size, cfg.num_instances))
     model_dir, results_dir = Path(model_dir), Path(results_dir)
@@ -78,6 +78,6 @@ def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: Warmu
     trainer = Trainer(step, info=info, epochs=cfg.epochs, ckpt_dir=model_dir / "ckpt",
                       results_dir=results_dir / "train", best=BestModel(encoder, val_set is not None),
                       hooks=default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters,
-                                          log_every=50, validation=validation) + list(extra_hooks),
+                                          log_every=runtime.log_every, validation=validation) + list(extra_hooks),
                       stop_after_iters=stop_after_iters)
     return trainer.train()

@@ -116,6 +116,22 @@ def test_collapsed_clustering_stops_with_a_clear_message(joint_cfg, gan_toy):
         step._pseudo_labels(0)
 
 
+def test_a_batch_larger_than_the_training_set_blames_the_batch_size_not_eps(joint_cfg, gan_toy):
+    dataset = image_dataset(gan_toy["df"], gan_toy["height"], gan_toy["width"])
+    cfg = joint_cfg(batch_size=len(dataset) + 4)
+    enc = build_encoder("resnet18", "none", "avg", 4, 1, 4)
+    step = method_spec("gcl_plus").cls(cfg, StepInputs(nets=GanNets(enc, None, None, None), opts=None, dataset=dataset,
+                                                       info=DistInfo(), amp=AmpContext("cpu"), seed=1,
+                                                       true_ids=np.arange(len(dataset)),
+                                                       camids=np.zeros(len(dataset), dtype=int)))
+    step.memory.initialise(torch.randn(len(dataset), 4))
+    with pytest.raises(TrainingDiverged) as err:
+        step._pseudo_labels(0)
+    text = str(err.value)
+    assert f"train.batch_size {len(dataset) + 4} is larger than the whole training set" in text and "eps" not in text
+    assert f"lower train.batch_size to at most {len(dataset)}" in text
+
+
 def test_gd_lr_step_false_keeps_the_generator_lr_while_e_id_steps(joint_cfg, gan_toy, tmp_path):
     _run(gan_toy, tmp_path, joint_cfg(gd_lr_step=False, epochs=2, step_epoch=1))
     last = sorted((tmp_path / "models" / "ckpt").glob("ckpt_*.pt"))[-1]

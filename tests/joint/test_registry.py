@@ -33,11 +33,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DUMMY = "dummy_flip"
 
 
-def test_the_registry_holds_the_four_arms_in_report_order():
-    assert method_names() == ("control_none", "control_aug", "gcl", "gcl_plus")
+def test_the_registry_holds_the_five_arms_in_report_order():
+    assert method_names() == ("control_none", "control_aug", "oracle_views", "gcl", "gcl_plus")
     assert report_order() == ("untrained", "direct", "baseline") + method_names()
     assert [label(m) for m in report_order()] == ["untrained", "direct transfer", "baseline", "control_none",
-                                                  "control_aug", "GCL", "GCL+"]
+                                                  "control_aug", "oracle_views", "GCL", "GCL+"]
     assert set(evaluated_names()) == set(report_order()) | {"source"}
 
 

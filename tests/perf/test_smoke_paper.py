@@ -151,3 +151,19 @@ def test_smoke_script_names_a_missing_recipe(capsys):
     assert exc.value.code == 2
     assert "--recipe uda/nowhere_to_market1501.yaml: no such file under" in err
     assert "uda/dukemtmc_to_market1501.yaml" in err  # the fix: an existing recipe
+
+
+def test_time_bound_fails_a_run_unless_advisory():
+    from genreid.perf.smoke import check_time, markdown
+
+    over = {"time_limit_min": 20.0, "total_seconds": 1250.0, "limit_gb": 12.0, "problems": []}
+    check_time(over, advisory=False)
+    assert over["problems"] == ["took 1250 s, over 20.0 min"]
+    advisory = {"time_limit_min": 20.0, "total_seconds": 1250.0, "limit_gb": 12.0, "problems": []}
+    check_time(advisory, advisory=True)
+    assert advisory["problems"] == [] and advisory["notes"][0].startswith("took 1250 s, over 20.0 min")
+    text = markdown(advisory)
+    assert "PASS" in text and "note: took 1250 s" in text
+    within = {"time_limit_min": 20.0, "total_seconds": 1199.0, "limit_gb": 12.0, "problems": []}
+    check_time(within, advisory=False)
+    assert within["problems"] == [] and "notes" not in within

@@ -40,7 +40,7 @@ def test_pretrain_writes_generator_sheet_and_metrics_and_keeps_encoder_frozen(ga
     e_str, dec, dis, extra = load_generator(tmp_path / "models" / "generator.pt")
     assert extra["iterations"] == 6 and dec.arch["stripe_dim"] == 512
     with Image.open(tmp_path / "results" / "views.png") as im:  # 2 persons x 2 rows, 11 columns
-        assert im.size == (3 * (11 * 18 + 2), 3 * (4 * 34 + 2))
+        assert im.size == (3 * (11 * 18 + 2), 3 * (4 * 34 + 2) + 18)  # + the band of column labels
     metrics = json.loads((tmp_path / "results" / "train" / "summary.json").read_text())
     assert len(metrics["history"]) == 2 and all(v == v for v in metrics["final"].values())
     assert sorted(p.name for p in (tmp_path / "results" / "train" / "sheets").glob("*.png")) == [

@@ -69,7 +69,8 @@ def test_an_imported_encoder_replaces_training_and_is_marked(tmp_path):
     model = build_encoder("resnet18", "none", "avg", 16, 1, 4)
     save_encoder(model, src, {"method": "authors_import", "source": "authors' stage-1 weights"})
     cfg = WarmupConfig(import_encoder=str(src))
-    summary = train_warmup(None, None, cfg, ModelConfig(), RuntimeConfig(device="cpu"), seed=1, height=32, width=16,
+    small = ModelConfig(backbone="resnet18", embedding_dim=16)
+    summary = train_warmup(None, None, cfg, small, RuntimeConfig(device="cpu"), seed=1, height=32, width=16,
                            model_dir=tmp_path / "models", results_dir=tmp_path / "results")
     enc, extra = load_encoder(tmp_path / "models" / "encoder.pt")
     assert extra["selected_on"] == "authors_weights" and extra["imported_from"] == str(src)

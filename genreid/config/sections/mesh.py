@@ -8,11 +8,26 @@ from pydantic import Field, field_validator
 
 from genreid.config.base import StrictModel
 
+EstimatorName = Literal["oracle", "hmr", "landmarks", "standing"]
+
 
 class MeshConfig(StrictModel):
-    estimator: Literal["oracle", "hmr", "auto"] = Field(
-        "hmr", description="hmr = SPIN-format regressor (paper); oracle = SynthReID ground truth; "
-                           "auto = oracle where ground truth exists (synthetic), hmr elsewhere")
+    estimator: Literal["oracle", "hmr", "landmarks", "standing", "auto"] = Field(
+        "hmr", description="hmr = SPIN-format regressor (paper); oracle = SynthReID ground truth; landmarks = "
+                           "MediaPipe pose landmarks with the body model fitted to them (licence-free, the optional "
+                           "extra 'landmarks'); standing = no estimation (every image gets the standing fallback "
+                           "body); auto = oracle where ground truth exists (synthetic), else hmr when "
+                           "mesh.hmr_checkpoint exists, else landmarks")
+    also_measure: list[EstimatorName] = Field(
+        default_factory=list, description="estimators whose accuracy against SynthReID's ground truth is measured "
+                                          "besides the one used (results/<ds>/meshes/accuracy.json); they render "
+                                          "nothing for training")
+    landmarks_input_size: int = Field(512, ge=128, le=2048, description="landmarks: side of the square each crop "
+                                                                          "is placed on for MediaPipe")
+    landmarks_fill: float = Field(0.6, gt=0.2, le=1.0, description="landmarks: share of that square the crop's "
+                                                                    "long side spans (0.6: 128x64 crops upscaled "
+                                                                    "2.4 times)")
+    fit_iterations: int = Field(150, ge=1, description="landmarks: Adam iterations of the body fit")
     angles: list[int] = Field(default_factory=lambda: [0, 45, 90, 135, 180, 225, 270, 315],
                               description="yaw angles rendered; 0 first (the pixel-aligned render)")
     body_model: str = Field("procedural", description="'procedural' or path to SMPL_NEUTRAL.pkl/.npz (the papers' "

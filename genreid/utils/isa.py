@@ -1,0 +1,98 @@
+"""Cap the math libraries' instruction set at process start, and describe the CPU a result ran on.
+
+Why: torch's CPU results depend on the instruction set its libraries pick (ATen's vectorised
+kernels: AVX-512, AVX2 or plain; oneDNN's JIT convolutions; MKL's GEMM code paths). The same
+deterministic run gives other bits on an AVX-512 machine than on an AVX2 one. Capping all three
+at one level makes machines that reach that level run the same kernel families:
+
+* ``ONEDNN_MAX_CPU_ISA`` caps oneDNN's JIT kernels (convolutions);
+* ``ATEN_CPU_CAPABILITY`` caps ATen's vectorised elementwise and reduction kernels;
+* ``MKL_CBWR=COMPATIBLE`` puts MKL (matrix products) on its conditional-numerical-reproducibility
+  path. It is the only CNR mode MKL honours on AMD CPUs: ``MKL_CBWR=AVX2`` there reports
+  ``CNR:AUTO`` under ``MKL_VERBOSE=1`` (measured with oneMKL 2024.0 on an AMD EPYC).
+* ``OPENBLAS_CORETYPE`` pins the OpenBLAS kernels of numpy and faiss (the k-nearest-neighbour
+  search of clustering), ``FAISS_OPT_LEVEL`` faiss's own SIMD build.
+
+The libraries read these variables when they first run a kernel, so :func:`apply_cpu_isa_cap`
+must run before torch computes anything: ``genreid.stage.run_stage`` calls it right after
+loading params.yaml, before torch is imported. oneDNN may still choose cache-size-dependent
+blockings, so identical bits are guaranteed only on the same CPU type (docs/reproducibility.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CAP_ENVIRONMENT: dict[str, dict[str, str]] = {
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE",
+             "OPENBLAS_CORETYPE": "Haswell", "FAISS_OPT_LEVEL": "AVX2"},
+    "sse41": {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE",
+              "OPENBLAS_CORETYPE": "Nehalem", "FAISS_OPT_LEVEL": "generic"},
+}
+CAPS = ("off", *CAP_ENVIRONMENT)
+_ATEN_EXPECTED = {"avx2": "AVX2", "sse41": "DEFAULT"}
+_ISA_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+              "avx512_bf16", "amx_tile", "amx_bf16")
+_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_CBWR", "OPENBLAS_CORETYPE", "FAISS_OPT_LEVEL")
+
+
+def apply_cpu_isa_cap(cap: str) -> None:
+    """Set the three variables for ``cap`` (``off`` leaves the environment alone).
+
+    If torch is already loaded (a stage called inside another Python program), ATen's level is
+    checked: a kernel that already ran fixed it, and the cap cannot hold; that is an error, not
+    a silently different result."""
+    if cap == "off":
+        return
+    if cap not in CAP_ENVIRONMENT:
+        from genreid.errors import ConfigError
+
+        raise ConfigError(f"runtime.cpu_isa_cap: {cap!r} is not one of {list(CAPS)}", "set it to off, avx2 or sse41")
+    for name, value in CAP_ENVIRONMENT[cap].items():
+        if os.environ.get(name, value) != value:
+            log.warning("runtime.cpu_isa_cap %s: %s=%s from the environment replaced by %s", cap, name,
+                        os.environ[name], value)
+        os.environ[name] = value
+    loaded = [m for m in ("numpy", "faiss") if m in sys.modules]
+    if loaded:
+        log.warning("runtime.cpu_isa_cap %s: %s already loaded its BLAS before the cap", cap, ", ".join(loaded))
+    if "torch" in sys.modules:
+        import torch
+
+        level = torch.backends.cpu.get_cpu_capability()
+        if level != _ATEN_EXPECTED[cap]:
+            from genreid.errors import ConfigError
+
+            raise ConfigError(f"runtime.cpu_isa_cap {cap}: torch already runs {level} kernels in this process "
+                              "(it computed before the cap was set)",
+                              f"start the stage as its own process (python stages/...) or export "
+                              f"{' '.join(f'{k}={v}' for k, v in CAP_ENVIRONMENT[cap].items())} before Python starts")
+
+
+def cpu_description() -> dict[str, Any]:
+    """The CPU model, its vector instruction sets, and the cap the math libraries ran under."""
+    info: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:  # Linux; elsewhere only platform's name
+            for line in fh:
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+                if "model name" in info and "flags" in info:
+                    break
+    except OSError:
+        pass
+    model = info.get("model name") or platform.processor() or platform.machine()
+    flags = set(info.get("flags", "").split())
+    out: dict[str, Any] = {"model": model, "isa": [f for f in _ISA_FLAGS if f in flags],
+                           "cap": {k: os.environ[k] for k in _VARIABLES if k in os.environ} or "off"}
+    if "torch" in sys.modules:
+        import torch
+
+        out["aten_capability"] = torch.backends.cpu.get_cpu_capability()
+    return out

@@ -1,0 +1,65 @@
+"""runtime.cpu_isa_cap: the math libraries' instruction set is capped before torch computes, and every
+result records the CPU it ran on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genreid.errors import ConfigError
+from genreid.utils.isa import CAP_ENVIRONMENT, apply_cpu_isa_cap, cpu_description
+from genreid.utils.provenance import run_record
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _clean_env() -> dict[str, str]:
+    names = {n for env in CAP_ENVIRONMENT.values() for n in env}
+    return {k: v for k, v in os.environ.items() if k not in names} | {"PYTHONPATH": str(REPO)}
+
+
+@pytest.mark.parametrize(("cap", "aten"), [("avx2", "AVX2"), ("sse41", "DEFAULT")])
+def test_a_cap_set_before_torch_loads_caps_its_kernels(cap, aten):
+    script = ("import sys; from genreid.utils.isa import apply_cpu_isa_cap, cpu_description\n"
+              "apply_cpu_isa_cap(sys.argv[1])\n"
+              "import torch\n"
+              "torch.ones(8).sum()\n"
+              "d = cpu_description()\n"
+              "print(d['aten_capability'], d['cap']['ONEDNN_MAX_CPU_ISA'], d['cap']['MKL_CBWR'])")
+    done = subprocess.run([sys.executable, "-c", script, cap], env=_clean_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    level, onednn, mkl = done.stdout.split()
+    assert (level, onednn, mkl) == (aten, CAP_ENVIRONMENT[cap]["ONEDNN_MAX_CPU_ISA"], "COMPATIBLE")
+
+
+def test_off_changes_nothing_and_an_unknown_cap_is_a_user_error(monkeypatch):
+    for name in CAP_ENVIRONMENT["avx2"]:
+        monkeypatch.delenv(name, raising=False)
+    apply_cpu_isa_cap("off")
+    assert not any(name in os.environ for name in CAP_ENVIRONMENT["avx2"])
+    with pytest.raises(ConfigError, match="cpu_isa_cap"):
+        apply_cpu_isa_cap("avx9")
+
+
+def test_a_cap_after_torch_computed_is_refused_not_silently_ignored(monkeypatch):
+    import torch
+
+    torch.ones(8).sum()
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k not in CAP_ENVIRONMENT["sse41"]})
+    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
+        pytest.fail("this test needs a CPU with vectorised ATen kernels (AVX2 or better)")
+    with pytest.raises(ConfigError, match="already runs"):
+        apply_cpu_isa_cap("sse41")
+
+
+def test_provenance_records_the_cpu_model_its_vector_units_and_the_cap():
+    cpu = run_record(1)["cpu"]
+    assert cpu == cpu_description()
+    assert isinstance(cpu["model"], str) and cpu["model"]
+    assert isinstance(cpu["isa"], list) and cpu["aten_capability"] in ("DEFAULT", "AVX2", "AVX512")
+    assert cpu["cap"] == "off" or isinstance(cpu["cap"], dict)
