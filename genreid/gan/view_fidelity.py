@@ -134,35 +134,39 @@ def embed_all(encoder: nn.Module, images: np.ndarray, batch_size: int = 128,
 
 
 @torch.no_grad()
-def generate_views(gen: ViewGenerator, x: torch.Tensor, store: RenderStore, rows: np.ndarray, angle: int,
-                   batch_size: int = 64) -> np.ndarray:
-    """uint8 (N, H, W, 3) views G(E_str(m_angle), a(x)) of normalised inputs ``x``, networks in eval mode."""
+def generate_views(gen: ViewGenerator, x: torch.Tensor, store: RenderStore, rows: np.ndarray,
+                   angles: Sequence[int], batch_size: int = 64) -> dict[int, np.ndarray]:
+    """angle -> uint8 (N, H, W, 3) views G(E_str(m_angle), a(x)) of normalised inputs ``x``, networks in
+    eval mode; the appearance codes a(x) are computed once for every angle."""
     from genreid.evaluation.extract import eval_mode
 
     h, w = x.shape[-2:]
     dev = x.device
-    out = []
+    out: dict[int, list[np.ndarray]] = {int(a): [] for a in angles}
     with eval_mode(gen.id_encoder), eval_mode(gen.str_encoder), eval_mode(gen.decoder):
         for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size]
-            a, _ = gen.id_encoder(xb)
-            s = gen.str_encoder(renders_to_tensor(store, rows[i:i + batch_size], angle, h, w, dev))
-            out.append(to_uint8(gen.decoder(s, a)))
-    return np.concatenate(out)
+            a, _ = gen.id_encoder(x[i:i + batch_size])
+            for angle in out:
+                s = gen.str_encoder(renders_to_tensor(store, rows[i:i + batch_size], angle, h, w, dev))
+                out[angle].append(to_uint8(gen.decoder(s, a)))
+    return {angle: np.concatenate(parts) for angle, parts in out.items()}
 
 
 def fidelity_per_angle(generated: dict[int, np.ndarray], truth: TrueViews, pids: Sequence[int],
-                       reference: nn.Module, height: int, width: int,
+                       reference: nn.Module, true_features: dict[int, torch.Tensor],
                        device: torch.device | str = "cpu") -> list[dict[str, Any]]:
-    """Per angle: the means of :mod:`genreid.gan.fidelity`'s metrics over the images (rows of ``truth``)."""
-    truth = truth.resized(height, width)
-    rows = []
+    """Per angle: the means of :mod:`genreid.gan.fidelity`'s metrics over the images (rows of ``truth``, at
+    the generated size). ``true_features`` are the reference embeddings of the true views per angle
+    (computed once, shared by the generator and the input-copy floor); the generated views of several angles
+    may be the same array (the floor), then embedded once."""
+    rows, embedded = [], {}
     for angle, views in generated.items():
         true_images, true_masks = truth.at(angle)
         quality = image_quality(views, true_images, true_masks)
         iou = silhouette_iou(person_silhouette(views, truth.backgrounds), true_masks)
-        rank1, m_ap = identity_preservation(embed_all(reference, views, device=device),
-                                            embed_all(reference, true_images, device=device), pids)
+        if id(views) not in embedded:
+            embedded[id(views)] = embed_all(reference, views, device=device)
+        rank1, m_ap = identity_preservation(embedded[id(views)], true_features[angle], pids)
         rows.append(summarise_angle(angle, quality, iou, rank1, m_ap).as_dict())
     return rows
 
@@ -200,10 +204,11 @@ def view_fidelity(gen: ViewGenerator, reference: nn.Module, val_images: torch.Te
     dev = val_images.device
     rows = np.arange(len(truth))
     truth = truth.resized(h, w)
-    generated = {int(a): generate_views(gen, val_images, store, rows, int(a)) for a in angles}
-    per_angle = fidelity_per_angle(generated, truth, pids, reference, h, w, dev)
+    true_features = {int(a): embed_all(reference, truth.at(int(a))[0], device=dev) for a in angles}
+    generated = generate_views(gen, val_images, store, rows, angles)
+    per_angle = fidelity_per_angle(generated, truth, pids, reference, true_features, dev)
     photo = to_uint8(val_images)
-    floor = fidelity_per_angle({int(a): photo for a in angles}, truth, pids, reference, h, w, dev)
+    floor = fidelity_per_angle({int(a): photo for a in angles}, truth, pids, reference, true_features, dev)
     return {"images": len(truth), "angles": [int(a) for a in angles], "image_size": [int(h), int(w)],
             "per_angle": per_angle, "mean": mean_row(per_angle),
             "input_copy": {"per_angle": floor, "mean": mean_row(floor)},
