@@ -103,15 +103,21 @@ def test_every_mixing_variant_runs_one_iteration(joint_cfg, mixup, tiny_widths, 
     assert changed[idx].all() and not changed[[2, 4, 5, 7, 8, 9, 10, 11]].any()
 
 
-def test_collapsed_clustering_stops_with_a_clear_message(joint_cfg, gan_toy):
-    cfg = joint_cfg(gcl_plus={"cluster": {**CLUSTER, "eps_rule": "fixed", "eps": 1e-6, "min_samples": 4}})
-    dataset = image_dataset(gan_toy["df"], gan_toy["height"], gan_toy["width"])
+def _clustering_step(cfg, dataset):
+    """A GCL+ step with an encoder only and a random memory: enough to call its clustering."""
     enc = build_encoder("resnet18", "none", "avg", 4, 1, 4)
     step = method_spec("gcl_plus").cls(cfg, StepInputs(nets=GanNets(enc, None, None, None), opts=None, dataset=dataset,
                                                        info=DistInfo(), amp=AmpContext("cpu"), seed=1,
                                                        true_ids=np.arange(len(dataset)),
                                                        camids=np.zeros(len(dataset), dtype=int)))
     step.memory.initialise(torch.randn(len(dataset), 4))
+    return step
+
+
+def test_collapsed_clustering_stops_with_a_clear_message(joint_cfg, gan_toy):
+    cfg = joint_cfg(gcl_plus={"cluster": {**CLUSTER, "eps_rule": "fixed", "eps": 1e-6, "min_samples": 4}})
+    dataset = image_dataset(gan_toy["df"], gan_toy["height"], gan_toy["width"])
+    step = _clustering_step(cfg, dataset)
     with pytest.raises(TrainingDiverged, match="(?s)fewer than one batch.*train.gcl_plus.cluster.eps"):
         step._pseudo_labels(0)
 
@@ -119,12 +125,7 @@ def test_collapsed_clustering_stops_with_a_clear_message(joint_cfg, gan_toy):
 def test_a_batch_larger_than_the_training_set_blames_the_batch_size_not_eps(joint_cfg, gan_toy):
     dataset = image_dataset(gan_toy["df"], gan_toy["height"], gan_toy["width"])
     cfg = joint_cfg(batch_size=len(dataset) + 4)
-    enc = build_encoder("resnet18", "none", "avg", 4, 1, 4)
-    step = method_spec("gcl_plus").cls(cfg, StepInputs(nets=GanNets(enc, None, None, None), opts=None, dataset=dataset,
-                                                       info=DistInfo(), amp=AmpContext("cpu"), seed=1,
-                                                       true_ids=np.arange(len(dataset)),
-                                                       camids=np.zeros(len(dataset), dtype=int)))
-    step.memory.initialise(torch.randn(len(dataset), 4))
+    step = _clustering_step(cfg, dataset)
     with pytest.raises(TrainingDiverged) as err:
         step._pseudo_labels(0)
     text = str(err.value)
