@@ -100,6 +100,21 @@ def test_fingerprint_ignores_seed_and_runtime_only():
     assert base["seed"] == 1 and "methods" in base["train"]  # input left untouched
 
 
+def test_fingerprint_separates_code_versions(monkeypatch):
+    """Other SynthReID bytes or another seed scheme is another settings group, with equal params."""
+    import genreid.synth.generator as generator
+    import genreid.utils.seeding as seeding
+
+    params = {"seed": 1, "train": {"epochs": 4}}
+    fp = config_fingerprint(params)
+    monkeypatch.setattr(generator, "GENERATOR_VERSION", generator.GENERATOR_VERSION + 1)
+    assert config_fingerprint(params) != fp
+    monkeypatch.undo()
+    assert config_fingerprint(params) == fp
+    monkeypatch.setattr(seeding, "STREAM_SCHEME_VERSION", seeding.STREAM_SCHEME_VERSION + 1)
+    assert config_fingerprint(params) != fp
+
+
 def test_archive_groups_seeds_of_the_same_settings(tmp_path):
     for seed, value in ((1, 60.0), (2, 64.0)):
         archive_run(tmp_path, "synthetic", "gcl", seed, {"mAP": value, "R1": 80.0}, "fpA")

@@ -42,6 +42,16 @@ def added_key_defaults() -> dict[str, Any]:
             "data.synthetic_b": SynthDomainBConfig().model_dump(mode="json")}
 
 
+def code_versions() -> dict[str, int]:
+    """Versions of the code that decides what a run measures without any param saying so: the
+    SynthReID generator (its bytes) and the seed scheme (every random stream). A new version starts
+    a new settings group, so runs on other data or streams never average together."""
+    from genreid.synth.generator import GENERATOR_VERSION
+    from genreid.utils.seeding import STREAM_SCHEME_VERSION
+
+    return {"synthreid_generator": GENERATOR_VERSION, "seed_scheme": STREAM_SCHEME_VERSION}
+
+
 @dataclass(frozen=True)
 class SeedRun:
     seed: int
@@ -59,8 +69,8 @@ def _parent(tree: dict[str, Any], dotted: str) -> tuple[Any, str]:
 
 
 def config_fingerprint(params: dict[str, Any], excluded: tuple[str, ...] = FINGERPRINT_EXCLUDED) -> str:
-    """Short hash of the params tree without ``excluded`` dotted keys (nor added keys at their default);
-    equal settings give equal hashes."""
+    """Short hash of the params tree without ``excluded`` dotted keys (nor added keys at their default),
+    together with :func:`code_versions`; equal settings on equal code versions give equal hashes."""
     tree = json.loads(json.dumps(params))
     for dotted in excluded:
         node, leaf = _parent(tree, dotted)
@@ -70,6 +80,7 @@ def config_fingerprint(params: dict[str, Any], excluded: tuple[str, ...] = FINGE
         node, leaf = _parent(tree, dotted)
         if isinstance(node, dict) and node.get(leaf) == default:
             node.pop(leaf)
+    tree["_code_versions"] = code_versions()
     blob = json.dumps(tree, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
