@@ -171,7 +171,8 @@ def test_killed_stage_resumes_from_the_last_verified_chunk(tmp_path, synth, monk
     data_root = synth.parent.parent
     params = tmp_path / "params.yaml"
     params.write_text(f"_base_: {root / 'params' / 'synthetic_cpu.yaml'}\ndata:\n  root: {data_root}\n"
-                      "mesh:\n  batch_size: 4\n  splits: [train]\n  angles: [0, 180]\n  overlay_samples: 2\n")
+                      "mesh:\n  estimator: oracle\n  also_measure: []\n  batch_size: 4\n  splits: [train]\n"
+                      "  angles: [0, 180]\n  overlay_samples: 2\n")  # the oracle: exact alignment to check
     argv = ["--params", str(params), "--dataset", "synthetic"]
     env = {**os.environ, "GENREID_KILL_AT": "meshes.write:2", "PYTHONPATH": str(root)}
     killed = subprocess.run([sys.executable, str(root / "stages" / "meshes.py"), *argv], cwd=tmp_path, env=env,

@@ -128,7 +128,8 @@ def test_report_stage_entry_points(tmp_path, monkeypatch, capsys):
     """collect and report run from the repo layout with params.yaml; a user error exits 2, no traceback
     (in-process: the end-to-end test runs them as DVC commands)."""
     _fake_results(tmp_path / "results", "synthetic", {"untrained": 3.0, "baseline": 30.0, "control_none": 31.0,
-                                                        "control_aug": 32.0, "gcl": 33.0, "gcl_plus": 35.0})
+                                                        "control_aug": 32.0, "oracle_views": 34.0, "gcl": 33.0,
+                                                        "gcl_plus": 35.0})
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["report"]["targets"] = str(ROOT / "genreid" / "report" / "targets.yaml")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

@@ -276,7 +276,8 @@ def test_params_edited_while_a_stage_runs_stop_it_before_dvc_records_anything(tm
 def test_collect_refuses_results_computed_with_other_settings_than_dvc_lock_records(tmp_path, monkeypatch, capsys):
     build = _module(ROOT / "tests" / "test_report_build.py", "report_build_helpers")
     build._fake_results(tmp_path / "results", "synthetic", {"untrained": 3.0, "baseline": 30.0, "control_none": 31.0,
-                                                             "control_aug": 32.0, "gcl": 33.0, "gcl_plus": 35.0})
+                                                             "control_aug": 32.0, "oracle_views": 34.0, "gcl": 33.0,
+                                                             "gcl_plus": 35.0})
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["report"]["targets"] = str(ROOT / "genreid" / "report" / "targets.yaml")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
