@@ -226,12 +226,13 @@ def test_dvc_repro_on_the_tiny_profile(tmp_path):
     ran = _ran_stages(first)
     assert "faiss.loader" not in first and "Could not load library" not in first  # other libraries' INFO hidden
     assert {"prepare@synthetic", "warmup@synthetic", "train@synthetic-gcl_plus", "train@synthetic-control_aug",
-            "train@synthetic-control_none", "report"} <= ran, first[-3000:]
+            "train@synthetic-control_none", "train@synthetic-oracle_views", "true_views@synthetic",
+            "report"} <= ran, first[-3000:]
 
     readme = (repo / "results" / "README.md").read_text()
     summary = list(csv.DictReader((repo / "results" / "summary.csv").open()))
-    assert [r["method"] for r in summary] == ["untrained", "baseline", "control_none", "control_aug", "gcl",
-                                              "gcl_plus"], summary
+    assert [r["method"] for r in summary] == ["untrained", "baseline", "control_none", "control_aug",
+                                              "oracle_views", "gcl", "gcl_plus"], summary
     for rec in summary:
         method = rec["method"]
         assert rec["dataset"] == "synthetic" and rec["n_seeds"] == "1" and rec["seeds"] == "1", rec
@@ -242,7 +243,7 @@ def test_dvc_repro_on_the_tiny_profile(tmp_path):
         assert f"| synthetic | unsupervised | {method} | 1 | " in readme, (method, readme)
     headline = json.loads((repo / "results" / "metrics.json").read_text())
     assert list(headline["synthetic"]) == ["baseline", "control_aug", "control_none", "gcl", "gcl_plus",
-                                           "untrained"]  # sorted keys
+                                           "oracle_views", "untrained"]  # sorted keys
     assert "![cmc](plots/cmc.png)" in readme
     assert (repo / "results" / "plots" / "cmc.png").read_bytes()[:4] == b"\x89PNG"
     tiny_records = set((repo / "results" / "seeds" / "synthetic" / "gcl").glob("*/seed_1.json"))
