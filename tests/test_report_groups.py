@@ -1,0 +1,33 @@
+"""Two settings groups of the seed archive compared method by method, paired by seed."""
+
+import pytest
+
+from genreid.report.groups import compare_groups, main, render_markdown
+from genreid.report.seeds import archive_run
+
+
+def _archive(root, fp, values, method="gcl"):
+    for seed, value in values.items():
+        archive_run(root, "synthetic", method, seed, {"mAP": value, "R1": value + 10, "mINP": value / 2}, fp)
+
+
+def test_the_paired_difference_covers_the_seeds_both_groups_ran(tmp_path):
+    _archive(tmp_path, "est", {1: 30.0, 2: 32.0, 3: 31.0, 4: 29.0})
+    _archive(tmp_path, "true", {1: 31.0, 2: 34.0, 3: 32.5})  # +1, +2, +1.5 on the common seeds
+    (pair,) = compare_groups(tmp_path, "synthetic", ["gcl"], "est", "true")
+    gain = pair.gains["mAP"]
+    assert gain.stat.n == 3 and gain.stat.mean == pytest.approx(1.5) and gain.wins == 3
+    lo, hi = gain.ci95
+    assert lo == pytest.approx(1.5 - 4.302653 * 0.5 / 3 ** 0.5, abs=1e-4) and lo > 0 and gain.verdict == "better"
+    assert pair.a.seeds == [1, 2, 3, 4] and pair.a.stats["mAP"].mean == pytest.approx(30.5)
+    table = render_markdown([pair], "estimated", "true")
+    assert table[2].startswith("| gcl | mAP | 30.5 ± 1.3 (seeds 1, 2, 3, 4) | 32.5 ± 1.5 (seeds 1, 2, 3) | +1.5 [")
+    assert table[2].endswith("| 3 of 3 | better |")
+
+
+def test_an_unknown_group_is_a_user_error_naming_the_groups(tmp_path, capsys):
+    _archive(tmp_path, "est", {1: 30.0})
+    code = main(["--archive", str(tmp_path), "--dataset", "synthetic", "--a", "est", "--b", "nope",
+                 "--methods", "gcl"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no settings group nope" in err and "groups found: est" in err and "Traceback" not in err
