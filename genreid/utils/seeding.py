@@ -39,7 +39,6 @@ import sys
 
 import numpy as np
 
-
 # The version of the scheme below; results of runs with different versions never share a settings
 # group (genreid.report.seeds.code_versions).
 STREAM_SCHEME_VERSION = 1
@@ -48,7 +47,8 @@ STREAM_SCHEME_VERSION = 1
 def stream_seed(seed: int, stage: str, epoch: int, purpose: str, rank: int = 0) -> int:
     """The 63-bit seed of one random stream: SHA-256 of the canonical ``(seed, stage, epoch, purpose,
     rank)``, so distinct combinations give unrelated streams (see the module docstring)."""
-    key = f"genreid-stream/{STREAM_SCHEME_VERSION}|seed={int(seed)}|stage={stage}|epoch={int(epoch)}|purpose={purpose}|rank={int(rank)}"
+    key = (f"genreid-stream/{STREAM_SCHEME_VERSION}|seed={int(seed)}|stage={stage}|epoch={int(epoch)}"
+           f"|purpose={purpose}|rank={int(rank)}")
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1
 
 
