@@ -179,6 +179,8 @@ def point_seconds(point: Point, previous: Point | None, times: TimeModel) -> tup
                                                                                       point.params["model"]):
         seconds += stage2_seconds(point.params, times) + times.view_fidelity
         parts.append("stage 2")
+    if previous is not None and previous.params["eval"] != point.params["eval"]:
+        seconds += 2 * times.evaluation  # the untrained and baseline evaluations read the whole eval section
     detach = bool(point.params["train"].get("detach_appearance_for_generator"))
     for method in point.methods:
         factor = times.detach_factor if detach and method in GENERATIVE else 1.0
