@@ -9,6 +9,11 @@ then a D step on the detached fakes, then one G (+E_id) step. E_str, G and D hol
 statistics, so their calls on the two renders / two codes are batched into one forward; E_id is
 called once per image set as in the authors' code (its BatchNorm statistics differ per set in
 training mode; in eval mode, stage 2, the sets are batched because that is exactly equivalent).
+
+With ``detach_appearance`` (stage 3's ``train.detach_appearance_for_generator``) the same values are
+computed, but E_id's weights get no gradient from the generator's losses: G reads sg(a), and E_id's
+scores of the generated images that feed those losses (a_rec, a_nv, a_cyc) treat its weights as
+constants, so the losses still reach G through its outputs exactly as in the joint step.
 """
 
 from __future__ import annotations
@@ -53,9 +58,15 @@ class Views:
     f_nv: torch.Tensor
     a_cyc: torch.Tensor
     s0: torch.Tensor
+    a_gen: torch.Tensor  # the code G reads: a, or sg(a) when E_id is kept out of the generator's losses
 
 
-def forward_views(nets: GanNets, x: torch.Tensor, m0: torch.Tensor, mt: torch.Tensor) -> Views:
+def forward_views(nets: GanNets, x: torch.Tensor, m0: torch.Tensor, mt: torch.Tensor,
+                  detach_appearance: bool = False) -> Views:
+    """One GAN forward (the module docstring); ``detach_appearance`` keeps E_id's weights out of the
+    generator's losses while f and f_nv keep their gradients."""
+    if detach_appearance:
+        return _forward_views_fixed_identity(nets, x, m0, mt)
     b = x.shape[0]
     s = nets.str_encoder(torch.cat([m0, mt]))
     s0 = s[:b]
@@ -71,7 +82,39 @@ def forward_views(nets: GanNets, x: torch.Tensor, m0: torch.Tensor, mt: torch.Te
     x_cyc = nets.decoder(s0, a_nv)
     a_cyc, _ = nets.id_encoder(x_cyc)
     return Views(a=a, f=f, x_rec=x_rec, x_nv=x_nv, x_cyc=x_cyc, a_rec=a_rec, a_nv=a_nv, f_nv=f_nv,
-                 a_cyc=a_cyc, s0=s0)
+                 a_cyc=a_cyc, s0=s0, a_gen=a)
+
+
+def _forward_views_fixed_identity(nets: GanNets, x: torch.Tensor, m0: torch.Tensor, mt: torch.Tensor) -> Views:
+    """:func:`forward_views` with E_id a fixed function for the generator's terms. E_id is called on the
+    same image sets in the same order (its BatchNorm statistics move as in the joint step); a_nv, which G
+    reads for the cycle, comes from one more call on x_nv with constant weights and copied buffers
+    (training-mode BatchNorm normalises with the batch's statistics, so the values equal the first call's)."""
+    b = x.shape[0]
+    enc = nets.id_encoder
+    s = nets.str_encoder(torch.cat([m0, mt]))
+    s0 = s[:b]
+    a, f = enc(x)
+    a_gen = a.detach()
+    gen = nets.decoder(s, torch.cat([a_gen, a_gen]))
+    x_rec, x_nv = gen[:b], gen[b:]
+    with frozen(enc):
+        a_rec, _ = enc(x_rec)
+    _, f_nv = enc(x_nv)  # the view-invariant loss trains E_id through f_nv
+    a_nv, _ = _call_with_constant_weights(enc, x_nv)
+    x_cyc = nets.decoder(s0, a_nv)
+    with frozen(enc):
+        a_cyc, _ = enc(x_cyc)
+    return Views(a=a, f=f, x_rec=x_rec, x_nv=x_nv, x_cyc=x_cyc, a_rec=a_rec, a_nv=a_nv, f_nv=f_nv,
+                 a_cyc=a_cyc, s0=s0, a_gen=a_gen)
+
+
+def _call_with_constant_weights(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``module(x)`` whose gradient reaches ``x`` only: detached weights, buffers copied so that a second
+    pass over an image set leaves the running statistics as one pass does."""
+    state = {name: p.detach() for name, p in module.named_parameters()}
+    state.update({name: buf.clone() for name, buf in module.named_buffers()})
+    return torch.func.functional_call(module, state, (x,))
 
 
 def fake_sets(views: Views, extra: Sequence[torch.Tensor] = ()) -> list[torch.Tensor]:

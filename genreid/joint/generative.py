@@ -1,6 +1,9 @@
 """The generative joint step of GCL and GCL+ (docs/method.md#one-training-iteration): GAN forward
 (+ the method's mixed view), D step, then one backward that moves E_str+G (Adam) and E_id (SGD);
-afterwards the memory slots of the batch move towards the original-view features.
+afterwards the memory slots of the batch move towards the original-view features. With
+``train.detach_appearance_for_generator`` the generator's losses move G as always but never E_id, which
+then learns from its contrastive losses alone (an ablation: are the views weak, or do the GAN's gradients
+hurt E_id?).
 
 A generative method overrides :meth:`GenerativeMethod.mixed_view` and :meth:`GenerativeMethod.extra_loss`
 (GCL+'s identity mixing and prototype losses, docs/method.md#gcl-additions); GCL overrides nothing.
@@ -71,7 +74,7 @@ class GenerativeMethod(ContrastiveMethod):
         nets, opts, amp, memory, cfg, weights, info = (self.nets, self.opts, self.amp, self.memory, self.cfg,
                                                        self.weights, self.info)
         with amp.autocast():
-            views = forward_views(nets, batch.x, batch.m0, batch.mt)
+            views = forward_views(nets, batch.x, batch.m0, batch.mt, cfg.detach_appearance_for_generator)
             mixed = self.mixed_view(views, batch.x, batch.labels)
         fakes = fake_sets(views, mixed.fakes)
         parts: dict[str, Any] = discriminator_step(nets, opts.d, fakes, batch.x, weights, amp, info)

@@ -39,7 +39,8 @@ def added_key_defaults() -> dict[str, Any]:
 
     return {"train.control_aug": ControlAugConfig().model_dump(mode="json"),
             "source": SourceConfig().model_dump(mode="json"),  # UDA
-            "data.synthetic_b": SynthDomainBConfig().model_dump(mode="json")}
+            "data.synthetic_b": SynthDomainBConfig().model_dump(mode="json"),
+            "train.detach_appearance_for_generator": False}
 
 
 def code_versions() -> dict[str, int]:

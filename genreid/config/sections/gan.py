@@ -168,6 +168,13 @@ class TrainConfig(StrictModel):
     gan_optimizer: Literal["resume", "fresh"] = Field("resume", description=(
         "E_str+G and D Adam states at the start of stage 3: resume = stage 2's (the authors' resume loads "
         "optimizer.pt); fresh = new optimisers"))
+    detach_appearance_for_generator: bool = Field(False, description=(
+        "ablation of GCL and GCL+ (not in the papers): E_id gets no gradient from the generator's losses "
+        "(image, cycle and code reconstruction, adversarial): G reads E_id's appearance codes detached and E_id "
+        "scores the generated images with its weights held fixed, so G's gradients are unchanged while E_id "
+        "learns only from its contrastive losses (view-invariant, GCL+'s prototype) through its own forwards. "
+        "It separates 'the generated views are weak' from 'the GAN's gradients hurt E_id'; false = the "
+        "authors' joint step, where one backward moves E_id with every term"))
     memory_temperature: float = Field(0.04, gt=0.0)
     memory_momentum: float = Field(0.2, ge=0.0, le=1.0, description="M <- norm(m*M + (1-m)*f)")
     memory_init: Literal["encoder", "zeros"] = Field(

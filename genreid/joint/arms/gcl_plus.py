@@ -36,7 +36,7 @@ class GCLPlus(GenerativeMethod):
         draw = draw_mix(x.shape[0], self.plus.beta_alpha)
         out = MixedView(target=soft_targets(labels, draw, self.prototypes.shape[0]))
         if kind == "d_mixup":
-            x_mix = self.nets.decoder(views.s0, mix(views.a, draw))
+            x_mix = self.nets.decoder(views.s0, mix(views.a_gen, draw))
             out.f_mix = self.nets.id_encoder(x_mix)[1]
             if self.plus.mix_adv:
                 out.fakes.append(x_mix)

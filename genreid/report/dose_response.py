@@ -1,0 +1,245 @@
+"""The dose-response table: GCL's gain over the control arms against the quality of the generator it
+trained with (params/experiments/dose_response/, run by scripts/dose_response.py).
+
+Each point is a generator budget (stage 2) crossed with a stage-3 length. The control arms load no
+generator, so they run once per stage-3 length (in the ``default`` point of that length) and every point
+of that length is paired with them by seed: both runs of a seed start from the same stage-1 encoder. A
+point's x is the view fidelity of its stage-2 generator on SynthReID's true novel views (the mean over
+the novel angles, 0 degrees left out: that one is a reconstruction), its y the paired gain with a 95 %
+t-interval over seeds (:func:`genreid.report.tables.paired_gains`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from genreid.report.tables import Gain, ResultRow, Stat, paired_gains  # noqa: E402
+from genreid.utils.atomic import atomic_path  # noqa: E402
+
+FIDELITY_KEYS: tuple[tuple[str, str], ...] = (("silhouette_iou", "silhouette IoU"), ("rank1", "identity R1 (%)"))
+GAIN_METRICS: tuple[str, ...] = ("mAP", "R1")
+# (method, reference) pairs of the table; the Markdown shows mAP, the CSV every GAIN_METRICS entry
+COMPARISONS: tuple[tuple[str, str], ...] = (("gcl", "control_aug"), ("gcl", "control_none"),
+                                            ("gcl_plus", "control_aug"), ("gcl_plus", "control_none"))
+LABELS = {"gcl": "GCL", "gcl_plus": "GCL+", "control_aug": "control_aug", "control_none": "control_none"}
+RUN_FILE = "run.json"  # written last into each copied run: its presence marks the run done
+
+
+@dataclass(frozen=True)
+class PointRun:
+    """One point of one seed: the test metrics of every method it evaluated and its stage-2 fidelity."""
+
+    point: str
+    budget: str  # the generator budget (the point's name without its stage-3 length)
+    stage3_epochs: int
+    seed: int
+    metrics: dict[str, dict[str, float]]  # method -> {"mAP": ..., "R1": ...} (percent)
+    fidelity: dict[str, float] | None = None  # FIDELITY_KEYS -> novel-view mean of the stage-2 generator
+
+
+@dataclass
+class DoseRow:
+    """One point over its seeds."""
+
+    point: str
+    budget: str
+    stage3_epochs: int
+    seeds: list[int]
+    fidelity: dict[str, Stat] = field(default_factory=dict)
+    means: dict[str, Stat] = field(default_factory=dict)  # method -> its mAP over the point's seeds
+    gains: dict[tuple[str, str], dict[str, Gain]] = field(default_factory=dict)  # (method, reference) -> metric
+
+
+def novel_view_fidelity(view_fidelity: dict[str, Any]) -> dict[str, float] | None:
+    """The mean of each FIDELITY_KEYS metric over the novel angles of a ``view_fidelity.json``; None when
+    the file says no true views exist (real data)."""
+    if not view_fidelity.get("available"):
+        return None
+    rows = [r for r in view_fidelity["per_angle"] if int(r["angle"]) % 360 != 0]
+    if not rows:
+        raise ValueError("view_fidelity.json lists no novel angle (only 0 degrees)")
+    return {key: statistics.fmean(float(r[key]) for r in rows) for key, _ in FIDELITY_KEYS}
+
+
+def _stat(values: list[float]) -> Stat:
+    return Stat(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values))
+
+
+def _reference_runs(runs: list[PointRun], method: str, stage3_epochs: int) -> dict[int, dict[str, float]]:
+    """seed -> the reference ``method``'s metrics among the runs of this stage-3 length; two runs of one
+    seed that disagree are an error (the control arms must run once per stage-3 length)."""
+    found: dict[int, dict[str, float]] = {}
+    for run in runs:
+        if run.stage3_epochs != stage3_epochs or method not in run.metrics:
+            continue
+        if run.seed in found and found[run.seed] != run.metrics[method]:
+            raise ValueError(f"{method} ran twice with {stage3_epochs} stage-3 epochs for seed {run.seed}, with "
+                             "different results; the reference of a stage-3 length must come from one point")
+        found[run.seed] = run.metrics[method]
+    return found
+
+
+def dose_response_rows(runs: list[PointRun], comparisons: tuple[tuple[str, str], ...] = COMPARISONS
+                       ) -> list[DoseRow]:
+    """One row per point (in the order the points first appear in ``runs``): fidelity over its seeds, each
+    method's mean mAP and, per (method, reference), the gain paired by seed with the reference run of the
+    same seed and stage-3 length (seeds without one are left out of that gain)."""
+    by_point: dict[str, list[PointRun]] = {}
+    for run in runs:
+        by_point.setdefault(run.point, []).append(run)
+    rows = []
+    for point, point_runs in by_point.items():
+        first = point_runs[0]
+        if any((r.budget, r.stage3_epochs) != (first.budget, first.stage3_epochs) for r in point_runs):
+            raise ValueError(f"point {point} is filed with several budgets or stage-3 lengths")
+        row = DoseRow(point, first.budget, first.stage3_epochs, sorted(r.seed for r in point_runs))
+        with_fidelity = [r.fidelity for r in point_runs if r.fidelity]
+        for key, _ in FIDELITY_KEYS:
+            if with_fidelity:
+                row.fidelity[key] = _stat([f[key] for f in with_fidelity])
+        methods = sorted({m for r in point_runs for m in r.metrics})
+        row.means = {m: _stat([r.metrics[m]["mAP"] for r in point_runs if m in r.metrics]) for m in methods}
+        for method, reference in comparisons:
+            mine = {r.seed: r.metrics[method] for r in point_runs if method in r.metrics}
+            if not mine:
+                continue
+            ref = _reference_runs(runs, reference, first.stage3_epochs)
+            gains = paired_gains(_result_row(method, mine), _result_row(reference, ref), GAIN_METRICS)
+            if gains:
+                row.gains[(method, reference)] = gains
+        rows.append(row)
+    return rows
+
+
+def _result_row(method: str, per_seed: dict[int, dict[str, float]]) -> ResultRow:
+    return ResultRow(dataset="synthetic", method=method, setting="unsupervised", seeds=sorted(per_seed), stats={},
+                     per_seed=per_seed)
+
+
+def _fmt_stat(stat: Stat | None, digits: int) -> str:
+    return "-" if stat is None else stat.format(digits)
+
+
+def _fmt_gain(gain: Gain | None) -> str:
+    if gain is None:
+        return "-"
+    return f"{gain.format(1)} ({gain.wins}/{gain.stat.n})"
+
+
+def markdown_table(rows: list[DoseRow]) -> str:
+    """The Markdown table: one line per point, mAP gains with their 95 % paired t-interval and the seeds won."""
+    head = ["point", "generator budget", "stage-3 epochs", "seeds", "stage-2 silhouette IoU",
+            "stage-2 identity R1 (%)", "GCL mAP", *(f"{LABELS[m]} − {LABELS[r]} mAP" for m, r in COMPARISONS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [row.point, row.budget, str(row.stage3_epochs), ", ".join(map(str, row.seeds)),
+                 _fmt_stat(row.fidelity.get("silhouette_iou"), 3), _fmt_stat(row.fidelity.get("rank1"), 1),
+                 _fmt_stat(row.means.get("gcl"), 1),
+                 *(_fmt_gain(row.gains.get(pair, {}).get("mAP")) for pair in COMPARISONS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(rows: list[DoseRow]) -> str:
+    """Every number of the rows: fidelity mean/std, mean mAP per method, and per (method, reference, metric)
+    the paired gain's mean, std, 95 % interval, seeds won and seeds paired (empty where undefined)."""
+    header = ["point", "budget", "stage3_epochs", "n_seeds", "seeds"]
+    header += [f"fidelity_{k}_{s}" for k, _ in FIDELITY_KEYS for s in ("mean", "std")]
+    header += [f"{m}_mAP_mean" for m in LABELS]
+    header += [f"{m}_minus_{r}_{metric}_{s}" for m, r in COMPARISONS for metric in GAIN_METRICS
+               for s in ("mean", "std", "ci_low", "ci_high", "wins", "n")]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        rec: list[Any] = [row.point, row.budget, row.stage3_epochs, len(row.seeds), " ".join(map(str, row.seeds))]
+        for key, _ in FIDELITY_KEYS:
+            stat = row.fidelity.get(key)
+            rec += [_num(stat.mean if stat else None), _num(stat.std if stat else None)]
+        rec += [_num(row.means[m].mean if m in row.means else None) for m in LABELS]
+        for pair in COMPARISONS:
+            for metric in GAIN_METRICS:
+                gain = row.gains.get(pair, {}).get(metric)
+                ci = gain.ci95 if gain else None
+                rec += [_num(gain.stat.mean if gain else None), _num(gain.stat.std if gain else None),
+                        _num(ci[0] if ci else None), _num(ci[1] if ci else None),
+                        gain.wins if gain else "", gain.stat.n if gain else ""]
+        writer.writerow(rec)
+    return buf.getvalue()
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+MARKERS = {4: "o", 12: "s"}
+
+
+def plot_dose_response(rows: list[DoseRow], out_png: str | os.PathLike) -> Path:
+    """GCL's paired mAP gain (rows: over control_aug, over control_none) against the stage-2 generator's
+    view fidelity (columns: silhouette IoU, identity R1); one colour per budget, one marker per stage-3
+    length; vertical bars the 95 % interval, horizontal bars the fidelity's std over seeds."""
+    budgets = list(dict.fromkeys(r.budget for r in rows))
+    colours = {b: plt.get_cmap("tab10")(i % 10) for i, b in enumerate(budgets)}
+    references = ("control_aug", "control_none")
+    fig, axes = plt.subplots(len(references), len(FIDELITY_KEYS), figsize=(11, 8), squeeze=False)
+    for i, reference in enumerate(references):
+        for j, (key, label) in enumerate(FIDELITY_KEYS):
+            ax = axes[i][j]
+            ax.axhline(0.0, color="grey", lw=0.8, ls="--")
+            for row in rows:
+                gain = row.gains.get(("gcl", reference), {}).get("mAP")
+                fid = row.fidelity.get(key)
+                if gain is None or fid is None:
+                    continue
+                ci = gain.ci95
+                yerr = None if ci is None else [[gain.stat.mean - ci[0]], [ci[1] - gain.stat.mean]]
+                ax.errorbar([fid.mean], [gain.stat.mean], yerr=yerr, xerr=None if fid.std is None else [fid.std],
+                            fmt=MARKERS.get(row.stage3_epochs, "^"), color=colours[row.budget], capsize=3, ms=7,
+                            label=f"{row.budget}, {row.stage3_epochs} ep.")
+            ax.set_xlabel(f"stage-2 view fidelity: {label}")
+            ax.set_ylabel(f"GCL − {reference} mAP (points)")
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8)
+    fig.suptitle("GCL's paired gain against the generator's view fidelity (95 % t-intervals over seeds)")
+    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return out
+
+
+def read_point_runs(out_dir: str | os.PathLike) -> list[PointRun]:
+    """The finished runs copied under ``out_dir/<point>/seed_<n>/`` (those with a ``run.json``), in the
+    order of their ``run.json`` ``order`` field, then by point name and seed."""
+    found = []
+    for run_file in sorted(Path(out_dir).glob(f"*/seed_*/{RUN_FILE}")):
+        meta = json.loads(run_file.read_text())
+        folder = run_file.parent
+        metrics = {}
+        for method in meta["methods"]:
+            values = json.loads((folder / method / "metrics.json").read_text())
+            metrics[method] = {k: float(values[k]) for k in GAIN_METRICS}
+        fidelity_path = folder / "pretrain" / "view_fidelity.json"
+        fidelity = novel_view_fidelity(json.loads(fidelity_path.read_text())) if fidelity_path.is_file() else None
+        found.append((int(meta.get("order", 0)), PointRun(meta["point"], meta["budget"], int(meta["stage3_epochs"]),
+                                                          int(meta["seed"]), metrics, fidelity)))
+    found.sort(key=lambda item: (item[0], item[1].point, item[1].seed))
+    return [run for _, run in found]

@@ -1,0 +1,128 @@
+"""The dose-response table on made-up runs: fidelity over the novel angles, gains paired by seed with the
+control arms of the same stage-3 length, 95 % t-intervals, Markdown, CSV and figure, and the copies'
+reader."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from genreid.report.dose_response import (
+    PointRun,
+    csv_table,
+    dose_response_rows,
+    markdown_table,
+    novel_view_fidelity,
+    plot_dose_response,
+    read_point_runs,
+)
+
+T975_2DF = 4.302652729749464  # t quantile 0.975 with 2 degrees of freedom
+T975_1DF = 12.706204736174704
+
+
+def _m(map_: float, r1: float | None = None) -> dict[str, float]:
+    return {"mAP": map_, "R1": map_ + 10 if r1 is None else r1}
+
+
+def _runs() -> list[PointRun]:
+    runs = []
+    for i, seed in enumerate((1, 2, 3)):
+        runs.append(PointRun("default_e4", "default", 4, seed,
+                             {"control_aug": _m((40, 42, 44)[i]), "control_none": _m((30, 31, 32)[i]),
+                              "gcl": _m((38, 41, 41)[i]), "gcl_plus": _m((39, 40, 45)[i])},
+                             {"silhouette_iou": (0.30, 0.32, 0.34)[i], "rank1": (50.0, 60.0, 70.0)[i]}))
+    for i, seed in enumerate((1, 2, 3)):
+        runs.append(PointRun("recon_only_e4", "recon_only", 4, seed, {"gcl": _m((35, 36, 40)[i])},
+                             {"silhouette_iou": 0.2, "rank1": 40.0}))
+    for i, seed in enumerate((1, 2)):  # the 12-epoch controls ran for two seeds only
+        runs.append(PointRun("default_e12", "default", 12, seed,
+                             {"control_aug": _m((50, 52)[i]), "control_none": _m(45), "gcl": _m((47, 50)[i])},
+                             {"silhouette_iou": 0.3, "rank1": 50.0}))
+    for seed in (1, 2, 3):
+        runs.append(PointRun("recon_only_e12", "recon_only", 12, seed, {"gcl": _m(51 + seed)}, None))
+    return runs
+
+
+def test_gains_are_paired_by_seed_with_the_controls_of_the_same_stage3_length():
+    rows = {r.point: r for r in dose_response_rows(_runs())}
+    assert list(rows) == ["default_e4", "recon_only_e4", "default_e12", "recon_only_e12"]
+    default = rows["default_e4"]
+    assert default.seeds == [1, 2, 3] and default.fidelity["silhouette_iou"].mean == pytest.approx(0.32)
+    assert default.fidelity["rank1"].std == pytest.approx(10.0) and default.means["gcl"].mean == pytest.approx(40.0)
+    vs_aug = default.gains[("gcl", "control_aug")]["mAP"]  # diffs -2, -1, -3
+    assert vs_aug.stat.mean == pytest.approx(-2.0) and vs_aug.stat.std == pytest.approx(1.0) and vs_aug.wins == 0
+    assert vs_aug.ci95 == pytest.approx((-2 - T975_2DF / 3 ** 0.5, -2 + T975_2DF / 3 ** 0.5))  # [-4.484, 0.484]
+    recon = rows["recon_only_e4"]
+    assert recon.gains[("gcl", "control_aug")]["mAP"].ci95 == pytest.approx((-7.48414, -2.51586), abs=1e-4)
+    vs_none = recon.gains[("gcl", "control_none")]["mAP"]  # diffs 5, 5, 8
+    assert vs_none.stat.mean == pytest.approx(6.0) and vs_none.stat.std == pytest.approx(3 ** 0.5)
+    assert vs_none.ci95 == pytest.approx((6 - T975_2DF, 6 + T975_2DF)) and vs_none.wins == 3
+    assert ("gcl_plus", "control_aug") not in recon.gains  # GCL+ did not run there
+    late = rows["recon_only_e12"].gains[("gcl", "control_aug")]["mAP"]  # seed 3 has no 12-epoch reference
+    assert late.stat.n == 2 and late.stat.mean == pytest.approx(((52 - 50) + (53 - 52)) / 2)
+    assert late.ci95 == pytest.approx((1.5 - T975_1DF * 0.5 ** 0.5 / 2 ** 0.5, 1.5 + T975_1DF * 0.5 ** 0.5 / 2 ** 0.5))
+    assert rows["recon_only_e12"].fidelity == {}
+    assert rows["default_e12"].gains[("gcl", "control_none")]["R1"].stat.mean == pytest.approx(3.5)
+
+
+def test_two_disagreeing_reference_runs_of_one_seed_are_refused():
+    runs = _runs() + [PointRun("other_e4", "other", 4, 1, {"control_aug": _m(99)}, None)]
+    with pytest.raises(ValueError, match="control_aug ran twice with 4 stage-3 epochs for seed 1"):
+        dose_response_rows(runs)
+
+
+def test_markdown_and_csv_carry_the_numbers():
+    rows = dose_response_rows(_runs())
+    md = markdown_table(rows)
+    assert "| recon_only_e4 | recon_only | 4 | 1, 2, 3 | 0.200 ± 0.000 | 40.0 ± 0.0 | 37.0 ± 2.6 | " \
+           "-5.0 [-7.5, -2.5] (0/3) | +6.0 [+1.7, +10.3] (3/3) | - | - |" in md
+    assert "| default_e4 | default | 4 | 1, 2, 3 | 0.320 ± 0.020 | 60.0 ± 10.0 | 40.0 ± 1.7 | " \
+           "-2.0 [-4.5, +0.5] (0/3)" in md
+    table = {r["point"]: r for r in csv.DictReader(io.StringIO(csv_table(rows)))}
+    rec = table["recon_only_e4"]
+    assert rec["n_seeds"] == "3" and rec["seeds"] == "1 2 3" and rec["gcl_mAP_mean"] == "37.0000"
+    assert rec["gcl_minus_control_aug_mAP_ci_low"] == "-7.4841"
+    assert rec["gcl_minus_control_aug_mAP_ci_high"] == "-2.5159"
+    assert rec["gcl_minus_control_none_mAP_wins"] == "3" and rec["gcl_plus_minus_control_aug_mAP_mean"] == ""
+    assert table["default_e4"]["gcl_plus_minus_control_aug_mAP_mean"] == "-0.6667"
+    assert table["default_e4"]["fidelity_silhouette_iou_std"] == "0.0200"
+
+
+def test_figure_is_a_png(tmp_path):
+    out = plot_dose_response(dose_response_rows(_runs()), tmp_path / "figure.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_novel_view_fidelity_leaves_the_reconstruction_angle_out():
+    fidelity = {"available": True, "per_angle": [
+        {"angle": 0, "silhouette_iou": 0.9, "rank1": 100.0}, {"angle": 90, "silhouette_iou": 0.3, "rank1": 50.0},
+        {"angle": 180, "silhouette_iou": 0.5, "rank1": 70.0}]}
+    assert novel_view_fidelity(fidelity) == pytest.approx({"silhouette_iou": 0.4, "rank1": 60.0})
+    assert novel_view_fidelity({"available": False, "reason": "no true views"}) is None
+
+
+def test_read_point_runs_reads_the_finished_copies_only(tmp_path):
+    def write(point, seed, methods, order, done=True):
+        folder = tmp_path / point / f"seed_{seed}"
+        for i, m in enumerate(methods):
+            (folder / m).mkdir(parents=True)
+            (folder / m / "metrics.json").write_text(json.dumps({"mAP": 30.0 + i, "R1": 40.0 + i, "mINP": 1.0}))
+        (folder / "pretrain").mkdir(parents=True)
+        (folder / "pretrain" / "view_fidelity.json").write_text(json.dumps(
+            {"available": True, "per_angle": [{"angle": 90, "silhouette_iou": 0.25, "rank1": 55.0}]}))
+        if done:
+            (folder / "run.json").write_text(json.dumps({"point": point, "budget": point.rsplit("_e", 1)[0],
+                                                         "stage3_epochs": 4, "seed": seed, "methods": methods,
+                                                         "order": order}))
+
+    write("recon_only_e4", 1, ["gcl"], order=1)
+    write("default_e4", 1, ["control_aug", "gcl"], order=0)
+    write("default_e4", 2, ["control_aug", "gcl"], order=0, done=False)  # killed before its copy finished
+    runs = read_point_runs(tmp_path)
+    assert [(r.point, r.seed) for r in runs] == [("default_e4", 1), ("recon_only_e4", 1)]
+    assert runs[0].metrics == {"control_aug": {"mAP": 30.0, "R1": 40.0}, "gcl": {"mAP": 31.0, "R1": 41.0}}
+    assert runs[1].fidelity == {"silhouette_iou": 0.25, "rank1": 55.0} and runs[1].budget == "recon_only"
