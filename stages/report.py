@@ -11,6 +11,7 @@ import sys
 from genreid.config import GenreidConfig
 from genreid.layout import RESULTS
 from genreid.pipeline.recorded_params import check_recorded_params
+from genreid.report.regime import regime_lines
 from genreid.report.report import build_report
 from genreid.report.targets import load_targets
 from genreid.stage import require_params_unchanged, run_stage, stage_parser
@@ -20,7 +21,7 @@ def main(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     check_recorded_params(under=f"{RESULTS.as_posix()}/")  # no run of mixed settings is reported
     require_params_unchanged(args)
     out = build_report(RESULTS, list(cfg.datasets), load_targets(cfg.report.targets), cfg.report.tolerance,
-                       cfg.report.targets)
+                       cfg.report.targets, regime_lines(cfg))
     for row in out.rows:
         stats = ", ".join(f"{m} {s.format()}" for m, s in row.stats.items())
         print(f"{row.dataset:>10} {row.method:>12} seeds={len(row.seeds)} {stats} [{row.status}]")

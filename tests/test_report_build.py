@@ -162,3 +162,16 @@ def test_last_pseudo_label_ari_is_archived_per_seed_and_reported(tmp_path):
     readme = out.readme.read_text()
     assert "| market1501 | baseline | 2 | 1: 0.340, 2: 0.310 | 0.310 |" in readme
     assert "| market1501 | gcl |" not in readme.split("## Pseudo-label quality")[1].split("##")[0]
+
+
+def test_the_synthreid_regime_paragraph_states_the_scale_against_the_papers():
+    from genreid.config import load_config
+    from genreid.report.regime import regime_lines
+
+    text = regime_lines(load_config(ROOT / "params" / "synthetic_cpu.yaml"))[0]
+    for part in ("64x32 images (papers 256x128)", "E_id a ResNet-18 from scratch, 128-d features",
+                 "(papers: ResNet-50 from ImageNet, 512-d features)", "stage 2 27 epochs, the first 988 iterations",
+                 "(papers 40, every loss from the start)", "stage 3 4 epochs (papers 20)", "`landmarks` estimator",
+                 "verdicts below hold for this regime"):
+        assert part in text, part
+    assert regime_lines(load_config(ROOT / "params" / "market1501.yaml")) == []  # real data: no paragraph

@@ -102,16 +102,15 @@ def test_fingerprint_ignores_seed_and_runtime_only():
 
 def test_fingerprint_separates_code_versions(monkeypatch):
     """Other SynthReID bytes or another seed scheme is another settings group, with equal params."""
-    import genreid.synth.generator as generator
-    import genreid.utils.seeding as seeding
+    from genreid.utils import versions
 
     params = {"seed": 1, "train": {"epochs": 4}}
     fp = config_fingerprint(params)
-    monkeypatch.setattr(generator, "GENERATOR_VERSION", generator.GENERATOR_VERSION + 1)
+    monkeypatch.setattr(versions, "SYNTHREID_GENERATOR_VERSION", versions.SYNTHREID_GENERATOR_VERSION + 1)
     assert config_fingerprint(params) != fp
     monkeypatch.undo()
     assert config_fingerprint(params) == fp
-    monkeypatch.setattr(seeding, "STREAM_SCHEME_VERSION", seeding.STREAM_SCHEME_VERSION + 1)
+    monkeypatch.setattr(versions, "STREAM_SCHEME_VERSION", versions.STREAM_SCHEME_VERSION + 1)
     assert config_fingerprint(params) != fp
 
 

@@ -27,8 +27,9 @@ class ReportOutputs:
 
 
 def build_report(results_dir: str | os.PathLike, datasets: list[str], registry: TargetRegistry, tolerance: float,
-                 targets_path: str = "genreid/report/targets.yaml") -> ReportOutputs:
-    """Aggregate seeds per (dataset, method), compare with the registry, write table, CSV and figures."""
+                 targets_path: str = "genreid/report/targets.yaml", preamble: list[str] | None = None) -> ReportOutputs:
+    """Aggregate seeds per (dataset, method), compare with the registry, write table, CSV and figures;
+    ``preamble`` (markdown lines, e.g. :func:`genreid.report.regime.regime_lines`) opens the README."""
     results = Path(results_dir)
     collected = [load_collected(results, ds) for ds in datasets]
     rows = [build_row(c.dataset, m.method, c.setting, m.runs, registry.lookup(m.method, c.dataset, c.setting),
@@ -39,7 +40,7 @@ def build_report(results_dir: str | os.PathLike, datasets: list[str], registry: 
     summary = write_text(results / "summary.csv", csv_text(rows))
     write_json(results / "metrics.json", headline_metrics(rows))
     readme = write_text(results / "README.md", render_readme(rows, results, collected, figures, tolerance,
-                                                             targets_path))
+                                                             targets_path, preamble or []))
     return ReportOutputs(rows=rows, readme=readme, summary_csv=summary, figures=figures)
 
 
@@ -95,7 +96,7 @@ def fidelity_dataset(collected: list[CollectedDataset]) -> str | None:
 
 
 def render_readme(rows: list[ResultRow], results: Path, collected: list[CollectedDataset],
-                  figures: dict[str, Path], tolerance: float, targets_path: str) -> str:
+                  figures: dict[str, Path], tolerance: float, targets_path: str, preamble: list[str]) -> str:
     seeds = sorted({s for r in rows for s in r.seeds})
     prints = sorted({c.fingerprint for c in collected})
     lines = [
@@ -104,6 +105,8 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
         "Written by the `report` stage of `dvc repro`; do not edit by hand. Metrics in percent on the",
         "test split (query/gallery), mean ± sample std over seeds when several ran with the same settings",
         "(README.md at the repository root, \"Experiments\", says how to add seeds).",
+        "",
+        *preamble,
         f"Settings fingerprint {', '.join(f'`{p}`' for p in prints)} (every param except seed, runtime and "
         f"report); {len(seeds)} seed(s) archived with these settings: {', '.join(map(str, seeds))}.",
         "",

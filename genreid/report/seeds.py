@@ -47,10 +47,9 @@ def code_versions() -> dict[str, int]:
     """Versions of the code that decides what a run measures without any param saying so: the
     SynthReID generator (its bytes) and the seed scheme (every random stream). A new version starts
     a new settings group, so runs on other data or streams never average together."""
-    from genreid.synth.generator import GENERATOR_VERSION
-    from genreid.utils.seeding import STREAM_SCHEME_VERSION
+    from genreid.utils import versions
 
-    return {"synthreid_generator": GENERATOR_VERSION, "seed_scheme": STREAM_SCHEME_VERSION}
+    return {"synthreid_generator": versions.SYNTHREID_GENERATOR_VERSION, "seed_scheme": versions.STREAM_SCHEME_VERSION}
 
 
 @dataclass(frozen=True)

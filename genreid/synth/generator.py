@@ -37,11 +37,12 @@ from genreid.synth.scene import CameraLook, background_crop, camera_effects, dra
 from genreid.utils import exactmath
 from genreid.utils.atomic import write_bytes, write_json
 from genreid.utils.faults import fault_point
+from genreid.utils.versions import SYNTHREID_GENERATOR_VERSION
 
 log = logging.getLogger(__name__)
 # 2: every pixel and ground-truth value from float64 numpy maths in a fixed order (genreid.render.exact),
 #    the same bytes on every machine; 1: torch/PyTorch3D rendering (bytes depended on the CPU)
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = SYNTHREID_GENERATOR_VERSION
 _BOX_FACES = box_mesh(np.zeros(3), np.ones(3))[1]
 
 

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # Each entry: the generator's settings (``summary.json``'s ``params`` plus ``generator_version``),
 # the content hash of the folder it writes (``genreid.synth.generator.content_hash``) and the
 # encoder that made it. Regenerate with `python -m genreid.synth.reference` after a deliberate
-# change of the generator (and bump GENERATOR_VERSION).
+# change of the generator (and bump SYNTHREID_GENERATOR_VERSION in genreid/utils/versions.py).
 _DEFAULT = {"generator_version": 2, "seed": 0, "num_train_ids": 64, "num_test_ids": 64, "num_cameras": 6,
             "cameras_per_id": 4, "images_per_camera": 3, "num_distractors": 20, "height": 128,
             "body_model": "procedural", "occlusion_prob": 0.2, "blur_max": 1.0, "colour_cast": 0.1, "palette_size": 8}

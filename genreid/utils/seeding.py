@@ -39,9 +39,7 @@ import sys
 
 import numpy as np
 
-# The version of the scheme below; results of runs with different versions never share a settings
-# group (genreid.report.seeds.code_versions).
-STREAM_SCHEME_VERSION = 1
+from genreid.utils.versions import STREAM_SCHEME_VERSION
 
 
 def stream_seed(seed: int, stage: str, epoch: int, purpose: str, rank: int = 0) -> int:
