@@ -29,11 +29,13 @@ from genreid.config.sections.gan import TrainConfig
 from genreid.engine import dist
 from genreid.engine.amp import AmpContext
 from genreid.engine.batches import batch_loader, cap_batches, epoch_batches
+from genreid.engine.context import StepEnv
 from genreid.engine.evaluate import extract_all
 from genreid.engine.guards import assert_finite, host_values
 from genreid.engine.hooks import Validation
 from genreid.engine.outputs import write_selected_encoder
 from genreid.engine.selection import Selection
+from genreid.engine.setup import TrainingRun
 from genreid.engine.trainer import Trainer, TrainStep
 from genreid.errors import TrainingDiverged
 from genreid.gan.nets import GanNets
@@ -65,6 +67,12 @@ class StepInputs:
     num_workers: int = 0
     true_views_dir: Path | None = None  # SynthReID's true novel views (data/true_views/<ds>; oracle_views reads them)
 
+    @property
+    def env(self) -> StepEnv:
+        """The run facts the engine's shared writers read."""
+        return StepEnv(info=self.info, amp=self.amp, seed=self.seed, model_dir=Path(self.model_dir),
+                       results_dir=Path(self.results_dir), num_workers=self.num_workers)
+
 
 class ContrastiveMethod(TrainStep):
     """The memory, clustering, batches and outputs every stage-3 method shares; the contrastive-only
@@ -79,6 +87,19 @@ class ContrastiveMethod(TrainStep):
         self.info, self.amp = inputs.info, inputs.amp
         self.memory = InstanceMemory(len(inputs.dataset), inputs.nets.id_encoder.embedding_dim).to(inputs.info.device)
         self.labels = EpochLabels()
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, run: TrainingRun, nets: GanNets | EncoderNets, opts: Optimisers, *,
+                    store: RenderStore | None = None, validation: Validation | None = None,
+                    true_views_dir: str | Path | None = None) -> ContrastiveMethod:
+        """The method on ``run``'s training split, with its networks, optimisers and (generative methods)
+        the mesh renders; ``true_views_dir``: SynthReID's true novel views (oracle_views reads them)."""
+        df, env = run.train_df, run.env
+        return cls(cfg, StepInputs(nets=nets, opts=opts, dataset=run.train_set, info=env.info, amp=env.amp,
+                                   seed=env.seed, store=store, camids=df["camid"].to_numpy(),
+                                   true_ids=df["pid"].to_numpy(), validation=validation, model_dir=env.model_dir,
+                                   results_dir=env.results_dir, num_workers=env.num_workers,
+                                   true_views_dir=Path(true_views_dir) if true_views_dir else None))
 
     # -- the hooks a method overrides ------------------------------------------------------------
 
@@ -209,6 +230,5 @@ class ContrastiveMethod(TrainStep):
         return self.labels.record()
 
     def finish(self, trainer: Trainer, selection: Selection) -> dict[str, Any]:
-        return write_selected_encoder(trainer, selection, self.nets.id_encoder, self.name, seed=self.seed,
-                                      batch_size=self.cfg.batch_size, model_dir=self.inputs.model_dir,
-                                      results_dir=self.inputs.results_dir)
+        return write_selected_encoder(trainer, selection, self.nets.id_encoder, self.inputs.env, method=self.name,
+                                      batch_size=self.cfg.batch_size)

@@ -11,11 +11,12 @@ import torch
 from genreid.config.schema import RuntimeConfig
 from genreid.config.sections.evaluation import EvalConfig
 from genreid.config.sections.gan import ControlAugConfig, TrainConfig
+from genreid.engine.context import RunContext
 from genreid.joint.arms.control_aug import ControlAug
 from genreid.joint.arms.control_none import ControlNone
 from genreid.joint.augment import augment, augmented_view, draw_augmentation, pad_pixels
 from genreid.joint.iteration import EncoderNets, build_optimisers
-from genreid.joint.run import train_joint
+from genreid.joint.run import JointInputs, train_joint
 from genreid.losses.view_invariant import view_invariant_loss
 from genreid.memory.instance_memory import InstanceMemory
 from genreid.models.id_encoder import build_encoder, load_encoder
@@ -26,9 +27,10 @@ CONTROLS = ["control_aug", "control_none"]
 
 def _run(toy, out, cfg, method, **kw):
     """No generator.pt and no renders exist at these paths: a control must never open them."""
-    return train_joint(toy["df"], toy["val_df"], out / "no_renders", toy["encoder"], out / "missing_generator.pt",
-                       cfg, method, RuntimeConfig(device="cpu"), seed=1, height=toy["height"], width=toy["width"],
-                       model_dir=out / "models", results_dir=out / "results", **kw)
+    inputs = JointInputs(encoder=toy["encoder"], generator=out / "missing_generator.pt", renders=out / "no_renders")
+    ctx = RunContext(seed=1, height=toy["height"], width=toy["width"], model_dir=out / "models",
+                     results_dir=out / "results", runtime=RuntimeConfig(device="cpu"), **kw)
+    return train_joint(toy["df"], toy["val_df"], inputs, cfg, method, ctx)
 
 
 @pytest.mark.parametrize("method", CONTROLS)
