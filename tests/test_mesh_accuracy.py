@@ -74,12 +74,12 @@ def test_silhouette_iou():
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     """A tiny SynthReID at the real size (128 x 64): 12 training crops with their ground truth."""
-    from genreid.data.prepare import prepare_dataset
+    from genreid.data.prepare import PrepareOptions, prepare_dataset
 
     out = tmp_path_factory.mktemp("synth") / "prepared" / "synthetic"
     prepare_dataset("synthetic", {"seed": 0, "num_train_ids": 3, "num_test_ids": 2, "cameras_per_id": 2,
                                   "images_per_camera": 2, "num_distractors": 0, "height": 128, "num_cameras": 2},
-                    out, val_fraction=0.0, progress=False)
+                    out, PrepareOptions(val_fraction=0.0, progress=False))
     return out
 
 

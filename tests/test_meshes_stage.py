@@ -113,12 +113,12 @@ def test_interrupted_stage_resumes_without_redoing_work(tmp_path, make_random_pr
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     """A tiny real SynthReID (12 train images at 64x32) with its ground truth and person masks."""
-    from genreid.data.prepare import prepare_dataset
+    from genreid.data.prepare import PrepareOptions, prepare_dataset
 
     out = tmp_path_factory.mktemp("synth") / "data" / "prepared" / "synthetic"
     prepare_dataset("synthetic", {"seed": 0, "num_train_ids": 3, "num_test_ids": 2, "cameras_per_id": 2,
                                   "images_per_camera": 2, "num_distractors": 0, "height": 64, "num_cameras": 2},
-                    out, val_fraction=0.0, progress=False)
+                    out, PrepareOptions(val_fraction=0.0, progress=False))
     return out
 
 
