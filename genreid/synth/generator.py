@@ -29,6 +29,7 @@ import numpy as np
 
 from genreid.body.exact import load_exact_body
 from genreid.render.exact import render_person
+from genreid.render.lighting import Lighting
 from genreid.synth.accessories import attach, bag_box, box_mesh
 from genreid.synth.appearance import ATTRIBUTE_NAMES, BAGS, Identity, body_regions, sample_identity, vertex_colours
 from genreid.synth.ground_truth import write_npz_deterministic
@@ -138,7 +139,7 @@ class _Renderer:
             if turn:
                 verts = turn_about_vertical(verts, turn, posed.joints[k][0])
             rgb, alpha = render_person(verts, faces, colours, cams[k].astype(np.float64), h, w,
-                                       light_dir=lk.light_dir, ambient=lk.ambient, diffuse=lk.diffuse)
+                                       Lighting(lk.light_dir, ambient=lk.ambient, diffuse=lk.diffuse))
             background = background_crop(lk, r, h, w).astype(np.float64)
             scene = rgb + background * (1.0 - alpha)[..., None]
             person = alpha >= 0.5
