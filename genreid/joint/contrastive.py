@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genreid.cluster.pseudo_labels import cluster_features
+from genreid.cluster.pseudo_labels import ClusterSettings, cluster_features
 from genreid.config.sections.cluster import ClusterConfig
 from genreid.config.sections.gan import TrainConfig
 from genreid.engine import dist
@@ -40,7 +40,7 @@ from genreid.engine.trainer import Trainer, TrainStep
 from genreid.errors import TrainingDiverged
 from genreid.gan.nets import GanNets
 from genreid.joint.iteration import DIVERGED_FIX, EncoderNets, Optimisers
-from genreid.losses.view_invariant import view_invariant_loss
+from genreid.losses.view_invariant import ViewInvariantSettings, view_invariant_loss
 from genreid.memory.instance_memory import InstanceMemory
 from genreid.memory.labels import EpochLabels
 from genreid.meshes.store import RenderStore
@@ -108,6 +108,13 @@ class ContrastiveMethod(TrainStep):
         return getattr(self.cfg, self.clustering_section).cluster
 
     @property
+    def loss_settings(self) -> ViewInvariantSettings:
+        """The view-invariant loss's keys of ``train``."""
+        c = self.cfg
+        return ViewInvariantSettings(c.num_negatives, c.memory_temperature, c.term3_negatives,
+                                     c.positive_includes_self)
+
+    @property
     def cluster_key(self) -> str:
         """Where the clustering's keys live (for error messages)."""
         return f"train.{self.clustering_section}.cluster"
@@ -164,8 +171,8 @@ class ContrastiveMethod(TrainStep):
     def _pseudo_labels(self, epoch: int) -> tuple[np.ndarray, dict[str, Any]]:
         c, key = self.cluster, self.cluster_key
         eps, rho = c.eps_and_rho()
-        labels, quality = cluster_features(self.memory.features.cpu(), eps=eps, rho=rho, min_samples=c.min_samples,
-                                           k1=c.k1, k2=c.k2, true_ids=self.inputs.true_ids,
+        settings = ClusterSettings(eps=eps, rho=rho, min_samples=c.min_samples, k1=c.k1, k2=c.k2)
+        labels, quality = cluster_features(self.memory.features.cpu(), settings, true_ids=self.inputs.true_ids,
                                            camids=self.inputs.camids if c.camera_norm else None)
         clustered, batch = int((labels >= 0).sum()), self.cfg.batch_size
         if len(labels) < batch:
@@ -213,8 +220,7 @@ class ContrastiveMethod(TrainStep):
             f_pos = None if positive is None else id_encoder(amp.input(positive))[1]
         self.opts.id.zero_grad(set_to_none=True)
         with amp.autocast():
-            vi, parts = view_invariant_loss(f, f_pos, idx, memory, cfg.num_negatives, cfg.memory_temperature,
-                                            cfg.term3_negatives, cfg.positive_includes_self)
+            vi, parts = view_invariant_loss(f, f_pos, idx, memory, self.loss_settings)
             loss = cfg.vi_weight * vi
         parts = host_values({**parts, "vi": vi.detach(), "total": loss.detach()})
         assert_finite(parts, where, DIVERGED_FIX, info)

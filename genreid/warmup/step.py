@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genreid.cluster import cluster_features
+from genreid.cluster import ClusterSettings, cluster_features
 from genreid.config.sections.warmup import WarmupConfig
 from genreid.engine import dist
 from genreid.engine.batches import batch_loader
@@ -84,8 +84,8 @@ class WarmupStep(TrainStep):
         feats = extract_all(self.encoder, self.dataset, self.info, self.cfg.extract_batch_size, self.env.num_workers,
                             f"at the start of warm-up epoch {epoch}", DIVERGED_FIX)
         eps, rho = c.eps_and_rho()
-        labels, quality = cluster_features(feats.features, eps=eps, rho=rho, min_samples=c.min_samples, k1=c.k1,
-                                           k2=c.k2, true_ids=self.true_ids,
+        settings = ClusterSettings(eps=eps, rho=rho, min_samples=c.min_samples, k1=c.k1, k2=c.k2)
+        labels, quality = cluster_features(feats.features, settings, true_ids=self.true_ids,
                                            camids=self.camids if c.camera_norm else None)
         labels = dist.broadcast_array(labels, self.info)
         if quality["num_clusters"] == 0:
