@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from genreid.data.loader import ImageDataset
-from genreid.data.testing import make_market_tree
+from genreid.data.testing import TreeShape, make_market_tree
 from genreid.data.verify import check_images
 
 
 @pytest.fixture(scope="module")
 def market_images(tmp_path_factory):
-    tree = make_market_tree(tmp_path_factory.mktemp("bench"), train_ids=20, test_ids=0, cams_per_id=5,
-                            per_cam=4, junk=0, distractors=0, size=(128, 64))
+    shape = TreeShape(train_ids=20, test_ids=0, cams_per_id=5, per_cam=4, size=(128, 64))
+    tree = make_market_tree(tmp_path_factory.mktemp("bench"), shape, junk=0, distractors=0)
     return sorted(str(p) for p in (tree.root / "bounding_box_train").glob("*.jpg"))
 
 

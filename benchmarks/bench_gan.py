@@ -21,7 +21,7 @@ from genreid.joint.contrastive import StepInputs
 from genreid.joint.iteration import JointBatch, Optimisers
 from genreid.models.generator import build_generator
 from genreid.models.id_encoder import build_encoder
-from genreid.pretrain.step import pretrain_iteration
+from genreid.pretrain.step import GanOptimisers, ViewBatch, pretrain_iteration
 from genreid.registry import method_spec
 
 PARAMS = Path(__file__).resolve().parents[1] / "params" / "synthetic_cpu.yaml"
@@ -58,7 +58,8 @@ def test_pretrain_iteration(benchmark, setup, recon_only):
     amp = AmpContext(torch.device("cpu"))
 
     def step():
-        pretrain_iteration(nets, opt_g, opt_d, amp, x, m0, mt, weights, DistInfo(), "bench", recon_only)
+        pretrain_iteration(nets, GanOptimisers(opt_g, opt_d), amp, ViewBatch(x, m0, mt), weights, DistInfo(), "bench",
+                           recon_only)
 
     benchmark.pedantic(step, rounds=8 if recon_only else 5, iterations=1, warmup_rounds=1)
     _report(benchmark, x.shape[0])

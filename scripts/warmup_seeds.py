@@ -51,6 +51,7 @@ def main() -> None:
 
     from genreid.config import load_config
     from genreid.data.manifest import load_prepared
+    from genreid.engine.context import RunContext
     from genreid.models.id_encoder import build_encoder, load_encoder
     from genreid.stage import apply_runtime
     from genreid.utils.device import resolve_device
@@ -70,8 +71,9 @@ def main() -> None:
         untrained = build_encoder(**encoder_kwargs(cfg.model, cfg.warmup.pooling)).to(device)
         before = test_metrics(untrained, frames, h, w, device)
         t0, c0 = time.perf_counter(), _cpu_seconds()
-        summary = train_warmup(frames["train"], frames["val"], cfg.warmup, cfg.model, cfg.runtime, seed=seed, height=h,
-                               width=w, model_dir=out / "models", results_dir=out / "results", device=device)
+        ctx = RunContext(seed=seed, height=h, width=w, model_dir=out / "models", results_dir=out / "results",
+                         runtime=cfg.runtime, device=device)
+        summary = train_warmup(frames["train"], frames["val"], cfg.warmup, cfg.model, ctx)
         wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
         model, extra = load_encoder(out / "models" / "encoder.pt", map_location=device)
         after = test_metrics(model, frames, h, w, device)

@@ -25,7 +25,7 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     from genreid.meshes.estimators import EstimatorFiles, LandmarkOptions, OracleEstimator, make_estimator
     from genreid.meshes.export import export_authors_layout
     from genreid.meshes.fit import FitSettings
-    from genreid.meshes.stage import run_meshes
+    from genreid.meshes.stage import MeshSource, RenderChecks, RenderOptions, run_meshes
     from genreid.utils.atomic import write_json
     from genreid.utils.device import resolve_device
     from genreid.utils.provenance import run_record, timestamp
@@ -48,9 +48,10 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     if isinstance(estimator, OracleEstimator) and estimator.has_masks:
         def masks(paths: list[str]):
             return estimator.masks(paths, cfg.data.height, cfg.data.width)
-    report = run_meshes(tables, prepared, out_dir, results, estimator, body_model, m.body_model, m.angles,
-                        cfg.data.height, cfg.data.width, m.batch_size, m.splits, m.overlay_samples, cfg.seed,
-                        device, masks=masks)
+    source = MeshSource(estimator, body_model, m.body_model)
+    options = RenderOptions(m.angles, cfg.data.height, cfg.data.width, m.batch_size, device)
+    report = run_meshes(tables, prepared, out_dir, source, options,  # tables: the splits of m.splits, in order
+                        RenderChecks(results, m.overlay_samples, cfg.seed, masks))
     if m.export_dir:
         export_authors_layout(out_dir, list(m.splits), paths.authors_export(m.export_dir))
     seconds = write_accuracy(cfg, ds, files, estimator, body_model, tables, device)

@@ -15,14 +15,14 @@ from genreid.stage import run_stage, stage_parser
 
 
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
-    from genreid.data.prepare import prepare_dataset
+    from genreid.data.prepare import PrepareOptions, prepare_dataset
 
     ds = args.dataset
     source = getattr(cfg.data, ds).model_dump()
     out_dir = layout(cfg.data.root, ds).prepared
-    prepare_dataset(ds, source, out_dir, val_fraction=cfg.data.val_fraction, val_seed=cfg.data.val_seed,
-                    verify=cfg.data.verify, expected_counts=cfg.data.expected_counts,
-                    max_bad_images=cfg.data.max_bad_images)
+    options = PrepareOptions(val_fraction=cfg.data.val_fraction, val_seed=cfg.data.val_seed, verify=cfg.data.verify,
+                             expected_counts=cfg.data.expected_counts, max_bad_images=cfg.data.max_bad_images)
+    prepare_dataset(ds, source, out_dir, options)
     return out_dir
 
 

@@ -22,16 +22,17 @@ from genreid.stage import run_stage, stage_parser
 
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     from genreid.data.manifest import load_prepared
+    from genreid.engine.context import RunContext
     from genreid.pretrain.run import pretrain_generator
     from genreid.utils.device import resolve_device
 
     files = layout(cfg.data.root, args.dataset)
     confirm_kept_for(files.checkpoints(PRETRAIN_RUN), cfg.model_dump(mode="json"))
     train_df = load_prepared(files.prepared, splits=("train",))["train"]
-    pretrain_generator(train_df, files.meshes, files.encoder(BASELINE_RUN), cfg.pretrain, cfg.model.generator,
-                       cfg.runtime, seed=cfg.seed, height=cfg.data.height, width=cfg.data.width,
-                       model_dir=files.model_dir(PRETRAIN_RUN), results_dir=files.results_dir(PRETRAIN_RUN),
-                       device=resolve_device(cfg.runtime.device))
+    ctx = RunContext(seed=cfg.seed, height=cfg.data.height, width=cfg.data.width,
+                     model_dir=files.model_dir(PRETRAIN_RUN), results_dir=files.results_dir(PRETRAIN_RUN),
+                     runtime=cfg.runtime, device=resolve_device(cfg.runtime.device))
+    pretrain_generator(train_df, files.meshes, files.encoder(BASELINE_RUN), cfg.pretrain, cfg.model.generator, ctx)
     return files.train_log(PRETRAIN_RUN)
 
 

@@ -23,6 +23,7 @@ from genreid.stage import run_stage, stage_parser
 
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     from genreid.data.manifest import load_prepared
+    from genreid.engine.context import RunContext
     from genreid.source.run import train_source
     from genreid.utils.device import resolve_device
     from genreid.warmup.run import encoder_kwargs
@@ -35,10 +36,10 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     confirm_kept_for(files.checkpoints(SOURCE_RUN), cfg.model_dump(mode="json"))
     tables = load_prepared(files.prepared, splits=("train", "val"))
     # the warm-up's pooling, so that its strict load of this encoder finds the same modules
-    train_source(tables["train"], tables["val"], cfg.source, encoder_kwargs(cfg.model, cfg.warmup.pooling),
-                 cfg.runtime, seed=cfg.seed, height=cfg.data.height, width=cfg.data.width,
-                 model_dir=files.model_dir(SOURCE_RUN), results_dir=files.results_dir(SOURCE_RUN),
-                 device=resolve_device(cfg.runtime.device))
+    ctx = RunContext(seed=cfg.seed, height=cfg.data.height, width=cfg.data.width,
+                     model_dir=files.model_dir(SOURCE_RUN), results_dir=files.results_dir(SOURCE_RUN),
+                     runtime=cfg.runtime, device=resolve_device(cfg.runtime.device))
+    train_source(tables["train"], tables["val"], cfg.source, encoder_kwargs(cfg.model, cfg.warmup.pooling), ctx)
     return files.train_log(SOURCE_RUN)
 
 

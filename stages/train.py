@@ -25,16 +25,19 @@ from genreid.stage import run_stage, stage_parser
 
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     from genreid.data.manifest import load_prepared
-    from genreid.joint.run import train_joint
+    from genreid.engine.context import RunContext
+    from genreid.joint.run import JointInputs, train_joint
     from genreid.utils.device import resolve_device
 
     files, method = layout(cfg.data.root, args.dataset), args.method
     confirm_kept_for(files.checkpoints(method), cfg.model_dump(mode="json"))
     tables = load_prepared(files.prepared, splits=("train", "val"))
-    train_joint(tables["train"], tables["val"], files.meshes, files.encoder(BASELINE_RUN), files.generator,
-                cfg.train, method, cfg.runtime, seed=cfg.seed, height=cfg.data.height, width=cfg.data.width,
-                model_dir=files.model_dir(method), results_dir=files.results_dir(method),
-                device=resolve_device(cfg.runtime.device), true_views_dir=files.true_views)
+    ctx = RunContext(seed=cfg.seed, height=cfg.data.height, width=cfg.data.width,
+                     model_dir=files.model_dir(method), results_dir=files.results_dir(method),
+                     runtime=cfg.runtime, device=resolve_device(cfg.runtime.device))
+    inputs = JointInputs(encoder=files.encoder(BASELINE_RUN), generator=files.generator, renders=files.meshes,
+                         true_views=files.true_views)
+    train_joint(tables["train"], tables["val"], inputs, cfg.train, method, ctx)
     return files.train_log(method)
 
 

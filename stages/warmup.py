@@ -27,6 +27,7 @@ from genreid.stage import run_stage, stage_parser
 
 def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
     from genreid.data.manifest import load_prepared
+    from genreid.engine.context import RunContext
     from genreid.utils.device import resolve_device
     from genreid.warmup.imported import use_imported_encoder
     from genreid.warmup.run import train_warmup
@@ -43,10 +44,10 @@ def body(cfg: GenreidConfig, args: argparse.Namespace) -> Path:
                           f"run the source pre-training first: `dvc repro source@{src}`")
     confirm_kept_for(files.checkpoints(BASELINE_RUN), cfg.model_dump(mode="json"))
     tables = load_prepared(files.prepared, splits=("train", "val"))
-    train_warmup(tables["train"], tables["val"], cfg.warmup, cfg.model, cfg.runtime, seed=cfg.seed,
-                 height=cfg.data.height, width=cfg.data.width, model_dir=files.model_dir(BASELINE_RUN),
-                 results_dir=files.results_dir(BASELINE_RUN), device=resolve_device(cfg.runtime.device),
-                 init_encoder=init)
+    ctx = RunContext(seed=cfg.seed, height=cfg.data.height, width=cfg.data.width,
+                     model_dir=files.model_dir(BASELINE_RUN), results_dir=files.results_dir(BASELINE_RUN),
+                     runtime=cfg.runtime, device=resolve_device(cfg.runtime.device))
+    train_warmup(tables["train"], tables["val"], cfg.warmup, cfg.model, ctx, init_encoder=init)
     return files.train_log(BASELINE_RUN)
 
 

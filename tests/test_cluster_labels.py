@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from genreid.cluster import cluster_features, jaccard_distance, label_quality
+from genreid.cluster import ClusterSettings, cluster_features, jaccard_distance, label_quality
 from genreid.cluster.pseudo_labels import camera_centred, rho_eps
 from genreid.cluster.quality import outliers_as_singletons
 
@@ -34,7 +34,7 @@ def test_rho_eps_matches_the_authors_formula():
 
 def test_separated_blobs_are_recovered_with_fixed_eps():
     x, ids = _blobs(per=12, centres=5, d=32, spread=0.15, seed=1)
-    labels, q = cluster_features(x, eps=0.6, min_samples=4, k1=10, k2=4, true_ids=ids)
+    labels, q = cluster_features(x, ClusterSettings(eps=0.6, min_samples=4, k1=10, k2=4), true_ids=ids)
     assert labels.dtype == np.int64 and labels.shape == ids.shape
     assert q["num_clusters"] == 5 and q["num_outliers"] == 0 and q["outlier_ratio"] == 0.0
     assert q["nmi"] == pytest.approx(1.0) and q["ari"] == pytest.approx(1.0)
@@ -44,8 +44,8 @@ def test_separated_blobs_are_recovered_with_fixed_eps():
 def test_rho_rule_and_precomputed_input_agree_with_features():
     x, ids = _blobs(per=10, centres=6, d=24, spread=0.2, seed=2)
     dist = jaccard_distance(x, k1=10, k2=4)
-    lab_f, q_f = cluster_features(torch.from_numpy(x), rho=0.05, min_samples=4, k1=10, k2=4)
-    lab_d, q_d = cluster_features(dist, rho=0.05, min_samples=4)
+    lab_f, q_f = cluster_features(torch.from_numpy(x), ClusterSettings(rho=0.05, min_samples=4, k1=10, k2=4))
+    lab_d, q_d = cluster_features(dist, ClusterSettings(rho=0.05, min_samples=4))
     np.testing.assert_array_equal(lab_f, lab_d)
     assert q_f["eps"] == pytest.approx(rho_eps(dist, 0.05)) and q_f["eps_rule"] == "rho=0.05"
     assert q_f["nmi"] is None and q_f["num_clusters"] >= 1
@@ -56,7 +56,7 @@ def test_outliers_are_minus_one_and_counted():
     dist = np.where(ids[:, None] == ids[None, :], 0.2, 1.0).astype(np.float32)
     np.fill_diagonal(dist, 0.0)
     dist[30, :10] = dist[:10, 30] = 0.5  # a true singleton within eps of cluster 0: absorbed
-    labels, q = cluster_features(dist, eps=0.6, min_samples=4, true_ids=ids)
+    labels, q = cluster_features(dist, ClusterSettings(eps=0.6, min_samples=4), true_ids=ids)
     assert (labels[31:] == -1).all() and (labels[:31] >= 0).all() and labels[30] == labels[0]
     assert q["num_outliers"] == 2 and q["outlier_ratio"] == pytest.approx(2 / 33)
     assert q["num_clusters"] == 3 and q["largest_cluster"] == 11
@@ -65,12 +65,12 @@ def test_outliers_are_minus_one_and_counted():
 
 def test_zero_clusters_and_one_giant_cluster_do_not_crash():
     x, ids = _blobs(per=3, centres=4, d=8, spread=0.1, seed=5)
-    labels, q = cluster_features(x, eps=0.6, min_samples=50, k1=5, k2=2, true_ids=ids)
+    labels, q = cluster_features(x, ClusterSettings(eps=0.6, min_samples=50, k1=5, k2=2), true_ids=ids)
     assert (labels == -1).all() and q["num_clusters"] == 0 and q["outlier_ratio"] == 1.0
     assert q["largest_cluster"] == 0 and q["nmi"] is not None
     flat = np.full((20, 20), 0.1, dtype=np.float32)
     np.fill_diagonal(flat, 0.0)
-    labels, q = cluster_features(flat, eps=0.5, min_samples=4)
+    labels, q = cluster_features(flat, ClusterSettings(eps=0.5, min_samples=4))
     assert (labels == 0).all() and q["num_clusters"] == 1 and q["largest_cluster"] == 20
 
 
@@ -98,8 +98,9 @@ def test_camera_centring_turns_camera_clusters_into_identity_clusters():
     ids, camids = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
     x = ident[ids] + cam[camids] + 0.1 * rng.normal(size=(40, 16))
     x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-    _, by_camera = cluster_features(x, eps=0.6, min_samples=4, k1=25, k2=3, true_ids=ids)
-    labels, by_id = cluster_features(x, eps=0.6, min_samples=4, k1=25, k2=3, true_ids=ids, camids=camids)
+    settings = ClusterSettings(eps=0.6, min_samples=4, k1=25, k2=3)
+    _, by_camera = cluster_features(x, settings, true_ids=ids)
+    labels, by_id = cluster_features(x, settings, true_ids=ids, camids=camids)
     assert by_camera["num_clusters"] == 2 and by_camera["ari"] < 0.1  # one cluster per camera
     assert by_id["num_clusters"] == 2 and by_id["ari"] == pytest.approx(1.0)
     centred = camera_centred(torch.from_numpy(x), camids)

@@ -120,8 +120,8 @@ def test_market_without_url_or_archive(tmp_path):
 
 
 def test_dataset_status_states(tmp_path):
-    from genreid.data.prepare import prepare_dataset
-    from genreid.data.testing import make_market_tree
+    from genreid.data.prepare import PrepareOptions, prepare_dataset
+    from genreid.data.testing import TreeShape, make_market_tree
 
     prepared = tmp_path / "prepared" / "market1501"
     ok, msg = dataset_status("market1501", prepared_dir=prepared, source=str(tmp_path / "x.zip"))
@@ -129,11 +129,12 @@ def test_dataset_status_states(tmp_path):
     ok, msg = dataset_status("market1501", prepared_dir=prepared, source=str(tmp_path / "x.zip"),
                              url="https://mirror.example/m.zip")
     assert ok and "downloads it from https://mirror.example/m.zip" in msg
-    tree = make_market_tree(tmp_path / "src", train_ids=3, test_ids=2)
+    tree = make_market_tree(tmp_path / "src", TreeShape(train_ids=3, test_ids=2))
     ok, msg = dataset_status("market1501", prepared_dir=prepared, source=str(tree.root))
     assert ok and "not prepared yet" in msg
-    prepare_dataset("market1501", str(tree.root), prepared, val_fraction=0.0, val_seed=0, verify="header",
-                    expected_counts="off", max_bad_images=0, progress=False)
+    prepare_dataset("market1501", str(tree.root), prepared,
+                    PrepareOptions(val_fraction=0.0, val_seed=0, verify="header", expected_counts="off",
+                                   max_bad_images=0, progress=False))
     ok, msg = dataset_status("market1501", prepared_dir=prepared, source=str(tree.root))
     assert ok and "train 3 ids/18 images" in msg
     Path(prepared / "manifest_val.csv").unlink()

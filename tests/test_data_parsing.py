@@ -12,7 +12,7 @@ import pytest
 from genreid.data import SplitCounts, load_dataset, register_dataset
 from genreid.data.base import FileNameDataset
 from genreid.data.registry import dataset_names
-from genreid.data.testing import make_duke_tree, make_market_tree, make_msmt_tree
+from genreid.data.testing import TreeShape, make_duke_tree, make_market_tree, make_msmt_tree
 from genreid.errors import DataError
 
 
@@ -61,7 +61,7 @@ def test_market_matches_torchreid_parser(tmp_path):
 
 
 def test_market_locates_tree_given_the_folder_itself(tmp_path):
-    tree = make_market_tree(tmp_path, train_ids=2, test_ids=2)
+    tree = make_market_tree(tmp_path, TreeShape(train_ids=2, test_ids=2))
     a = load_dataset("market1501", tree.root)
     b = load_dataset("market1501", tmp_path)
     assert as_set(a.gallery) == as_set(b.gallery)
@@ -99,7 +99,7 @@ def test_msmt_missing_listed_image_is_named(tmp_path):
 
 
 def test_missing_folder_names_it(tmp_path):
-    tree = make_market_tree(tmp_path, train_ids=2, test_ids=2)
+    tree = make_market_tree(tmp_path, TreeShape(train_ids=2, test_ids=2))
     for f in (tree.root / "query").iterdir():
         f.unlink()
     (tree.root / "query").rmdir()
@@ -108,7 +108,7 @@ def test_missing_folder_names_it(tmp_path):
 
 
 def test_renamed_file_and_count_mismatch_reported_together(tmp_path):
-    tree = make_market_tree(tmp_path, train_ids=3, test_ids=3)
+    tree = make_market_tree(tmp_path, TreeShape(train_ids=3, test_ids=3))
     victim = sorted((tree.root / "bounding_box_train").glob("0*.jpg"))[0]
     victim.rename(victim.with_name("renamed_by_hand.jpg"))
     with pytest.raises(DataError) as info:
@@ -120,7 +120,7 @@ def test_renamed_file_and_count_mismatch_reported_together(tmp_path):
 
 
 def test_canonical_counts_are_checked(tmp_path):
-    make_market_tree(tmp_path, train_ids=2, test_ids=2)
+    make_market_tree(tmp_path, TreeShape(train_ids=2, test_ids=2))
     with pytest.raises(DataError, match="expected 751 ids, found 2"):
         load_dataset("market1501", tmp_path, expected_counts="canonical")
 

@@ -13,16 +13,20 @@ import pandas as pd
 import pytest
 
 from genreid.data.manifest import MANIFEST_COLUMNS, load_prepared
-from genreid.data.prepare import prepare_dataset
-from genreid.data.testing import archive_tree, make_market_tree, make_msmt_tree
+from genreid.data.prepare import PrepareOptions, prepare_dataset
+from genreid.data.testing import TreeShape, archive_tree, make_market_tree, make_msmt_tree
 from genreid.errors import DataError
 
 KW = dict(val_fraction=0.34, val_seed=0, verify="header", max_bad_images=0, progress=False)
 
 
+def _options(**kw) -> PrepareOptions:
+    return PrepareOptions(**{**KW, **kw})
+
+
 @pytest.fixture
 def market_zip(tmp_path):
-    tree = make_market_tree(tmp_path / "src", train_ids=6, test_ids=4, cams_per_id=3, per_cam=2)
+    tree = make_market_tree(tmp_path / "src", TreeShape(train_ids=6, test_ids=4, cams_per_id=3, per_cam=2))
     archive = archive_tree(tree.root, tmp_path / "archives" / "Market-1501-v15.09.15.zip")
     return tree, archive
 
@@ -30,7 +34,7 @@ def market_zip(tmp_path):
 def test_prepare_writes_manifests_summary_and_val(tmp_path, market_zip, capsys):
     tree, archive = market_zip
     out = tmp_path / "prepared" / "market1501"
-    summary = prepare_dataset("market1501", {"archive": str(archive)}, out, expected_counts=tree.counts, **KW)
+    summary = prepare_dataset("market1501", {"archive": str(archive)}, out, _options(expected_counts=tree.counts))
     assert "=> market1501" in capsys.readouterr().out
     frames = load_prepared(out)
     assert set(frames) == {"train", "val", "query", "gallery"}
@@ -61,7 +65,7 @@ def test_prepare_is_deterministic_and_seeded(tmp_path, market_zip):
     tree, archive = market_zip
     runs = {(name, seed): tmp_path / name for name, seed in (("a", 0), ("b", 0), ("c", 1), ("d", 2))}
     for (_, seed), d in runs.items():
-        prepare_dataset("market1501", str(archive), d, expected_counts="off", **{**KW, "val_seed": seed})
+        prepare_dataset("market1501", str(archive), d, _options(expected_counts="off", val_seed=seed))
     a, b = tmp_path / "a", tmp_path / "b"
     for split in ("train", "val", "query", "gallery"):
         assert (a / f"manifest_{split}.csv").read_bytes() == (b / f"manifest_{split}.csv").read_bytes()
@@ -80,11 +84,11 @@ def test_truncated_archive_then_fixed_rerun(tmp_path, market_zip):
     archive.write_bytes(good[: len(good) // 2])
     out = tmp_path / "prepared" / "market1501"
     with pytest.raises(DataError, match="truncated or corrupt") as info:
-        prepare_dataset("market1501", str(archive), out, expected_counts=tree.counts, **KW)
+        prepare_dataset("market1501", str(archive), out, _options(expected_counts=tree.counts))
     assert str(archive) in str(info.value)
     _assert_nothing_left(out.parent, "market1501")
     archive.write_bytes(good)
-    prepare_dataset("market1501", str(archive), out, expected_counts=tree.counts, **KW)
+    prepare_dataset("market1501", str(archive), out, _options(expected_counts=tree.counts))
     assert (out / "manifest_train.csv").is_file()
 
 
@@ -94,13 +98,13 @@ def test_truncated_tar_gz_is_named(tmp_path):
     data = archive.read_bytes()
     archive.write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(DataError, match=r"MSMT17_V1\.tar\.gz.*truncated or corrupt"):
-        prepare_dataset("msmt17", str(archive), tmp_path / "out", expected_counts="off", **KW)
+        prepare_dataset("msmt17", str(archive), tmp_path / "out", _options(expected_counts="off"))
 
 
 def test_every_problem_reported_at_once_and_old_output_kept(tmp_path, market_zip):
     tree, archive = market_zip
     out = tmp_path / "out"
-    prepare_dataset("market1501", str(archive), out, expected_counts=tree.counts, **KW)
+    prepare_dataset("market1501", str(archive), out, _options(expected_counts=tree.counts))
     before = (out / "manifest_gallery.csv").read_bytes()
     # a corrupt JPEG, a renamed file and a missing file, in an unpacked folder
     src = tree.root
@@ -109,7 +113,7 @@ def test_every_problem_reported_at_once_and_old_output_kept(tmp_path, market_zip
     gallery[1].rename(gallery[1].with_name("holiday photo.jpg"))
     gallery[2].unlink()
     with pytest.raises(DataError) as info:
-        prepare_dataset("market1501", {"archive": str(src)}, out, expected_counts=tree.counts, **KW)
+        prepare_dataset("market1501", {"archive": str(src)}, out, _options(expected_counts=tree.counts))
     msg = str(info.value)
     assert f"{gallery[0].name}: cannot decode image" in msg
     assert "holiday photo.jpg: file name does not follow" in msg
@@ -126,7 +130,7 @@ def test_missing_folder_error(tmp_path, market_zip):
         f.unlink()
     (tree.root / "query").rmdir()
     with pytest.raises(DataError, match="missing: query"):
-        prepare_dataset("market1501", str(tree.root), tmp_path / "out", expected_counts="off", **KW)
+        prepare_dataset("market1501", str(tree.root), tmp_path / "out", _options(expected_counts="off"))
     _assert_nothing_left(tmp_path, "out")
 
 
@@ -136,11 +140,11 @@ def test_truncated_jpeg_needs_full_decode_and_max_bad_images(tmp_path, market_zi
     data = victim.read_bytes()
     victim.write_bytes(data[:-60])  # header intact, pixels cut off
     out = tmp_path / "out"
-    prepare_dataset("market1501", str(tree.root), out, expected_counts="off", **KW)  # header check passes
+    prepare_dataset("market1501", str(tree.root), out, _options(expected_counts="off"))  # header check passes
     with pytest.raises(DataError, match=re.escape(victim.name) + ": cannot decode image"):
-        prepare_dataset("market1501", str(tree.root), out, expected_counts="off", **{**KW, "verify": "full"})
-    summary = prepare_dataset("market1501", str(tree.root), out, expected_counts="off",
-                              **{**KW, "verify": "full", "max_bad_images": 1})
+        prepare_dataset("market1501", str(tree.root), out, _options(expected_counts="off", verify="full"))
+    summary = prepare_dataset("market1501", str(tree.root), out,
+                              _options(expected_counts="off", verify="full", max_bad_images=1))
     assert [Path(s["path"]).name for s in summary["skipped_images"]] == [victim.name]
     frames = load_prepared(out)
     assert victim.name not in {Path(p).name for df in frames.values() for p in df["path"]}
@@ -151,7 +155,7 @@ def test_leftovers_of_a_killed_run_are_removed(tmp_path, market_zip):
     tree, archive = market_zip
     stale = tmp_path / ".out.abc123.tmp"
     (stale / "images").mkdir(parents=True)
-    prepare_dataset("market1501", str(archive), tmp_path / "out", expected_counts="off", **KW)
+    prepare_dataset("market1501", str(archive), tmp_path / "out", _options(expected_counts="off"))
     assert not stale.exists()
 
 
@@ -164,20 +168,22 @@ def test_load_prepared_names_the_missing_manifest(tmp_path):
 def test_synthetic_path_calls_the_generator(tmp_path, monkeypatch):
     calls = {}
 
-    def fake_generate(out_dir, *, work_dir, progress, **kwargs):
-        calls.update(kwargs)
+    def fake_generate(out_dir, settings, *, work_dir, progress):
+        calls.update(settings)
         assert Path(work_dir).parent == tmp_path and not Path(work_dir).exists()  # survives a failed prepare
-        tree = make_market_tree(Path(out_dir).parent, train_ids=4, test_ids=3, dataset_dir=Path(out_dir).name)
+        tree = make_market_tree(Path(out_dir).parent, TreeShape(train_ids=4, test_ids=3),
+                                dataset_dir=Path(out_dir).name)
         (Path(out_dir) / "summary.json").write_text(json.dumps({"counts": tree.counts}))
         (Path(out_dir) / "ground_truth.npz").write_bytes(b"npz")
         return {}
 
     module = types.ModuleType("genreid.synth")
     module.generate_synthreid = fake_generate
+    module.SynthSettings = dict  # the settings as given, to compare with the source
     module.check_generated = lambda root, summary: {"content_sha256": "0" * 64, "reference": "none"}
     monkeypatch.setitem(sys.modules, "genreid.synth", module)
     out = tmp_path / "synthetic"
-    summary = prepare_dataset("synthetic", {"seed": 3, "num_train_ids": 4}, out, expected_counts="canonical", **KW)
+    summary = prepare_dataset("synthetic", {"seed": 3, "num_train_ids": 4}, out, _options(expected_counts="canonical"))
     assert calls == {"seed": 3, "num_train_ids": 4}
     assert summary["splits"]["query"]["images"] == 6 and (out / "ground_truth.npz").is_file()
     assert (out / "images" / "bounding_box_train").is_dir()

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from genreid.data.manifest import load_prepared
-from genreid.data.testing import archive_tree, make_market_tree
+from genreid.data.testing import TreeShape, archive_tree, make_market_tree
 
 STAGE = Path(__file__).resolve().parents[1] / "stages" / "prepare.py"
 
@@ -30,7 +30,7 @@ def _params(tmp_path: Path, archive: Path) -> Path:
 
 
 def test_stage_prepares_and_records_config(tmp_path):
-    tree = make_market_tree(tmp_path / "src", train_ids=4, test_ids=2)
+    tree = make_market_tree(tmp_path / "src", TreeShape(train_ids=4, test_ids=2))
     archive = archive_tree(tree.root, tmp_path / "Market-1501-v15.09.15.zip")
     params = _params(tmp_path, archive)
     assert _stage().main(["--params", str(params), "--dataset", "market1501"]) == 0

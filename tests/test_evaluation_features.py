@@ -9,7 +9,14 @@ from sklearn.metrics.pairwise import cosine_distances
 from torch import nn
 
 from genreid.errors import GenreidError
-from genreid.evaluation import ReidEvaluator, RerankParams, compute_distance, evaluate_features, evaluate_rank
+from genreid.evaluation import (
+    EvalOptions,
+    ReidEvaluator,
+    RerankParams,
+    compute_distance,
+    evaluate_features,
+    evaluate_rank,
+)
 from genreid.evaluation.extract import extract_features
 from genreid.evaluation.reference import evaluate_rank_reference, rerank_reference
 from genreid.evaluation.rerank import k_reciprocal_rerank
@@ -149,7 +156,8 @@ def test_rerank_through_the_evaluator():
     feats, pids = _clusters(rng, ids=10, per_id=6, dim=8)
     cams = np.arange(len(pids)) % 3
     q, g = slice(0, None, 6), np.setdiff1d(np.arange(len(pids)), np.arange(0, len(pids), 6))
-    out = evaluate_features(feats[q], feats[g], pids[q], pids[g], cams[q], cams[g], rerank=RerankParams(6, 3, 0.3))
+    out = evaluate_features(feats[q], feats[g], pids[q], pids[g], cams[q], cams[g],
+                            EvalOptions(rerank=RerankParams(6, 3, 0.3)))
     qf, gf = feats[q], feats[g]
     expected = k_reciprocal_rerank(compute_distance(qf, gf), compute_distance(qf, qf), compute_distance(gf, gf), 6, 3)
     np.testing.assert_array_equal(out.distmat, expected)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from genreid.errors import ConfigError
-from genreid.models.decoder import Decoder
+from genreid.models.decoder import CodeOptions, Decoder
 from genreid.models.discriminator import MultiScaleDiscriminator
 from genreid.models.gan_blocks import SafePad
 from genreid.models.structure_encoder import StructureEncoder
@@ -56,7 +56,8 @@ def test_decoder_output_depends_on_both_codes():
 @pytest.mark.parametrize("split", ["channels", "stripes"])
 def test_decoder_with_fewer_adain_layers_than_stripes_lets_every_mlp_act(split):
     torch.manual_seed(0)
-    dec = Decoder(stripe_dim=8, stripes=4, in_channels=8, channels=(4, 4), res_blocks=1, mlp_dim=8, code_split=split)
+    dec = Decoder(stripe_dim=8, stripes=4, in_channels=8, channels=(4, 4), res_blocks=1, mlp_dim=8,
+                  code=CodeOptions(code_split=split))
     assert dec.values_per_stripe == [4, 4, 4, 4]  # 2 layers x 8 channels cut in 4
     s, a = torch.randn(2, 8, 4, 2), torch.randn(2, 32)
     base = dec(s, a)
@@ -110,7 +111,7 @@ def test_safe_pad_keeps_bf16_under_cpu_autocast_with_the_same_values_and_gradien
 def test_decoder_code_norm_standardises_with_fixed_training_statistics():
     torch.manual_seed(0)
     kw = dict(stripe_dim=8, stripes=4, in_channels=8, channels=(4, 4), res_blocks=1, mlp_dim=8)
-    plain, normed = Decoder(**kw), Decoder(**kw, code_norm=True)
+    plain, normed = Decoder(**kw), Decoder(**kw, code=CodeOptions(code_norm=True))
     normed.load_state_dict({**plain.state_dict(), "code_mean": torch.zeros(32), "code_std": torch.ones(32)})
     s = torch.randn(3, 8, 4, 2)
     codes = 0.9 + 0.3 * torch.randn(64, 32)  # a large shared offset, as a briefly trained E_id gives

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genreid.losses.view_invariant import info_nce, view_invariant_loss
+from genreid.losses.view_invariant import ViewInvariantSettings, info_nce, view_invariant_loss
 from genreid.memory.instance_memory import InstanceMemory
 
 
@@ -101,18 +101,18 @@ def test_info_nce_matches_formula_and_view_invariant_terms():
     f = torch.randn(2, 8, requires_grad=True)
     f_nv = mem.features[idx].clone().requires_grad_(True)
     torch.manual_seed(1)
-    loss_f, parts = view_invariant_loss(f, f_nv, idx, mem, num_negatives=4, temperature=0.04)
+    loss_f, parts = view_invariant_loss(f, f_nv, idx, mem, ViewInvariantSettings(num_negatives=4, temperature=0.04))
     assert abs(float(loss_f.detach()) - sum(float(v) for v in parts.values())) < 1e-4
     loss_f.backward()
     assert f.grad is not None and f_nv.grad is not None
     # term 3 with the authors' quirk differs only through its negatives
     torch.manual_seed(1)
-    _, quirk = view_invariant_loss(f.detach(), f_nv.detach(), idx, mem, 4, 0.04, term3_negatives="f_nv")
+    _, quirk = view_invariant_loss(f.detach(), f_nv.detach(), idx, mem, ViewInvariantSettings(4, 0.04, "f_nv"))
     assert float(quirk["vi_self"]) == pytest.approx(float(parts["vi_self"]))
     assert float(quirk["vi_orig_cluster"]) != float(parts["vi_orig_cluster"])
     # same features for both views: the two variants coincide
     torch.manual_seed(2)
-    a, _ = view_invariant_loss(f_nv.detach(), f_nv.detach(), idx, mem, 4, 0.04, term3_negatives="f")
+    a, _ = view_invariant_loss(f_nv.detach(), f_nv.detach(), idx, mem, ViewInvariantSettings(4, 0.04, "f"))
     torch.manual_seed(2)
-    b, _ = view_invariant_loss(f_nv.detach(), f_nv.detach(), idx, mem, 4, 0.04, term3_negatives="f_nv")
+    b, _ = view_invariant_loss(f_nv.detach(), f_nv.detach(), idx, mem, ViewInvariantSettings(4, 0.04, "f_nv"))
     assert torch.allclose(a, b)

@@ -31,7 +31,7 @@ from genreid.meshes.estimators import (
     make_estimator,
     resolve_estimator,
 )
-from genreid.meshes.stage import measure_accuracy, run_meshes
+from genreid.meshes.stage import MeshSource, RenderChecks, RenderOptions, measure_accuracy, run_meshes
 from genreid.synth.ground_truth import load_ground_truth
 from genreid.synth.poses import walking_pose
 
@@ -74,12 +74,12 @@ def test_silhouette_iou():
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     """A tiny SynthReID at the real size (128 x 64): 12 training crops with their ground truth."""
-    from genreid.data.prepare import prepare_dataset
+    from genreid.data.prepare import PrepareOptions, prepare_dataset
 
     out = tmp_path_factory.mktemp("synth") / "prepared" / "synthetic"
     prepare_dataset("synthetic", {"seed": 0, "num_train_ids": 3, "num_test_ids": 2, "cameras_per_id": 2,
                                   "images_per_camera": 2, "num_distractors": 0, "height": 128, "num_cameras": 2},
-                    out, val_fraction=0.0, progress=False)
+                    out, PrepareOptions(val_fraction=0.0, progress=False))
     return out
 
 
@@ -111,8 +111,8 @@ def test_estimators_against_ground_truth(tmp_path, synth, monkeypatch):
     files = EstimatorFiles(synth / "ground_truth.npz")
     oracle = make_estimator("oracle", "synthetic", files, body)
     assert isinstance(oracle, OracleEstimator)
-    run_meshes(tables, synth, tmp_path / "meshes", tmp_path / "results", oracle, body, "procedural", [0], 64, 32,
-               batch_size=8, splits=["train"], overlay_samples=0, seed=1, progress=False)
+    run_meshes(tables, synth, tmp_path / "meshes", MeshSource(oracle, body, "procedural"),
+               RenderOptions([0], 64, 32, batch_size=8, progress=False), RenderChecks(tmp_path / "results", seed=1))
     others = {"standing": StandingEstimator(body), "landmarks": make_estimator("landmarks", "synthetic", files, body)}
     assert isinstance(others["landmarks"], LandmarkEstimator)
     truth = load_ground_truth(files.ground_truth)

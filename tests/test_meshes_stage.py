@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from genreid.body import load_body_model
 from genreid.data.manifest import load_prepared
 from genreid.meshes.estimators import Estimator, HmrEstimator, OracleEstimator, SmplParams
 from genreid.meshes.hmr import build_hmr
-from genreid.meshes.stage import render_split, run_meshes
+from genreid.meshes.stage import MeshSource, RenderChecks, RenderOptions, render_split, run_meshes
 from genreid.meshes.store import RenderStore
 
 ANGLES = [0, 90, 180, 270]
@@ -54,9 +55,10 @@ def test_hmr_mode_end_to_end(tmp_path, hmr, make_random_prepared):
     prepared = make_random_prepared(tmp_path / "prepared")
     tables = load_prepared(prepared, splits=("train", "val"))
     est = HmrEstimator(hmr, "cpu", work_size=(64, 32), crop_size=64)
-    report = run_meshes(tables, prepared, tmp_path / "meshes", tmp_path / "results", est, load_body_model("procedural"),
-                        "procedural", ANGLES, H, W, batch_size=4, splits=["train", "val"], overlay_samples=3,
-                        seed=1, progress=False)
+    source = MeshSource(est, load_body_model("procedural"), "procedural")
+    report = run_meshes(tables, prepared, tmp_path / "meshes", source,
+                        RenderOptions(ANGLES, H, W, batch_size=4, progress=False),
+                        RenderChecks(tmp_path / "results", overlay_samples=3, seed=1))
     assert report["splits"]["train"]["images"] == 10 and report["splits"]["val"]["rendered_chunks"] == 1
     for split, n in (("train", 10), ("val", 3)):
         store = RenderStore(tmp_path / "meshes", split)
@@ -83,29 +85,30 @@ def test_interrupted_stage_resumes_without_redoing_work(tmp_path, make_random_pr
     prepared = make_random_prepared(tmp_path / "prepared", {"train": 11})
     table = load_prepared(prepared, splits=("train",))["train"]
     body = load_body_model("procedural")
-    args = dict(table=table, prepared_dir=prepared, split="train", body_model=body, body_model_spec="procedural",
-                angles=ANGLES, height=H, width=W, batch_size=3, progress=False)
     est = CountingEstimator()
+    options = RenderOptions(ANGLES, H, W, batch_size=3, progress=False)
+    args = dict(table=table, prepared_dir=prepared, split="train", source=MeshSource(est, body, "procedural"),
+                options=options)
     CountingEstimator.calls = 0
     with pytest.raises(KeyboardInterrupt):
-        render_split(out_dir=tmp_path / "a", estimator=est, stop_after_chunks=2, **args)
+        render_split(out_dir=tmp_path / "a", stop_after_chunks=2, **args)
     assert CountingEstimator.calls == 6 and not (tmp_path / "a" / "train_done.json").exists()
     progress = json.loads((tmp_path / "a" / ".train.partial" / "progress.json").read_text())
     assert sorted(progress["done"]) == ["0", "1"]
-    out = render_split(out_dir=tmp_path / "a", estimator=est, **args)
+    out = render_split(out_dir=tmp_path / "a", **args)
     assert out["rendered_chunks"] == 2 and CountingEstimator.calls == 6 + 5  # rows 6..10 only
-    again = render_split(out_dir=tmp_path / "a", estimator=est, **args)
+    again = render_split(out_dir=tmp_path / "a", **args)
     assert again["rendered_chunks"] == 0 and again["reused"] and CountingEstimator.calls == 11
     assert again["renders_per_s"] is None and out["renders_per_s"] > 0  # timings: this run's, results file only
     # the resumed result equals an uninterrupted run, byte for byte
-    render_split(out_dir=tmp_path / "b", estimator=est, **args)
+    render_split(out_dir=tmp_path / "b", **args)
     for a in ANGLES:
         assert np.array_equal(np.load(tmp_path / "a" / f"train_render_{a}.npy"),
                               np.load(tmp_path / "b" / f"train_render_{a}.npy"))
     assert np.array_equal(RenderStore(tmp_path / "a", "train").smpl()["pose"],
                           RenderStore(tmp_path / "b", "train").smpl()["pose"])
     # other angles invalidate the finished split
-    changed = render_split(out_dir=tmp_path / "a", estimator=est, **{**args, "angles": [0, 45]})
+    changed = render_split(out_dir=tmp_path / "a", **{**args, "options": replace(options, angles=[0, 45])})
     assert changed["rendered_chunks"] == 4 and RenderStore(tmp_path / "a", "train").angles == [0, 45]
     assert not (tmp_path / "a" / "train_render_90.npy").exists()
 
@@ -113,12 +116,12 @@ def test_interrupted_stage_resumes_without_redoing_work(tmp_path, make_random_pr
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     """A tiny real SynthReID (12 train images at 64x32) with its ground truth and person masks."""
-    from genreid.data.prepare import prepare_dataset
+    from genreid.data.prepare import PrepareOptions, prepare_dataset
 
     out = tmp_path_factory.mktemp("synth") / "data" / "prepared" / "synthetic"
     prepare_dataset("synthetic", {"seed": 0, "num_train_ids": 3, "num_test_ids": 2, "cameras_per_id": 2,
                                   "images_per_camera": 2, "num_distractors": 0, "height": 64, "num_cameras": 2},
-                    out, val_fraction=0.0, progress=False)
+                    out, PrepareOptions(val_fraction=0.0, progress=False))
     return out
 
 
@@ -137,9 +140,11 @@ class ShiftedOracle(OracleEstimator):
 def test_oracle_renders_overlay_the_person_masks(tmp_path, synth, estimator_cls, aligned):
     tables = load_prepared(synth, splits=("train", "val"))
     est = estimator_cls(synth / "ground_truth.npz")
-    report = run_meshes(tables, synth, tmp_path / "meshes", tmp_path / "results", est, load_body_model("procedural"),
-                        "procedural", ANGLES, 64, 32, batch_size=8, splits=["train", "val"], overlay_samples=2,
-                        seed=1, masks=lambda paths: est.masks(paths, 64, 32), progress=False)
+    source = MeshSource(est, load_body_model("procedural"), "procedural")
+    report = run_meshes(tables, synth, tmp_path / "meshes", source,
+                        RenderOptions(ANGLES, 64, 32, batch_size=8, progress=False),
+                        RenderChecks(tmp_path / "results", overlay_samples=2, seed=1,
+                                     masks=lambda paths: est.masks(paths, 64, 32)))
     train = report["alignment"]["train"]
     assert train["images"] == 12 and report["alignment"]["val"]["images"] == 0  # an empty split is fine
     if aligned:
@@ -156,11 +161,12 @@ def test_other_body_model_redoes_a_finished_split(tmp_path, make_random_prepared
     prepared = make_random_prepared(tmp_path / "prepared", {"train": 4})
     table = load_prepared(prepared, splits=("train",))["train"]
     est = CountingEstimator()
-    args = dict(table=table, prepared_dir=prepared, out_dir=tmp_path / "m", split="train", estimator=est,
-                body_model_spec="procedural", angles=[0, 180], height=H, width=W, batch_size=4, progress=False)
-    first = render_split(body_model=load_body_model("procedural"), **args)
-    same = render_split(body_model=load_body_model("procedural"), **args)
-    other = render_split(body_model=load_body_model("procedural", seed=1), **args)  # same spec, other body
+    args = dict(table=table, prepared_dir=prepared, out_dir=tmp_path / "m", split="train",
+                options=RenderOptions([0, 180], H, W, batch_size=4, progress=False))
+    first = render_split(source=MeshSource(est, load_body_model("procedural"), "procedural"), **args)
+    same = render_split(source=MeshSource(est, load_body_model("procedural"), "procedural"), **args)
+    other = render_split(source=MeshSource(est, load_body_model("procedural", seed=1), "procedural"),  # other body
+                         **args)
     assert (first["rendered_chunks"], same["rendered_chunks"], other["rendered_chunks"]) == (1, 0, 1)
 
 
@@ -194,8 +200,9 @@ def test_killed_stage_resumes_from_the_last_verified_chunk(tmp_path, synth, monk
     assert not (out / ".train.partial").exists() and (tmp_path / "results/synthetic/meshes/overlay.png").is_file()
 
     table = load_prepared(synth, splits=("train",))["train"]
-    render_split(table, synth, tmp_path / "clean", "train", OracleEstimator(synth / "ground_truth.npz"),
-                 load_body_model("procedural"), "procedural", [0, 180], 64, 32, 4, progress=False)
+    render_split(table, synth, tmp_path / "clean", "train",
+                 MeshSource(OracleEstimator(synth / "ground_truth.npz"), load_body_model("procedural"), "procedural"),
+                 RenderOptions([0, 180], 64, 32, 4, progress=False))
     for a in (0, 180):
         name = f"train_render_{a}.npy"
         assert np.array_equal(np.load(out / name), np.load(tmp_path / "clean" / name))

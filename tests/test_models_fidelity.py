@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from genreid.config.sections.model import GeneratorWidths as WidthsConfig
 from genreid.errors import CheckpointError, ConfigError
-from genreid.models.decoder import Decoder
+from genreid.models.decoder import CodeOptions, Decoder
 from genreid.models.gan_blocks import AuthorsLayerNorm
 from genreid.models.generator import build_generator, load_generator, save_generator
 from genreid.models.id_encoder import build_encoder
@@ -26,7 +26,8 @@ def _mlp_outputs(dec: Decoder, a: torch.Tensor) -> list[torch.Tensor]:
 @pytest.fixture(scope="module")
 def paper_decoders() -> dict[str, Decoder]:
     torch.manual_seed(0)
-    return {split: Decoder(stripe_dim=C, stripes=S, code_split=split).eval() for split in ("channels", "stripes")}
+    return {split: Decoder(stripe_dim=C, stripes=S, code=CodeOptions(code_split=split)).eval()
+            for split in ("channels", "stripes")}
 
 
 @pytest.mark.parametrize("channel, stripe", [(0, 3), (511, 0), (512, 2), (1500, 1), (2047, 3)])
@@ -82,7 +83,8 @@ def test_encoder_code_reaches_each_mlp_by_channel_groups():
 def test_channel_split_needs_channels_divisible_by_stripes():
     with pytest.raises(ConfigError, match="divide"):
         Decoder(stripe_dim=30, stripes=4, in_channels=8, channels=(4, 4), res_blocks=2, mlp_dim=8)
-    Decoder(stripe_dim=30, stripes=4, in_channels=8, channels=(4, 4), res_blocks=2, mlp_dim=8, code_split="stripes")
+    Decoder(stripe_dim=30, stripes=4, in_channels=8, channels=(4, 4), res_blocks=2, mlp_dim=8,
+            code=CodeOptions(code_split="stripes"))
 
 
 def test_code_norm_and_mixing_are_layout_agnostic():
@@ -90,7 +92,7 @@ def test_code_norm_and_mixing_are_layout_agnostic():
     equals a plain G fed the code standardised by hand, and mixing before or after the split agree."""
     torch.manual_seed(4)
     kw = dict(stripe_dim=8, stripes=4, in_channels=8, channels=(4, 4), res_blocks=2, mlp_dim=8)
-    plain, normed = Decoder(**kw), Decoder(**kw, code_norm=True)
+    plain, normed = Decoder(**kw), Decoder(**kw, code=CodeOptions(code_norm=True))
     normed.load_state_dict({**plain.state_dict(), "code_mean": torch.zeros(32), "code_std": torch.ones(32)})
     codes = 0.9 + 0.3 * torch.randn(64, 32)
     normed.set_code_statistics(codes)

@@ -305,6 +305,7 @@ def _warmup_rank(rank: int, port: int, repo: str, out: str) -> None:
     """One process of the stage-1 warm-up run directly through the engine, as the stage runs it."""
     from genreid.config import load_config
     from genreid.data.manifest import load_prepared
+    from genreid.engine.context import RunContext
     from genreid.warmup.run import train_warmup
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
@@ -314,9 +315,9 @@ def _warmup_rank(rank: int, port: int, repo: str, out: str) -> None:
 
     torch.set_num_threads(cfg.runtime.num_threads)
     tables = load_prepared(Path(repo) / "data" / "prepared" / "synthetic", splits=("train", "val"))
-    train_warmup(tables["train"], tables["val"], cfg.warmup, cfg.model, cfg.runtime, seed=cfg.seed,
-                 height=cfg.data.height, width=cfg.data.width, model_dir=Path(out) / "models",
-                 results_dir=Path(out) / "results", device="cpu")
+    ctx = RunContext(seed=cfg.seed, height=cfg.data.height, width=cfg.data.width, model_dir=Path(out) / "models",
+                     results_dir=Path(out) / "results", runtime=cfg.runtime, device="cpu")
+    train_warmup(tables["train"], tables["val"], cfg.warmup, cfg.model, ctx)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from genreid.cluster import jaccard_distance
-from genreid.data.prepare import prepare_dataset
+from genreid.data.prepare import PrepareOptions, prepare_dataset
 from genreid.data.testing import make_market_tree
 from genreid.errors import CheckpointError, DataError, GenreidError
 from genreid.evaluation import evaluate_rank
@@ -23,7 +23,7 @@ def _prepare(tree_root: Path, out: Path, **kw):
     args = dict(val_fraction=0.2, val_seed=0, verify="header", expected_counts="off", max_bad_images=0,
                 progress=False)
     args.update(kw)
-    return prepare_dataset("market1501", str(tree_root), out, **args)
+    return prepare_dataset("market1501", str(tree_root), out, PrepareOptions(**args))
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from genreid.render import (
     render_structure,
     rotate_about_vertical,
 )
+from genreid.render.lighting import Lighting
 from genreid.render.raster import BoxRasterizer
 
 
@@ -55,7 +56,7 @@ def test_supersampled_colour_render_is_aligned_with_the_convention():
     verts, faces = _quad(-0.2, 0.15, -0.3, 0.25)
     cam = torch.tensor([[1.05, 0.031, -0.047]])
     rgb, alpha = render_people([verts], [faces], [torch.ones(4, 3)], cam, h, w,
-                               light_dirs=torch.tensor([[0.0, 0.0, 1.0]]), supersample=4)
+                               Lighting(torch.tensor([[0.0, 0.0, 1.0]])), supersample=4)
     # 4x4 sub-pixel centres inside the quad, by the convention at 4x the resolution, averaged
     fine = torch.as_tensor(_expected_mask(verts, cam[0], 4 * h, 4 * w), dtype=torch.float32)
     expected = torch.nn.functional.avg_pool2d(fine[None, None], 4)[0, 0]

@@ -6,6 +6,7 @@ import torch
 
 from genreid.body import load_body_model
 from genreid.render import framing_cam, make_cameras
+from genreid.render.lighting import Lighting
 from genreid.render.shading import shade_meshes
 
 
@@ -28,8 +29,8 @@ def test_shading_matches_pytorch3d_hard_phong():
     cams = framing_cam(verts, 0.9)
     light = torch.tensor([[0.3, 0.5, 1.0], [-0.6, 0.2, 0.7]])
     h, w = 48, 24
-    rgb, alpha = shade_meshes(verts, body.faces, colours, cams, h, w, light_dirs=light, ambient=0.4,
-                              diffuse=torch.tensor([0.6, 0.5]))
+    rgb, alpha = shade_meshes(verts, body.faces, colours, cams, h, w,
+                              Lighting(light, ambient=0.4, diffuse=torch.tensor([0.6, 0.5])))
 
     cameras = make_cameras(cams, h, w)
     meshes = Meshes(verts=list(verts), faces=[body.faces] * 2, textures=TexturesVertex(list(colours)))

@@ -13,10 +13,16 @@ import torch
 from genreid.body import load_body_model
 from genreid.errors import ConfigError
 from genreid.render import render_structure
-from genreid.synth import generate_synthreid, load_ground_truth
+from genreid.synth import SynthSettings, generate_synthreid, load_ground_truth
 
 TINY = dict(num_train_ids=3, num_test_ids=3, num_cameras=3, cameras_per_id=2, images_per_camera=2,
-            num_distractors=2, height=64, batch_size=8, progress=False)
+            num_distractors=2, height=64)
+
+
+def _generate(out: Path, stop_after_batches: int | None = None, **settings):
+    """The tiny dataset with ``settings`` on top, 8 images per batch."""
+    return generate_synthreid(out, SynthSettings(**{**TINY, **settings}), batch_size=8, progress=False,
+                              stop_after_batches=stop_after_batches)
 NAME = re.compile(r"^(\d{4})_c(\d)s1_(\d{6})_01\.jpg$")
 
 
@@ -27,7 +33,7 @@ def _files(root: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "images"
-    generate_synthreid(out, seed=5, **TINY)
+    _generate(out, seed=5)
     return out
 
 
@@ -94,10 +100,10 @@ def test_ground_truth_overlays_the_images(tiny: Path):
 
 def test_same_seed_same_bytes_other_seed_other_people(tmp_path, tiny: Path):
     again = tmp_path / "again"
-    generate_synthreid(again, seed=5, **TINY)
+    _generate(again, seed=5)
     assert _files(again) == _files(tiny)
     other = tmp_path / "other"
-    generate_synthreid(other, seed=6, **TINY)
+    _generate(other, seed=6)
     a, b = load_ground_truth(tiny / "ground_truth.npz"), load_ground_truth(other / "ground_truth.npz")
     assert not np.allclose(a.betas, b.betas)
     assert (a.attributes != b.attributes).any()
@@ -105,26 +111,26 @@ def test_same_seed_same_bytes_other_seed_other_people(tmp_path, tiny: Path):
 
 def test_a_killed_run_resumes_to_the_same_bytes(tmp_path, tiny: Path):
     out = tmp_path / "images"
-    assert generate_synthreid(out, seed=5, stop_after_batches=2, **TINY) is None
+    assert _generate(out, seed=5, stop_after_batches=2) is None
     partial = tmp_path / ".images.partial"
     assert len(list((partial / "gt").iterdir())) == 2 and not out.exists()
-    summary = generate_synthreid(out, seed=5, **TINY)
+    summary = _generate(out, seed=5)
     assert summary["splits"]["train"]["images"] == 12
     assert _files(out) == _files(tiny) and not partial.exists()
 
 
 def test_changed_params_do_not_resume_stale_batches(tmp_path):
     out = tmp_path / "images"
-    generate_synthreid(out, seed=1, stop_after_batches=1, **TINY)
-    generate_synthreid(out, seed=2, **TINY)
+    _generate(out, seed=1, stop_after_batches=1)
+    _generate(out, seed=2)
     fresh = tmp_path / "fresh"
-    generate_synthreid(fresh, seed=2, **TINY)
+    _generate(fresh, seed=2)
     assert _files(out) == _files(fresh)
 
 
 def test_bad_plans_are_user_errors(tmp_path):
     with pytest.raises(ConfigError, match="cameras_per_id"):
-        generate_synthreid(tmp_path / "x", **{**TINY, "cameras_per_id": 4})
+        _generate(tmp_path / "x", cameras_per_id=4)
 
 
 def test_domain_b_is_a_documented_shift_and_leaves_domain_a_alone(tmp_path, tiny: Path):
@@ -144,7 +150,7 @@ def test_domain_b_is_a_documented_shift_and_leaves_domain_a_alone(tmp_path, tiny
         make_camera_looks(5, 3, 64, 32, 0.1, 1.0, domain="c")
 
     shifted = tmp_path / "b"
-    summary = generate_synthreid(shifted, seed=5, domain="b", **TINY)
+    summary = _generate(shifted, seed=5, domain="b")
     assert summary["params"]["domain"] == "b"
     assert "domain" not in json.loads((tiny / "summary.json").read_text())["params"]  # domain a: unchanged bytes
     same_people = load_ground_truth(tiny / "ground_truth.npz"), load_ground_truth(shifted / "ground_truth.npz")

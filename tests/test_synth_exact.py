@@ -23,7 +23,7 @@ from genreid.body.exact import load_exact_body
 from genreid.config import GenreidConfig
 from genreid.render.exact import _nearest_per_pixel
 from genreid.synth import generate_synthreid
-from genreid.synth.generator import GENERATOR_VERSION, content_hash, jpeg_encoder
+from genreid.synth.generator import GENERATOR_VERSION, SynthSettings, content_hash, jpeg_encoder
 from genreid.synth.reference import check_reference, find_reference
 from genreid.utils import exactmath
 
@@ -39,16 +39,16 @@ import torch
 
 torch.set_num_threads(int(sys.argv[2]))
 from genreid.config import GenreidConfig
-from genreid.synth.generator import content_hash, generate_synthreid
+from genreid.synth.generator import SynthSettings, content_hash, generate_synthreid
 
 out, part = Path(sys.argv[1]), sys.argv[3]
-settings = GenreidConfig().data.synthetic.model_dump()
+settings = SynthSettings(**GenreidConfig().data.synthetic.model_dump())
 if part == "slice":
-    generate_synthreid(out / "images", **settings, batch_size=8, stop_after_batches=1, work_dir=out / "work",
+    generate_synthreid(out / "images", settings, batch_size=8, stop_after_batches=1, work_dir=out / "work",
                        progress=False)
     print(content_hash(out / "work"))
 else:
-    generate_synthreid(out / "images", **settings, progress=False)
+    generate_synthreid(out / "images", settings, progress=False)
     print(content_hash(out / "images"))
 """
 _NUMPY_SIMD = "X86_V3 X86_V4 AVX512_ICL"  # numpy's runtime-dispatched SIMD levels above its baseline
@@ -124,10 +124,10 @@ def test_depth_resolution_keeps_the_nearest_and_the_lowest_face_of_a_tie():
 
 
 def test_output_does_not_depend_on_the_batch_size(tmp_path):
-    tiny = dict(seed=3, num_train_ids=2, num_test_ids=2, num_cameras=2, cameras_per_id=2, images_per_camera=2,
-                num_distractors=1, height=64, progress=False)
-    generate_synthreid(tmp_path / "a", batch_size=8, **tiny)
-    generate_synthreid(tmp_path / "b", batch_size=3, **tiny)
+    tiny = SynthSettings(seed=3, num_train_ids=2, num_test_ids=2, num_cameras=2, cameras_per_id=2,
+                         images_per_camera=2, num_distractors=1, height=64)
+    generate_synthreid(tmp_path / "a", tiny, batch_size=8, progress=False)
+    generate_synthreid(tmp_path / "b", tiny, batch_size=3, progress=False)
     assert content_hash(tmp_path / "a") == content_hash(tmp_path / "b")
 
 
@@ -164,7 +164,7 @@ def test_the_full_default_dataset_has_the_committed_hash(tmp_path, variant):
 
 
 def test_prepare_records_the_hash_and_warns_when_it_differs_from_the_reference(tmp_path, monkeypatch, caplog):
-    from genreid.data.prepare import prepare_dataset
+    from genreid.data.prepare import PrepareOptions, prepare_dataset
     from genreid.synth import reference
 
     tiny = dict(seed=4, num_train_ids=3, num_test_ids=2, num_cameras=2, cameras_per_id=2, images_per_camera=2,
@@ -173,12 +173,12 @@ def test_prepare_records_the_hash_and_warns_when_it_differs_from_the_reference(t
     wrong = {"settings": settings, "content_sha256": "f" * 64, "encoder": jpeg_encoder()}
     monkeypatch.setattr(reference, "REFERENCES", (wrong,))
     with caplog.at_level("WARNING", logger="genreid.synth.reference"):
-        summary = prepare_dataset("synthetic", tiny, tmp_path / "prepared", val_fraction=0.34, progress=False,
-                                  expected_counts="canonical")
+        summary = prepare_dataset("synthetic", tiny, tmp_path / "prepared",
+                                  PrepareOptions(val_fraction=0.34, progress=False, expected_counts="canonical"))
     source = summary["source"]
     assert source["reference"] == "differs" and source["content_sha256"] == content_hash(tmp_path / "prepared/images")
     assert any("differs from the committed reference " + "f" * 64 in r.getMessage() for r in caplog.records)
     monkeypatch.setattr(reference, "REFERENCES", ({**wrong, "content_sha256": source["content_sha256"]},))
-    again = prepare_dataset("synthetic", tiny, tmp_path / "again", val_fraction=0.34, progress=False,
-                            expected_counts="canonical")
+    again = prepare_dataset("synthetic", tiny, tmp_path / "again",
+                            PrepareOptions(val_fraction=0.34, progress=False, expected_counts="canonical"))
     assert again["source"]["reference"] == "match" and again["source"]["content_sha256"] == source["content_sha256"]

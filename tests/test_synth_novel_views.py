@@ -41,12 +41,12 @@ def _decode(jpeg: bytes) -> np.ndarray:
 def synth(tmp_path_factory) -> dict:
     """A tiny SynthReID at 128x64 (16 train images, half of them occluded) and the true views of its
     training images at every mesh angle."""
-    from genreid.data.prepare import prepare_dataset
+    from genreid.data.prepare import PrepareOptions, prepare_dataset
 
     out = tmp_path_factory.mktemp("views") / "prepared" / "synthetic"
     prepare_dataset("synthetic", {"seed": 0, "num_train_ids": 4, "num_test_ids": 2, "cameras_per_id": 2,
                                   "images_per_camera": 2, "num_distractors": 0, "height": H, "num_cameras": 2,
-                                  "occlusion_prob": 0.5}, out, val_fraction=0.0, progress=False)
+                                  "occlusion_prob": 0.5}, out, PrepareOptions(val_fraction=0.0, progress=False))
     table = load_prepared(out, splits=("train",))["train"]
     paths = relative_paths(table["path"].tolist(), out)
     views = render_true_views(out, paths, ANGLES, batch_size=6)  # other batches than the generator's 32

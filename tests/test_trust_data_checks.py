@@ -11,16 +11,17 @@ import pytest
 from genreid.data import extract
 from genreid.data.archive import unpack
 from genreid.data.manifest import load_prepared, manifest_path
-from genreid.data.prepare import prepare_dataset
-from genreid.data.testing import archive_tree, make_duke_tree, make_market_tree
+from genreid.data.prepare import PrepareOptions, prepare_dataset
+from genreid.data.testing import TreeShape, archive_tree, make_duke_tree, make_market_tree
 from genreid.errors import DataError
 
 
 @pytest.fixture
 def prepared(tmp_path):
-    tree = make_market_tree(tmp_path / "src", train_ids=4, test_ids=3)
+    tree = make_market_tree(tmp_path / "src", TreeShape(train_ids=4, test_ids=3))
     out = tmp_path / "prepared" / "market1501"
-    prepare_dataset("market1501", str(tree.root), out, val_fraction=0.0, expected_counts="off", progress=False)
+    prepare_dataset("market1501", str(tree.root), out,
+                    PrepareOptions(val_fraction=0.0, expected_counts="off", progress=False))
     return out
 
 
@@ -57,8 +58,8 @@ def test_a_normal_zip_still_unpacks(tmp_path):
     tree = make_market_tree(tmp_path / "src")
     archive = archive_tree(tree.root, tmp_path / "Market-1501-v15.09.15.zip")
     out = tmp_path / "prepared"
-    summary = prepare_dataset("market1501", {"archive": str(archive)}, out, val_fraction=0.0,
-                              expected_counts="off", progress=False)
+    summary = prepare_dataset("market1501", {"archive": str(archive)}, out, PrepareOptions(val_fraction=0.0,
+                              expected_counts="off", progress=False))
     assert summary["splits"]["train"]["images"] == tree.counts["train"]["images"]
 
 
@@ -100,11 +101,12 @@ def test_query_identities_absent_from_the_gallery_are_counted(tmp_path, capsys):
     for p in lonely:  # pid 7 keeps its query image but loses every gallery image
         p.unlink()
     out = tmp_path / "prepared"
-    summary = prepare_dataset("dukemtmc", str(tree.root), out, val_fraction=0.0, expected_counts="off",
-                              progress=False)
+    summary = prepare_dataset("dukemtmc", str(tree.root), out, PrepareOptions(val_fraction=0.0, expected_counts="off",
+                              progress=False))
     assert lonely and summary["query_ids_absent_from_gallery"] == {"count": 1, "pids": [7]}
     assert json.loads((out / "summary.json").read_text())["query_ids_absent_from_gallery"]["count"] == 1
     assert "1 query identity absent from the gallery" in capsys.readouterr().out
     full = make_duke_tree(tmp_path / "src2")
-    assert prepare_dataset("dukemtmc", str(full.root), tmp_path / "p2", val_fraction=0.0, expected_counts="off",
-                           progress=False)["query_ids_absent_from_gallery"]["count"] == 0
+    options = PrepareOptions(val_fraction=0.0, expected_counts="off", progress=False)
+    assert prepare_dataset("dukemtmc", str(full.root), tmp_path / "p2",
+                           options)["query_ids_absent_from_gallery"]["count"] == 0

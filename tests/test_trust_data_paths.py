@@ -13,14 +13,14 @@ import pytest
 from genreid.data.archive import unpack
 from genreid.data.market1501 import Market1501
 from genreid.data.msmt17 import MSMT17
-from genreid.data.prepare import prepare_dataset
+from genreid.data.prepare import PrepareOptions, prepare_dataset
 from genreid.data.testing import make_market_tree, make_msmt_tree
 from genreid.errors import DataError
 
 
 def _prepare(source, out):
     return prepare_dataset("msmt17" if "MSMT" in str(source) else "market1501", {"archive": str(source)}, out,
-                           val_fraction=0.0, expected_counts="off", progress=False)
+                           PrepareOptions(val_fraction=0.0, expected_counts="off", progress=False))
 
 
 @pytest.mark.parametrize("line_kind", ["dotdot", "absolute"])

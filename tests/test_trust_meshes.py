@@ -12,7 +12,7 @@ import pytest
 from genreid.body import load_body_model
 from genreid.data.manifest import load_prepared
 from genreid.meshes.estimators import Estimator, SmplParams
-from genreid.meshes.stage import render_split
+from genreid.meshes.stage import MeshSource, RenderOptions, render_split
 
 ANGLES = [0, 90, 180, 270]
 H, W = 32, 16
@@ -50,9 +50,9 @@ def _keys(obj):
 def test_killed_and_rerun_meshes_give_byte_identical_cached_files(tmp_path, make_random_prepared):
     prepared = make_random_prepared(tmp_path / "prepared", {"train": 7})
     table = load_prepared(prepared, splits=("train",))["train"]
-    args = dict(table=table, prepared_dir=prepared, split="train", estimator=CountingEstimator(),
-                body_model=load_body_model("procedural"), body_model_spec="procedural", angles=ANGLES,
-                height=H, width=W, batch_size=3, progress=False)
+    args = dict(table=table, prepared_dir=prepared, split="train",
+                source=MeshSource(CountingEstimator(), load_body_model("procedural"), "procedural"),
+                options=RenderOptions(ANGLES, H, W, batch_size=3, progress=False))
     with pytest.raises(KeyboardInterrupt):
         render_split(out_dir=tmp_path / "killed", stop_after_chunks=1, **args)
     resumed = render_split(out_dir=tmp_path / "killed", **args)
@@ -67,7 +67,8 @@ def test_killed_and_rerun_meshes_give_byte_identical_cached_files(tmp_path, make
 def test_done_marker_holds_no_timing(tmp_path, make_random_prepared):
     prepared = make_random_prepared(tmp_path / "prepared", {"train": 4})
     table = load_prepared(prepared, splits=("train",))["train"]
-    render_split(table, prepared, tmp_path / "m", "train", CountingEstimator(), load_body_model("procedural"),
-                 "procedural", ANGLES, H, W, 2, progress=False)
+    render_split(table, prepared, tmp_path / "m", "train",
+                 MeshSource(CountingEstimator(), load_body_model("procedural"), "procedural"),
+                 RenderOptions(ANGLES, H, W, 2, progress=False))
     done = json.loads((tmp_path / "m" / "train_done.json").read_text())
     assert not (_keys(done) & TIMING_KEYS), done

@@ -63,13 +63,14 @@ class _Builder:
     regress: dict = field(default_factory=dict)
     count: int = 0
 
-    def tube(self, centres, d, u1, r1, r2, weights, n: int, cap0=None, cap1=None) -> int:
-        """Rings around ``centres`` (K,3) along axis ``d``; returns the first vertex index.
+    def tube(self, centres, axes, r1, r2, weights, n: int, cap0=None, cap1=None) -> int:
+        """Rings around ``centres`` (K,3) along axis ``d``, ``axes = (d, u1)`` with ``u1`` the ring's first
+        in-plane direction (radius ``r1``; ``r2`` along ``u2``); returns the first vertex index.
 
         ``u2 = d x u1`` makes every face wind counter-clockwise seen from outside (outward
         normals); caps close the ends at the given points."""
         centres, r1, r2 = np.asarray(centres, float), np.asarray(r1, float), np.asarray(r2, float)
-        d, u1 = np.asarray(d, float), np.asarray(u1, float)
+        d, u1 = (np.asarray(a, float) for a in axes)
         u2 = np.cross(d, u1)
         k = len(centres)
         theta = 2 * np.pi * np.arange(n) / n
@@ -141,7 +142,7 @@ def _build(p: Proportions):
     cen = np.stack([np.zeros_like(y), y, cz], 1)
     tw = _blend(y, [(0.05 * tu, 3), (0.16 * tu, 6), (0.26 * tu, 9)], 0, 0.04)
     n_t = 32
-    t0 = b.tube(cen, [0, 1, 0], [0, 0, 1], half_d, half_w, tw, n_t, cap0=cen[0] - [0, 0.01, 0],
+    t0 = b.tube(cen, ([0, 1, 0], [0, 0, 1]), half_d, half_w, tw, n_t, cap0=cen[0] - [0, 0.01, 0],
                 cap1=cen[-1] + [0, 0.005, 0])
     for j, level in _SPINE_LEVELS.items():
         b.regress[j] = b.ring_ids(t0, int(np.argmin(abs(lv - level))), n_t)
@@ -162,7 +163,7 @@ def _build(p: Proportions):
         xs = side * (hip_x - 0.01 * np.clip(s - 1, 0, 2) / 2)
         cen = np.stack([xs, ys, np.zeros_like(ys)], 1)
         w = _blend(-ys, [(-hip_y - 0.02, hipj), (-knee_y, knee), (-ankle_y, ankle)], 0, 0.035)
-        base = b.tube(cen, [0, -1, 0], [0, 0, 1], rad * 0.95, rad, w, 20, cap1=cen[-1] - [0, 0.01, 0])
+        base = b.tube(cen, ([0, -1, 0], [0, 0, 1]), rad * 0.95, rad, w, 20, cap1=cen[-1] - [0, 0.01, 0])
         for j, val in ((hipj, 1.0), (knee, 2.0), (ankle, 3.0)):
             b.regress[j] = b.ring_ids(base, int(np.argmin(abs(s - val))), 20)
         zf = np.array([-0.06, -0.04, 0.0, 0.05, 0.10, 0.14, 0.17])
@@ -170,7 +171,7 @@ def _build(p: Proportions):
         hh = np.array([0.025, 0.040, 0.045, 0.040, 0.030, 0.025, 0.018])
         cen = np.stack([np.full(7, side * (hip_x - 0.01)), sole + hh, zf], 1)
         w = _blend(zf, [(0.08, foot)], ankle, 0.03)
-        base = b.tube(cen, [0, 0, 1], [0, 1, 0], hh, hw, w, 16, cap0=cen[0] - [0, 0, 0.012],
+        base = b.tube(cen, ([0, 0, 1], [0, 1, 0]), hh, hw, w, 16, cap0=cen[0] - [0, 0, 0.012],
                       cap1=cen[-1] + [0, 0, 0.012])
         b.regress[foot] = b.ring_ids(base, 4, 16)
     # arms along +-x: collar -> shoulder -> elbow -> wrist, then a flat hand
@@ -184,11 +185,11 @@ def _build(p: Proportions):
         rad = rad * p.limb * (1 + 0.6 * (p.girth - 1)) * _CLOTHED[2]
         cen = np.stack([side * xs, np.full_like(xs, sh_y), np.zeros_like(xs)], 1)
         w = _blend(xs, [(xk[1] - 0.01, shoulder), (xk[2], elbow), (xk[3], wrist)], collar, 0.03)
-        base = b.tube(cen, [side, 0, 0], [0, 1, 0], rad, rad, w, 16)
+        base = b.tube(cen, ([side, 0, 0], [0, 1, 0]), rad, rad, w, 16)
         for j, val in ((collar, 0.0), (shoulder, 1.0), (elbow, 2.0), (wrist, 3.0)):
             b.regress[j] = b.ring_ids(base, int(np.argmin(abs(s - val))), 16)
         hx = xk[3] + 0.075 * p.arm
-        base = _ellipsoid(b, [side * hx, sh_y, 0.0], [side, 0, 0], [0, 1, 0],
+        base = _ellipsoid(b, [side * hx, sh_y, 0.0], ([side, 0, 0], [0, 1, 0]),
                           np.array([0.075 * p.arm, 0.022, 0.045]), 7, 12,
                           lambda a, hx=hx, wrist=wrist, hand=hand: _blend(a, [(hx - 0.04, hand)], wrist, 0.02))
         b.regress[hand] = b.ring_ids(base, 3, 12)
@@ -206,24 +207,26 @@ def _build(p: Proportions):
     cen = np.stack([np.zeros(7), ys, np.full(7, -0.005)], 1)
     rad = np.interp(ys, [ys[0], top], [0.058, 0.05]) * (1 + 0.5 * (p.girth - 1))
     w = _blend(ys, [(neck_y - 0.02, 12), (top - 0.015, 15)], 9, 0.02)
-    base = b.tube(cen, [0, 1, 0], [0, 0, 1], rad * 0.95, rad, w, 16)
+    base = b.tube(cen, ([0, 1, 0], [0, 0, 1]), rad * 0.95, rad, w, 16)
     b.regress[12] = b.ring_ids(base, int(np.argmin(abs(ys - neck_y))), 16)
     b.regress[15] = b.ring_ids(base, 6, 16)
     hr = np.array([0.11, 0.095, 0.078]) * p.head
-    _ellipsoid(b, [0, top + 0.085 * p.head, 0.012], [0, 1, 0], [0, 0, 1], hr, 14, 24,
+    _ellipsoid(b, [0, top + 0.085 * p.head, 0.012], ([0, 1, 0], [0, 0, 1]), hr, 14, 24,
                lambda a: np.tile(_onehot(15), (len(a), 1)), nose=True)
     verts = np.concatenate(b.verts) * p.stature
     return verts, np.concatenate(b.faces).astype(np.int64), np.concatenate(b.weights), b.regress
 
 
-def _ellipsoid(b: _Builder, centre, d, u1, radii, rings: int, n: int, weight_fn, nose: bool = False) -> int:
-    """An ellipsoid as a capped tube: ``radii`` = (along d, along u1, along d x u1)."""
-    centre, d = np.asarray(centre, float), np.asarray(d, float)
+def _ellipsoid(b: _Builder, centre, axes, radii, rings: int, n: int, weight_fn, nose: bool = False) -> int:
+    """An ellipsoid as a capped tube, ``axes = (d, u1)`` as in :meth:`_Builder.tube`: ``radii`` = (along d,
+    along u1, along d x u1)."""
+    u1 = axes[1]
+    centre, d = np.asarray(centre, float), np.asarray(axes[0], float)
     phi = np.linspace(0, np.pi, rings + 2)[1:-1]
     sin_phi, cos_phi = exactmath.sincos(phi)
     along = -cos_phi * radii[0]
     cen = centre + along[:, None] * d
-    base = b.tube(cen, d, u1, sin_phi * radii[1], sin_phi * radii[2], weight_fn(along + exactmath.dot3(centre, d)),
+    base = b.tube(cen, (d, u1), sin_phi * radii[1], sin_phi * radii[2], weight_fn(along + exactmath.dot3(centre, d)),
                   n, cap0=centre - radii[0] * d, cap1=centre + radii[0] * d)
     if nose:  # a small bump on the face so front and back differ in structure renders
         v = b.verts[-3]

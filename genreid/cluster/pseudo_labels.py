@@ -8,6 +8,7 @@ decides what to do with them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -68,17 +69,31 @@ def _looks_like_distances(x) -> bool:
     return bool(np.all(np.abs(np.diag(arr)) < 1e-5)) and float(arr.min()) >= 0.0 and float(arr.max()) <= 1.0 + 1e-6
 
 
-def cluster_features(features_or_dist, *, eps: float | None = None, rho: float | None = None,
-                     min_samples: int = 4, k1: int = 30, k2: int = 6, true_ids=None,
-                     precomputed: bool | None = None, knn: str = "auto",
-                     camids=None) -> tuple[np.ndarray, dict[str, Any]]:
+@dataclass(frozen=True)
+class ClusterSettings:
+    """DBSCAN on the k-reciprocal Jaccard distance: the radius ``eps`` (fixed) or GCL's ``rho`` rule (``eps``
+    wins; one of them is required), ``min_samples``, and the Jaccard distance's ``k1``, ``k2`` and
+    neighbour search ``knn`` (unused for a precomputed distance). Defaults: Cluster-Contrast's."""
+
+    eps: float | None = None
+    rho: float | None = None
+    min_samples: int = 4
+    k1: int = 30
+    k2: int = 6
+    knn: str = "auto"
+
+
+def cluster_features(features_or_dist, settings: ClusterSettings = ClusterSettings(), *, true_ids=None,
+                     camids=None, precomputed: bool | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Labels (int64, -1 = outlier) and a quality dict (eps used, counts, NMI/ARI vs ``true_ids``).
 
     ``features_or_dist``: L2-normalised features (N x D, numpy or torch) or a precomputed N x N
     Jaccard distance; ``precomputed=None`` decides by shape (square, zero diagonal, in [0, 1]).
-    ``eps`` wins over ``rho``; one of them is required. ``camids`` (features only) centres the
-    features per camera first (:func:`camera_centred`); Cluster-Contrast itself does not.
+    ``camids`` (features only) centres the features per camera first (:func:`camera_centred`);
+    Cluster-Contrast itself does not.
     """
+    eps, rho, min_samples = settings.eps, settings.rho, settings.min_samples
+    k1, k2, knn = settings.k1, settings.k2, settings.knn
     if eps is None and rho is None:
         raise ValueError("give eps (fixed DBSCAN radius) or rho (GCL's rule); both are None")
     x = features_or_dist

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,30 @@ log = logging.getLogger(__name__)
 SHOWN_PROBLEMS = 100
 
 
-def prepare_dataset(name: str, source: Mapping[str, Any] | str | os.PathLike, out_dir: str | os.PathLike, *,
-                    val_fraction: float = 0.05, val_seed: int = 0, verify: str = "header",
-                    expected_counts: Any = "canonical", max_bad_images: int = 0,
-                    progress: bool = True) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PrepareOptions:
+    """How a dataset is split and checked: the ``data`` keys of the same names (``val_fraction``, ``val_seed``,
+    ``verify``, ``expected_counts``, ``max_bad_images``), and whether progress bars are shown.
+    ``expected_counts``: ``"canonical"``, ``"off"`` or ``{split: {ids, images[, cameras]}}``."""
+
+    val_fraction: float = 0.05
+    val_seed: int = 0
+    verify: str = "header"
+    expected_counts: Any = "canonical"
+    max_bad_images: int = 0
+    progress: bool = True
+
+
+def prepare_dataset(name: str, source: Mapping[str, Any] | str | os.PathLike, out_dir: str | os.PathLike,
+                    options: PrepareOptions = PrepareOptions()) -> dict[str, Any]:
     """Prepare ``name`` into ``out_dir`` and return the summary (also written to ``summary.json``).
 
     ``source``: for real datasets the archive fields (``archive``, ``url``, ``sha256``, MSMT17's
-    ``version``) or just the archive path; for ``synthetic`` the generator's keyword arguments.
-    ``expected_counts``: ``"canonical"``, ``"off"`` or ``{split: {ids, images[, cameras]}}``.
+    ``version``) or just the archive path; for ``synthetic`` the fields of
+    :class:`genreid.synth.SynthSettings`.
     """
+    val_fraction, val_seed, verify = options.val_fraction, options.val_seed, options.verify
+    expected_counts, max_bad_images, progress = options.expected_counts, options.max_bad_images, options.progress
     out_dir = Path(out_dir).absolute()
     cls = get_dataset_class(name)
     src = dict(source) if isinstance(source, Mapping) else {"archive": str(source)}
@@ -114,12 +129,12 @@ def _materialise(name: str, cls: type, src: dict[str, Any], images: Path, out_di
                  progress: bool) -> dict[str, Any]:
     """Put the dataset tree under ``images`` (generate, unpack or copy); returns where it came from."""
     if name in ("synthetic", "synthetic_b"):
-        from genreid.synth import check_generated, generate_synthreid  # heavy (renderer); only this path needs it
+        from genreid.synth import SynthSettings, check_generated, generate_synthreid  # heavy (renderer)
 
         # The generator keeps finished batches in work_dir, outside our temporary folder, so a
         # killed generation resumes; it moves the finished tree into ``images`` itself.
         work_dir = out_dir.with_name(f".{out_dir.name}.generating")
-        summary = generate_synthreid(images, **src, work_dir=work_dir, progress=progress)
+        summary = generate_synthreid(images, SynthSettings(**src), work_dir=work_dir, progress=progress)
         check = check_generated(images, summary)  # the committed reference hash: a difference is a warning
         gt = images / "ground_truth.npz"
         if gt.is_file():

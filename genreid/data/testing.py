@@ -20,6 +20,22 @@ class FakeTree:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TreeShape:
+    """How much a fake tree holds: identities per split, cameras per identity, images per camera, image
+    ``size`` (h, w) and the seed of its pixels. ``id_colours``: every identity's images share one colour
+    (plus noise), so even an untrained network's features cluster by identity (the paper-shape smoke
+    needs clusters to train on)."""
+
+    train_ids: int = 5
+    test_ids: int = 5
+    cams_per_id: int = 3
+    per_cam: int = 2
+    size: tuple[int, int] = (16, 8)
+    seed: int = 0
+    id_colours: bool = False
+
+
 def _write_jpeg(path: Path, rng: np.random.Generator, size: tuple[int, int], colour: np.ndarray) -> None:
     h, w = size
     pixels = np.clip(colour + rng.normal(0, 20, size=(h, w, 3)), 0, 255).astype(np.uint8)
@@ -31,15 +47,12 @@ def _counts(rows: list[tuple[int, int]]) -> dict[str, int]:
     return {"ids": len({p for p, _ in rows}), "images": len(rows), "cameras": len({c for _, c in rows})}
 
 
-def make_market_tree(parent: str | Path, *, train_ids: int = 6, test_ids: int = 6, cams_per_id: int = 3,
-                     per_cam: int = 2, junk: int = 2, distractors: int = 3, num_cams: int = 6,
-                     size: tuple[int, int] = (16, 8), seed: int = 0,
-                     dataset_dir: str = "Market-1501-v15.09.15", id_colours: bool = False) -> FakeTree:
+def make_market_tree(parent: str | Path, shape: TreeShape = TreeShape(train_ids=6, test_ids=6), *, junk: int = 2,
+                     distractors: int = 3, num_cams: int = 6, dataset_dir: str = "Market-1501-v15.09.15") -> FakeTree:
     """Market-1501 layout: ``PPPP_cCsS_FFFFFF_BB.jpg``, junk ``-1_...`` in every split, ``0000_...``
-    distractors in the gallery, a ``Thumbs.db`` like the real archive. Pids are sparse (odd numbers).
-
-    ``id_colours``: every identity's images share one colour (plus noise), so even an untrained
-    network's features cluster by identity (the paper-shape smoke needs clusters to train on)."""
+    distractors in the gallery, a ``Thumbs.db`` like the real archive. Pids are sparse (odd numbers)."""
+    train_ids, test_ids, cams_per_id, per_cam = shape.train_ids, shape.test_ids, shape.cams_per_id, shape.per_cam
+    size, seed, id_colours = shape.size, shape.seed, shape.id_colours
     rng = np.random.default_rng(seed)
     root = Path(parent) / dataset_dir
     dirs = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -78,11 +91,10 @@ def make_market_tree(parent: str | Path, *, train_ids: int = 6, test_ids: int = 
     return FakeTree(root, {s: _counts(r) for s, r in rows.items()})
 
 
-def make_duke_tree(parent: str | Path, *, train_ids: int = 5, test_ids: int = 5, cams_per_id: int = 3,
-                   per_cam: int = 2, num_cams: int = 8, size: tuple[int, int] = (16, 8), seed: int = 0,
-                   id_colours: bool = False) -> FakeTree:
-    """DukeMTMC-reID layout: ``PPPP_cC_fFFFFFFF.jpg``; gallery-only ids like the real test set.
-    ``id_colours`` as in :func:`make_market_tree`."""
+def make_duke_tree(parent: str | Path, shape: TreeShape = TreeShape(), *, num_cams: int = 8) -> FakeTree:
+    """DukeMTMC-reID layout: ``PPPP_cC_fFFFFFFF.jpg``; gallery-only ids like the real test set."""
+    train_ids, test_ids, cams_per_id, per_cam = shape.train_ids, shape.test_ids, shape.cams_per_id, shape.per_cam
+    size, seed, id_colours = shape.size, shape.seed, shape.id_colours
     rng = np.random.default_rng(seed)
     root = Path(parent) / "DukeMTMC-reID"
     dirs = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -107,12 +119,12 @@ def make_duke_tree(parent: str | Path, *, train_ids: int = 5, test_ids: int = 5,
     return FakeTree(root, {s: _counts(r) for s, r in rows.items()})
 
 
-def make_msmt_tree(parent: str | Path, *, version: str = "v1", train_ids: int = 5, test_ids: int = 5,
-                   cams_per_id: int = 3, per_cam: int = 2, size: tuple[int, int] = (16, 8),
-                   seed: int = 0, id_colours: bool = False) -> FakeTree:
+def make_msmt_tree(parent: str | Path, shape: TreeShape = TreeShape(), *, version: str = "v1") -> FakeTree:
     """MSMT17 layout: ``PPPP/PPPP_III_CC_0303morning_FFFF_N.jpg`` under train/test (V1) or
     mask_train_v2/mask_test_v2 (V2), and the four list files; one train image per id goes to list_val.
-    ``id_colours`` as in :func:`make_market_tree` (test identities get other colours than training ones)."""
+    With ``shape.id_colours`` test identities get other colours than training ones."""
+    train_ids, test_ids, cams_per_id, per_cam = shape.train_ids, shape.test_ids, shape.cams_per_id, shape.per_cam
+    size, seed, id_colours = shape.size, shape.seed, shape.id_colours
     rng = np.random.default_rng(seed)
     root = Path(parent) / ("MSMT17_V1" if version == "v1" else "MSMT17_V2")
     train_dir, test_dir = ("train", "test") if version == "v1" else ("mask_train_v2", "mask_test_v2")

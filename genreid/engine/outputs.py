@@ -10,6 +10,7 @@ from typing import Any
 
 from torch import nn
 
+from genreid.engine.context import StepEnv
 from genreid.engine.guards import assert_finite_parameters
 from genreid.engine.selection import Selection
 from genreid.engine.trainer import Trainer
@@ -18,9 +19,11 @@ from genreid.utils.atomic import write_json
 from genreid.utils.provenance import run_record
 
 
-def write_selected_encoder(trainer: Trainer, selection: Selection, encoder: nn.Module, method: str, *, seed: int,
-                           batch_size: int, model_dir: Path, results_dir: Path,
-                           extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_selected_encoder(trainer: Trainer, selection: Selection, encoder: nn.Module, env: StepEnv, *, method: str,
+                           batch_size: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``env.model_dir/encoder.pt`` (the selected weights, recorded as ``method`` with ``extra``) and
+    ``env.results_dir/train/summary.json`` (throughput at ``batch_size`` images per iteration)."""
+    seed, model_dir, results_dir = env.seed, env.model_dir, env.results_dir
     selected = copy.deepcopy(encoder).cpu()
     if trainer.best is not None and trainer.best.selected_weights() is not None:
         selected.load_state_dict(trainer.best.selected_weights())

@@ -159,7 +159,7 @@ def run_evaluate_cli(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from genreid.evaluation.evaluator import RerankParams, evaluate_features
+    from genreid.evaluation.evaluator import EvalOptions, RerankParams, evaluate_features
     from genreid.evaluation.rank import cmc_csv, evaluate_rank
     from genreid.utils.atomic import write_json, write_text
 
@@ -183,9 +183,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         _require(a, args.input, "query_features", "gallery_features")
         rerank = RerankParams(args.k1, args.k2, args.lambda_value) if args.rerank else None
+        options = EvalOptions(metric=args.metric, protocol=args.protocol, max_rank=args.max_rank,
+                              camera_filter=args.camera_filter, rerank=rerank, device=device)
         result = evaluate_features(a["query_features"], a["gallery_features"], a["query_pids"], a["gallery_pids"],
-                                   qc, gc, metric=args.metric, protocol=args.protocol, max_rank=args.max_rank,
-                                   camera_filter=args.camera_filter, rerank=rerank, device=device).result
+                                   qc, gc, options).result
         source = "features"
     record = result.summary(percent=True)
     record.update({"input": str(args.input), "source": source,

@@ -104,6 +104,12 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any = None, 
 
     Work is chunked over queries (``chunk_elements`` distances at a time, spread over torch's CPU
     threads), so memory above the matrix stays bounded; no row is fully sorted (see ``rank_counts``).
+
+    Nine parameters, a documented exception to the project's limit of eight: the first six are
+    torchreid's and FastReID's ``evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)``,
+    which ReID users call positionally as written, and the three keyword-only ones (``protocol``,
+    ``camera_filter``, ``chunk_elements``) stand where those take their own flags; grouping any of them
+    would break that call.
     """
     if protocol not in PROTOCOLS:
         raise GenreidError(f"unknown evaluation protocol {protocol!r}", f"use one of {', '.join(PROTOCOLS)}")

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from genreid.errors import GenreidError
-from genreid.evaluation.evaluator import RerankParams, evaluate_features
+from genreid.evaluation.evaluator import EvalOptions, RerankParams, evaluate_features
 from genreid.evaluation.extract import extract_features
 from genreid.evaluation.rank import RankResult, cmc_csv
 from genreid.evaluation.ranked_lists import draw_ranked_lists, pick_queries, ranked_gallery
@@ -110,8 +110,9 @@ def evaluate_method(frames: dict[str, pd.DataFrame], model: torch.nn.Module, out
                                         num_workers=s.num_workers)
         log.info("%s %s: %d %s features", dataset, method, len(feats[split]), split)
     q, g = feats["query"], feats["gallery"]
-    ev = evaluate_features(q.features, g.features, q.pids, g.pids, q.camids, g.camids, metric=s.metric,
-                           protocol=s.protocol, max_rank=s.max_rank, camera_filter=s.camera_filter, rerank=s.rerank)
+    options = EvalOptions(metric=s.metric, protocol=s.protocol, max_rank=s.max_rank, camera_filter=s.camera_filter,
+                          rerank=s.rerank)
+    ev = evaluate_features(q.features, g.features, q.pids, g.pids, q.camids, g.camids, options)
     out_dir = Path(out_dir)
     record = metrics_record(ev.result, dataset=dataset, method=method, settings=s, num_query=len(q),
                             num_gallery=len(g), training=training or {}, device=device)

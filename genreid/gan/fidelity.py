@@ -114,12 +114,12 @@ def identity_preservation(generated_features: Any, true_features: Any, pids: Seq
     """(rank-1, mAP) in percent of generated views (queries) against the true views (gallery) of the same
     images, both embedded by one reference encoder. ``pids[i]`` is the identity of image ``i``; every
     true view of the same identity counts as a match, the query's own true view included."""
-    from genreid.evaluation.evaluator import evaluate_features
+    from genreid.evaluation.evaluator import EvalOptions, evaluate_features
 
     pids = np.asarray(pids)
     # different camera ids for the two sides: nothing is filtered, the own true view is a valid match
     out = evaluate_features(generated_features, true_features, pids, pids, np.zeros(len(pids), np.int64),
-                            np.ones(len(pids), np.int64), camera_filter=False)
+                            np.ones(len(pids), np.int64), EvalOptions(camera_filter=False))
     return 100.0 * out.result.rank(1), 100.0 * float(out.result.mAP)
 
 

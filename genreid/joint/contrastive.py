@@ -23,22 +23,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from genreid.cluster.pseudo_labels import cluster_features
+from genreid.cluster.pseudo_labels import ClusterSettings, cluster_features
 from genreid.config.sections.cluster import ClusterConfig
 from genreid.config.sections.gan import TrainConfig
 from genreid.engine import dist
 from genreid.engine.amp import AmpContext
 from genreid.engine.batches import batch_loader, cap_batches, epoch_batches
+from genreid.engine.context import StepEnv
 from genreid.engine.evaluate import extract_all
 from genreid.engine.guards import assert_finite, host_values
 from genreid.engine.hooks import Validation
 from genreid.engine.outputs import write_selected_encoder
 from genreid.engine.selection import Selection
+from genreid.engine.setup import TrainingRun
 from genreid.engine.trainer import Trainer, TrainStep
 from genreid.errors import TrainingDiverged
 from genreid.gan.nets import GanNets
 from genreid.joint.iteration import DIVERGED_FIX, EncoderNets, Optimisers
-from genreid.losses.view_invariant import view_invariant_loss
+from genreid.losses.view_invariant import ViewInvariantSettings, view_invariant_loss
 from genreid.memory.instance_memory import InstanceMemory
 from genreid.memory.labels import EpochLabels
 from genreid.meshes.store import RenderStore
@@ -65,6 +67,12 @@ class StepInputs:
     num_workers: int = 0
     true_views_dir: Path | None = None  # SynthReID's true novel views (data/true_views/<ds>; oracle_views reads them)
 
+    @property
+    def env(self) -> StepEnv:
+        """The run facts the engine's shared writers read."""
+        return StepEnv(info=self.info, amp=self.amp, seed=self.seed, model_dir=Path(self.model_dir),
+                       results_dir=Path(self.results_dir), num_workers=self.num_workers)
+
 
 class ContrastiveMethod(TrainStep):
     """The memory, clustering, batches and outputs every stage-3 method shares; the contrastive-only
@@ -80,11 +88,31 @@ class ContrastiveMethod(TrainStep):
         self.memory = InstanceMemory(len(inputs.dataset), inputs.nets.id_encoder.embedding_dim).to(inputs.info.device)
         self.labels = EpochLabels()
 
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, run: TrainingRun, nets: GanNets | EncoderNets, opts: Optimisers, *,
+                    store: RenderStore | None = None, validation: Validation | None = None,
+                    true_views_dir: str | Path | None = None) -> ContrastiveMethod:
+        """The method on ``run``'s training split, with its networks, optimisers and (generative methods)
+        the mesh renders; ``true_views_dir``: SynthReID's true novel views (oracle_views reads them)."""
+        df, env = run.train_df, run.env
+        return cls(cfg, StepInputs(nets=nets, opts=opts, dataset=run.train_set, info=env.info, amp=env.amp,
+                                   seed=env.seed, store=store, camids=df["camid"].to_numpy(),
+                                   true_ids=df["pid"].to_numpy(), validation=validation, model_dir=env.model_dir,
+                                   results_dir=env.results_dir, num_workers=env.num_workers,
+                                   true_views_dir=Path(true_views_dir) if true_views_dir else None))
+
     # -- the hooks a method overrides ------------------------------------------------------------
 
     @property
     def cluster(self) -> ClusterConfig:
         return getattr(self.cfg, self.clustering_section).cluster
+
+    @property
+    def loss_settings(self) -> ViewInvariantSettings:
+        """The view-invariant loss's keys of ``train``."""
+        c = self.cfg
+        return ViewInvariantSettings(c.num_negatives, c.memory_temperature, c.term3_negatives,
+                                     c.positive_includes_self)
 
     @property
     def cluster_key(self) -> str:
@@ -143,8 +171,8 @@ class ContrastiveMethod(TrainStep):
     def _pseudo_labels(self, epoch: int) -> tuple[np.ndarray, dict[str, Any]]:
         c, key = self.cluster, self.cluster_key
         eps, rho = c.eps_and_rho()
-        labels, quality = cluster_features(self.memory.features.cpu(), eps=eps, rho=rho, min_samples=c.min_samples,
-                                           k1=c.k1, k2=c.k2, true_ids=self.inputs.true_ids,
+        settings = ClusterSettings(eps=eps, rho=rho, min_samples=c.min_samples, k1=c.k1, k2=c.k2)
+        labels, quality = cluster_features(self.memory.features.cpu(), settings, true_ids=self.inputs.true_ids,
                                            camids=self.inputs.camids if c.camera_norm else None)
         clustered, batch = int((labels >= 0).sum()), self.cfg.batch_size
         if len(labels) < batch:
@@ -192,8 +220,7 @@ class ContrastiveMethod(TrainStep):
             f_pos = None if positive is None else id_encoder(amp.input(positive))[1]
         self.opts.id.zero_grad(set_to_none=True)
         with amp.autocast():
-            vi, parts = view_invariant_loss(f, f_pos, idx, memory, cfg.num_negatives, cfg.memory_temperature,
-                                            cfg.term3_negatives, cfg.positive_includes_self)
+            vi, parts = view_invariant_loss(f, f_pos, idx, memory, self.loss_settings)
             loss = cfg.vi_weight * vi
         parts = host_values({**parts, "vi": vi.detach(), "total": loss.detach()})
         assert_finite(parts, where, DIVERGED_FIX, info)
@@ -209,6 +236,5 @@ class ContrastiveMethod(TrainStep):
         return self.labels.record()
 
     def finish(self, trainer: Trainer, selection: Selection) -> dict[str, Any]:
-        return write_selected_encoder(trainer, selection, self.nets.id_encoder, self.name, seed=self.seed,
-                                      batch_size=self.cfg.batch_size, model_dir=self.inputs.model_dir,
-                                      results_dir=self.inputs.results_dir)
+        return write_selected_encoder(trainer, selection, self.nets.id_encoder, self.inputs.env, method=self.name,
+                                      batch_size=self.cfg.batch_size)

@@ -82,8 +82,7 @@ class GenerativeMethod(ContrastiveMethod):
         opts.id.zero_grad(set_to_none=True)
         with amp.autocast():
             loss, g_parts = generator_loss(nets, views, batch.x, weights, fakes)
-            vi, vi_parts = view_invariant_loss(views.f, views.f_nv, batch.idx, memory, cfg.num_negatives,
-                                               cfg.memory_temperature, cfg.term3_negatives, cfg.positive_includes_self)
+            vi, vi_parts = view_invariant_loss(views.f, views.f_nv, batch.idx, memory, self.loss_settings)
             loss = loss + cfg.vi_weight * vi
             parts.update(**g_parts, **vi_parts, vi=vi.detach())
             extra, extra_parts = self.extra_loss(views, batch.labels, mixed)

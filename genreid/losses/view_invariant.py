@@ -18,6 +18,8 @@ B x K x D memory rows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -30,12 +32,25 @@ def info_nce(pos: torch.Tensor, neg: torch.Tensor, temperature: float) -> torch.
     return F.cross_entropy(logits, torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device))
 
 
+@dataclass(frozen=True)
+class ViewInvariantSettings:
+    """The loss's knobs: ``num_negatives`` (K memory slots per anchor), the InfoNCE ``temperature``, the
+    features that score term 3's negatives (``term3_negatives``: ``f``, or the authors' ``f_nv``), and
+    whether a same-cluster positive may be the anchor's own slot (``positive_includes_self``)."""
+
+    num_negatives: int
+    temperature: float
+    term3_negatives: str = "f"
+    positive_includes_self: bool = False
+
+
 def view_invariant_loss(f: torch.Tensor, f_nv: torch.Tensor | None, indices: torch.Tensor, memory: InstanceMemory,
-                        num_negatives: int, temperature: float, term3_negatives: str = "f",
-                        positive_includes_self: bool = False,
+                        settings: ViewInvariantSettings,
                         generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Sum of the three terms for a batch of original (``f``) and positive-view (``f_nv``) features;
     term 3 alone when ``f_nv`` is None. The parts are detached tensors (one host read per step)."""
+    num_negatives, temperature = settings.num_negatives, settings.temperature
+    term3_negatives, positive_includes_self = settings.term3_negatives, settings.positive_includes_self
     if term3_negatives not in ("f", "f_nv"):
         raise ValueError(f"term3_negatives must be 'f' or 'f_nv', got {term3_negatives!r}")
     if f_nv is None:

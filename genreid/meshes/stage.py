@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,40 @@ from genreid.utils.faults import fault_point
 log = logging.getLogger(__name__)
 
 MaskSource = Callable[[Sequence[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class MeshSource:
+    """Where the SMPL parameters come from and the body they pose. ``body_model_spec`` is ``mesh.body_model``
+    as written (recorded in the render signature beside the body's fingerprint)."""
+
+    estimator: Estimator
+    body_model: Any
+    body_model_spec: str
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How every split is rendered: the angles, the stored size (the network input size), the images per
+    chunk (the resume unit), the device, and whether a progress bar is shown."""
+
+    angles: Sequence[int]
+    height: int
+    width: int
+    batch_size: int
+    device: torch.device | str = "cpu"
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RenderChecks:
+    """What the stage shows of its renders in ``results_dir``: the overlay sheet of ``overlay_samples`` rows
+    drawn with ``seed`` (0: none), and with ``masks`` (SynthReID's person masks) the alignment report."""
+
+    results_dir: str | os.PathLike
+    overlay_samples: int = 0
+    seed: int = 0
+    masks: MaskSource | None = None
 
 
 def relative_paths(paths: Sequence[str], prepared_dir: str | os.PathLike) -> list[str]:
@@ -84,17 +119,18 @@ def body_fingerprint(body_model: Any) -> str:
 
 
 def render_split(table: pd.DataFrame, prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, split: str,
-                 estimator: Estimator, body_model: Any, body_model_spec: str, angles: Sequence[int],
-                 height: int, width: int, batch_size: int, device: torch.device | str = "cpu",
-                 progress: bool = True, stop_after_chunks: int | None = None) -> dict[str, Any]:
+                 source: MeshSource, options: RenderOptions, stop_after_chunks: int | None = None) -> dict[str, Any]:
     """Render one split resumably; returns counts and this run's timing (for the results file only:
     the cached outputs never hold timings). ``stop_after_chunks`` simulates a kill."""
     from tqdm import tqdm
 
+    estimator, body_model = source.estimator, source.body_model
+    angles, height, width, batch_size = options.angles, options.height, options.width, options.batch_size
+    device, progress = options.device, options.progress
     abs_paths = [Path(p) for p in table["path"]]
     rel = relative_paths([str(p) for p in abs_paths], prepared_dir)
     hashes = table["sha1"].tolist() if "sha1" in table.columns else None
-    signature = {**estimator.signature(), "body_model": body_model_spec, "body": body_fingerprint(body_model),
+    signature = {**estimator.signature(), "body_model": source.body_model_spec, "body": body_fingerprint(body_model),
                  "code": code_fingerprint(), "manifest": manifest_digest(rel, hashes)}
     writer = RenderWriter(out_dir, split, len(table), angles, height, width, batch_size, signature)
     start, done = time.perf_counter(), 0
@@ -161,21 +197,19 @@ def alignment_report(store: RenderStore, masks: MaskSource) -> dict[str, Any]:
 
 
 def run_meshes(tables: dict[str, pd.DataFrame], prepared_dir: str | os.PathLike, out_dir: str | os.PathLike,
-               results_dir: str | os.PathLike, estimator: Estimator, body_model: Any, body_model_spec: str,
-               angles: Sequence[int], height: int, width: int, batch_size: int, splits: Sequence[str],
-               overlay_samples: int, seed: int, device: torch.device | str = "cpu",
-               masks: MaskSource | None = None, progress: bool = True) -> dict[str, Any]:
-    """Every requested split, then the overlay sheet and (with ``masks``) the alignment check."""
+               source: MeshSource, options: RenderOptions, checks: RenderChecks) -> dict[str, Any]:
+    """Every split of ``tables`` in its order, then the overlay sheet of the first and (with
+    ``checks.masks``) the alignment check of each."""
+    splits = list(tables)
     report: dict[str, Any] = {"splits": {}}
     for split in splits:
-        report["splits"][split] = render_split(tables[split], prepared_dir, out_dir, split, estimator, body_model,
-                                               body_model_spec, angles, height, width, batch_size, device,
-                                               progress)
+        report["splits"][split] = render_split(tables[split], prepared_dir, out_dir, split, source, options)
     first = RenderStore(out_dir, splits[0])
-    report["overlay_rows"] = write_overlay(first, prepared_dir, Path(results_dir) / "overlay.png",
-                                           overlay_samples, seed)
-    if masks is not None:
-        report["alignment"] = {split: alignment_report(RenderStore(out_dir, split), masks) for split in splits}
+    report["overlay_rows"] = write_overlay(first, prepared_dir, Path(checks.results_dir) / "overlay.png",
+                                           checks.overlay_samples, checks.seed)
+    if checks.masks is not None:
+        report["alignment"] = {split: alignment_report(RenderStore(out_dir, split), checks.masks)
+                               for split in splits}
     return report
 
 

@@ -301,7 +301,7 @@ def convert_generator(gen: State, dis: State) -> tuple[list[Conversion], tuple[n
     if any(c.unmapped for c in convs):
         return convs, None
     arch = generator_arch(gen, dis)
-    nets = (StructureEncoder(**arch["str_encoder"]), Decoder(**arch["decoder"]),
+    nets = (StructureEncoder(**arch["str_encoder"]), Decoder.from_arch(arch["decoder"]),
             MultiScaleDiscriminator(**arch["discriminator"]))
     for c, net, a in zip(convs, nets, arch.values()):
         check(c, net, a)

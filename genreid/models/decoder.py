@@ -35,7 +35,9 @@ D-Mixup act per dimension, so they do not depend on ``code_split``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +49,17 @@ from genreid.models.gan_blocks import ConvBlock, SafePad, init_kaiming, instance
 
 CODE_SPLITS = ("channels", "stripes")
 DECODER_NORMS = ("authors_ln", "group_norm")
+
+
+@dataclass(frozen=True)
+class CodeOptions:
+    """How the appearance code becomes AdaIN values (module docstring): ``scale_offset`` added to the raw
+    scales, ``code_norm`` standardising the code with fixed statistics, ``code_split`` choosing which part
+    each MLP pair reads. The names are the keys of the decoder's saved ``arch``."""
+
+    scale_offset: float = 0.0
+    code_norm: bool = False
+    code_split: str = "channels"
 
 
 def mlp(c_in: int, hidden: int, c_out: int) -> nn.Sequential:
@@ -86,9 +99,9 @@ class Decoder(nn.Module):
 
     def __init__(self, stripe_dim: int = 2048, stripes: int = 4, in_channels: int = 128,
                  channels: Sequence[int] = (64, 32), res_blocks: int = 4, mlp_dim: int = 512,
-                 scale_offset: float = 0.0, code_norm: bool = False, code_split: str = "channels",
-                 norm: str = "authors_ln"):
+                 code: CodeOptions = CodeOptions(), norm: str = "authors_ln"):
         super().__init__()
+        scale_offset, code_norm, code_split = code.scale_offset, code.code_norm, code.code_split
         n_layers = 2 * res_blocks
         if stripes > n_layers * in_channels:
             raise ConfigError(f"model.stripes={stripes} exceeds the {n_layers * in_channels} AdaIN values",
@@ -123,6 +136,14 @@ class Decoder(nn.Module):
             ConvBlock(c2, 3, 1, activation=False),
         )
         init_kaiming(self)
+
+    @classmethod
+    def from_arch(cls, arch: Mapping[str, Any]) -> Decoder:
+        """The decoder a saved ``arch`` dict describes (the flat keys :attr:`arch` holds); an unknown key
+        raises TypeError."""
+        arch = dict(arch)
+        code = CodeOptions(**{k: arch.pop(k) for k in ("scale_offset", "code_norm", "code_split") if k in arch})
+        return cls(**arch, code=code)
 
     @torch.no_grad()
     def set_code_statistics(self, codes: torch.Tensor, eps: float = 1e-4) -> None:

@@ -17,7 +17,7 @@ from torch import nn
 
 from genreid.config.sections.model import GeneratorWidths
 from genreid.errors import CheckpointError
-from genreid.models.decoder import Decoder
+from genreid.models.decoder import CodeOptions, Decoder
 from genreid.models.discriminator import MultiScaleDiscriminator
 from genreid.models.state import load_state_strict
 from genreid.models.structure_encoder import StructureEncoder
@@ -37,8 +37,8 @@ def build_generator(widths: GeneratorWidths, stripe_dim: int, stripes: int, *, a
                              aspp_activation=widths.aspp_activation)
     dec = Decoder(stripe_dim=stripe_dim, stripes=stripes, in_channels=widths.str_out,
                   channels=tuple(widths.dec_channels), res_blocks=widths.res_blocks, mlp_dim=widths.mlp_dim,
-                  scale_offset=adain_scale_offset, code_norm=code_norm,
-                  code_split=widths.code_split, norm=widths.decoder_norm)
+                  code=CodeOptions(scale_offset=adain_scale_offset, code_norm=code_norm,
+                                   code_split=widths.code_split), norm=widths.decoder_norm)
     dis = MultiScaleDiscriminator(tuple(widths.dis_channels), widths.dis_scales, widths.res_blocks)
     return e_str, dec, dis
 
@@ -93,7 +93,7 @@ def load_generator(path: str | os.PathLike, map_location: str | torch.device = "
     require_mappings(path, blob["state"], {n: "weights" for n in nets}, "state.")
     try:
         e_str = StructureEncoder(**arch["str_encoder"])
-        dec = Decoder(**arch["decoder"])
+        dec = Decoder.from_arch(arch["decoder"])
         dis = MultiScaleDiscriminator(**arch["discriminator"])
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: entry 'arch' does not describe the generator networks ({exc})",

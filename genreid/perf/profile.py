@@ -31,10 +31,10 @@ from genreid.memory.cluster_memory import ClusterMemory
 from genreid.models.generator import build_generator
 from genreid.models.id_encoder import build_encoder
 from genreid.models.layers import set_bn_group_size
-from genreid.pretrain.step import pretrain_iteration
+from genreid.pretrain.step import GanOptimisers, ViewBatch, pretrain_iteration
 from genreid.registry import method_spec, stage3_methods
 from genreid.utils.seeding import request_deterministic_algorithms
-from genreid.warmup.iteration import micro_batch_size, warmup_iteration
+from genreid.warmup.iteration import WarmupBatch, micro_batch_size, warmup_iteration
 
 STAGES = ("warmup", "pretrain") + tuple(m.name for m in stage3_methods() if m.needs_generator)
 
@@ -104,7 +104,8 @@ def make_stage(stage: str, profile: Profile, device: torch.device | str, amp_mod
         x = torch.randn(profile.warmup_batch, 3, profile.height, profile.width)
         targets = torch.randint(0, profile.clusters, (profile.warmup_batch,), device=device)
         micro = micro_batch_size(micro_batch, profile.bn_group)
-        return (lambda: warmup_iteration(enc, opt, memory, amp, x, targets, w.temperature, micro, stage)), x.shape[0]
+        batch = WarmupBatch(x, targets, micro)
+        return (lambda: warmup_iteration(enc, opt, memory, amp, batch, w.temperature, stage)), x.shape[0]
     enc = _encoder(profile, None, amp)
     b = profile.stage_batch
     x, m0, mt = _images(profile, b, 3, amp), _images(profile, b, 1, amp), _images(profile, b, 1, amp)
@@ -119,8 +120,8 @@ def make_stage(stage: str, profile: Profile, device: torch.device | str, amp_mod
                                  weight_decay=o.weight_decay)
         opt_d = torch.optim.Adam(dis.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
         weights = p.weights.model_dump()
-        return (lambda: pretrain_iteration(nets, opt_g, opt_d, amp, x, m0, mt, weights, DistInfo(device=device),
-                                           stage)), b
+        return (lambda: pretrain_iteration(nets, GanOptimisers(opt_g, opt_d), amp, ViewBatch(x, m0, mt), weights,
+                                           DistInfo(device=device), stage)), b
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     cfg = TrainConfig(num_negatives=profile.num_negatives)

@@ -88,13 +88,14 @@ def write_archive(folder: Path, dataset: str, *, train_ids: int, test_ids: int, 
                   cams_per_id: int, per_cam: int) -> Path:
     """A fake archive of ``dataset`` in its real layout and canonical file name, one colour per identity."""
     from genreid.data.registry import get_dataset_class
-    from genreid.data.testing import archive_tree, make_duke_tree, make_market_tree, make_msmt_tree
+    from genreid.data.testing import TreeShape, archive_tree, make_duke_tree, make_market_tree, make_msmt_tree
 
     makers = {"market1501": make_market_tree, "dukemtmc": make_duke_tree, "msmt17": make_msmt_tree}
     if dataset not in makers:
         raise ValueError(f"the paper-shape smoke has no fake archive for dataset {dataset!r} (known: {sorted(makers)})")
-    tree = makers[dataset](folder / "tree", train_ids=train_ids, test_ids=test_ids, cams_per_id=cams_per_id,
-                           per_cam=per_cam, size=size, id_colours=True)
+    shape = TreeShape(train_ids=train_ids, test_ids=test_ids, cams_per_id=cams_per_id, per_cam=per_cam, size=size,
+                      id_colours=True)
+    tree = makers[dataset](folder / "tree", shape)
     archive = archive_tree(tree.root, folder / "sources" / dataset / get_dataset_class(dataset).archive_name)
     shutil.rmtree(folder / "tree")
     return archive

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from genreid.render.lighting import Lighting
 from genreid.utils import exactmath
 
 SUBPIXEL = 256  # fixed-point steps per pixel
@@ -104,13 +105,12 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def render_person(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, cam: np.ndarray, height: int,
-                  width: int, *, light_dir: np.ndarray, ambient: float, diffuse: float,
-                  supersample: int = 2) -> tuple[np.ndarray, np.ndarray]:
+                  width: int, light: Lighting, supersample: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """``(rgb (H,W,3) premultiplied, alpha (H,W))`` float64 of one vertex-coloured mesh.
 
-    Lambert shading ``colour * (ambient + diffuse * max(0, n.l))`` with ``light_dir`` in the body
-    frame (camera at +z), at ``supersample`` x then box-averaged; alpha is the covered fraction
-    of the sub-pixels (a multiple of 1/supersample^2)."""
+    Lambert shading ``colour * (ambient + diffuse * max(0, n.l))`` with ``light.direction`` (3,) in the
+    body frame (camera at +z) and scalar ``light.ambient`` / ``light.diffuse``, at ``supersample`` x then
+    box-averaged; alpha is the covered fraction of the sub-pixels (a multiple of 1/supersample^2)."""
     vertices, colours = np.asarray(vertices, np.float64), np.asarray(colours, np.float64)
     faces = np.asarray(faces, np.int64)
     hh, ww = height * supersample, width * supersample
@@ -123,9 +123,9 @@ def render_person(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, 
         return bary[:, 0, None] * v[:, 0] + bary[:, 1, None] * v[:, 1] + bary[:, 2, None] * v[:, 2]
 
     normal = exactmath.normalize(interpolate(normals), eps=1e-6)
-    light = exactmath.normalize(np.asarray(light_dir, np.float64), eps=1e-6)
-    lambert = np.maximum(exactmath.dot3(normal, light[None]), 0.0)
-    shaded = np.clip(interpolate(colours) * (ambient + diffuse * lambert)[:, None], 0.0, 1.0)
+    towards = exactmath.normalize(np.asarray(light.direction, np.float64), eps=1e-6)
+    lambert = np.maximum(exactmath.dot3(normal, towards[None]), 0.0)
+    shaded = np.clip(interpolate(colours) * (light.ambient + light.diffuse * lambert)[:, None], 0.0, 1.0)
     rgb = np.zeros((hh * ww, 3))
     rgb[pixel] = shaded
     cover = np.zeros(hh * ww)

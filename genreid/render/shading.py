@@ -13,17 +13,17 @@ import torch
 import torch.nn.functional as F
 
 from genreid.render.camera import make_cameras
+from genreid.render.lighting import Lighting
 from genreid.render.raster import make_rasterizer
 
 
 def shade_meshes(vertices: list[torch.Tensor] | torch.Tensor, faces: list[torch.Tensor] | torch.Tensor,
-                 colours: list[torch.Tensor] | torch.Tensor, cams: torch.Tensor, height: int, width: int, *,
-                 light_dirs: torch.Tensor, ambient: torch.Tensor | float, diffuse: torch.Tensor | float,
-                 supersample: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+                 colours: list[torch.Tensor] | torch.Tensor, cams: torch.Tensor, height: int, width: int,
+                 light: Lighting, supersample: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Lambert-shaded vertex-coloured meshes: ``(rgb (B,H,W,3) in [0,1], alpha (B,H,W))``.
 
-    ``light_dirs`` (B,3) point from the body towards the light, in the body frame (camera at
-    +z). ``ambient``/``diffuse`` are scalars, (B,) or (B,3). ``supersample`` > 1 renders at
+    ``light.direction`` (B,3) points from the body towards the light, in the body frame (camera at
+    +z). ``light.ambient``/``light.diffuse`` are scalars, (B,) or (B,3). ``supersample`` > 1 renders at
     that multiple and box-averages (anti-aliasing; the camera convention is resolution-free,
     so alignment is kept). ``rgb`` is premultiplied by ``alpha`` (background black)."""
     from pytorch3d.structures import Meshes
@@ -43,10 +43,10 @@ def shade_meshes(vertices: list[torch.Tensor] | torch.Tensor, faces: list[torch.
     normal = F.normalize((bary[..., None] * meshes.verts_normals_packed()[tri]).sum(1), dim=-1, eps=1e-6)
     colour = (bary[..., None] * torch.cat(list(colours)).to(dev).float()[tri]).sum(1)
     mesh_of = meshes.faces_packed_to_mesh_idx()[face]
-    light = F.normalize(light_dirs.to(dev).float(), dim=-1, eps=1e-6)[mesh_of]
-    amb = _per_mesh(ambient, b, dev)[mesh_of]
-    dif = _per_mesh(diffuse, b, dev)[mesh_of]
-    lambert = (normal * light).sum(-1, keepdim=True).clamp(min=0)
+    towards = F.normalize(light.direction.to(dev).float(), dim=-1, eps=1e-6)[mesh_of]
+    amb = _per_mesh(light.ambient, b, dev)[mesh_of]
+    dif = _per_mesh(light.diffuse, b, dev)[mesh_of]
+    lambert = (normal * towards).sum(-1, keepdim=True).clamp(min=0)
     rgb = torch.zeros(b * hh * ww, 3, device=dev)
     rgb[fg] = (colour * (amb + dif * lambert)).clamp(0, 1)
     alpha = torch.zeros(b * hh * ww, device=dev)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from genreid.render.lighting import Lighting
 from genreid.render.shading import shade_meshes
 
 GREY = 0.85
@@ -25,7 +26,6 @@ def render_structure(vertices: torch.Tensor, faces: torch.Tensor, cams: torch.Te
     b = vertices.shape[0]
     dev = vertices.device
     colours = torch.full_like(vertices, GREY)
-    light = torch.tensor(LIGHT, device=dev).expand(b, 3)
-    rgb, _ = shade_meshes(vertices, faces.to(dev), colours, cams, height, width, light_dirs=light,
-                          ambient=AMBIENT, diffuse=DIFFUSE, supersample=supersample)
+    light = Lighting(torch.tensor(LIGHT, device=dev).expand(b, 3), ambient=AMBIENT, diffuse=DIFFUSE)
+    rgb, _ = shade_meshes(vertices, faces.to(dev), colours, cams, height, width, light, supersample=supersample)
     return (rgb[..., 0] * 255.0).round().clamp(0, 255).to(torch.uint8)

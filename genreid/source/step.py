@@ -4,7 +4,6 @@ bias-free classifier after it. Only the encoder is written out; the classifier i
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,11 +12,12 @@ from torch import nn
 
 from genreid.config.sections.source import SourceConfig
 from genreid.engine import dist
-from genreid.engine.amp import AmpContext
 from genreid.engine.batches import batch_loader
+from genreid.engine.context import StepEnv
 from genreid.engine.guards import assert_finite, host_values
 from genreid.engine.outputs import write_selected_encoder
 from genreid.engine.selection import Selection
+from genreid.engine.setup import TrainingRun
 from genreid.engine.trainer import Trainer, TrainStep
 from genreid.models.id_encoder import IdEncoder
 from genreid.source.losses import batch_hard_triplet, label_smoothed_ce
@@ -53,14 +53,19 @@ def source_losses(g: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, 
 class SourceStep(TrainStep):
     name = "source"
 
-    def __init__(self, cfg: SourceConfig, *, seed: int, net: SourceNet, dataset: Any, pids: np.ndarray,
-                 camids: np.ndarray, info: dist.DistInfo, amp: AmpContext, model_dir: Path, results_dir: Path,
-                 num_workers: int = 0):
-        self.cfg, self.seed, self.info, self.amp, self.num_workers = cfg, seed, info, amp, num_workers
-        self.net, self.model = net, dist.wrap(net, info)
+    def __init__(self, cfg: SourceConfig, env: StepEnv, net: SourceNet, dataset: Any, pids: np.ndarray,
+                 camids: np.ndarray):
+        self.cfg, self.env, self.seed, self.info, self.amp = cfg, env, env.seed, env.info, env.amp
+        self.net, self.model = net, dist.wrap(net, env.info)
         self.dataset, self.pids, self.camids = dataset, pids, camids
         self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.model_dir, self.results_dir = model_dir, results_dir
+
+    @classmethod
+    def from_config(cls, cfg: SourceConfig, run: TrainingRun, net: SourceNet) -> SourceStep:
+        """The step on ``run``'s labelled training split."""
+        df = run.train_df
+        return cls(cfg, run.env, net, run.train_set, pids=df["pid"].to_numpy(dtype=np.int64),
+                   camids=df["camid"].to_numpy(dtype=np.int64))
 
     def state(self) -> dict[str, Any]:
         return {"net": self.net, "optimizer": self.optimizer, "scaler": self.amp}
@@ -82,7 +87,7 @@ class SourceStep(TrainStep):
 
     def loader(self, trainer: Trainer, batches: list[list[int]], epoch: int):
         return batch_loader(self.dataset, batches, stream_seed(self.seed, self.name, epoch, "loader"),
-                            self.num_workers, pin_memory=self.info.device.type == "cuda")
+                            self.env.num_workers, pin_memory=self.info.device.type == "cuda")
 
     def run_step(self, trainer: Trainer, batch: dict) -> dict[str, float]:
         targets = torch.from_numpy(self.pids[batch["index"].numpy()]).to(self.info.device)
@@ -102,7 +107,6 @@ class SourceStep(TrainStep):
         return {"lr": self.optimizer.param_groups[0]["lr"]}
 
     def finish(self, trainer: Trainer, selection: Selection) -> dict[str, Any]:
-        return write_selected_encoder(trainer, selection, self.net.encoder, "supervised_source", seed=self.seed,
-                                      batch_size=self.cfg.batch_size, model_dir=self.model_dir,
-                                      results_dir=self.results_dir,
+        return write_selected_encoder(trainer, selection, self.net.encoder, self.env, method="supervised_source",
+                                      batch_size=self.cfg.batch_size,
                                       extra={"num_source_ids": int(self.net.classifier.out_features)})

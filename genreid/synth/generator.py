@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from genreid.body.exact import load_exact_body
 from genreid.render.exact import render_person
+from genreid.render.lighting import Lighting
 from genreid.synth.accessories import attach, bag_box, box_mesh
 from genreid.synth.appearance import ATTRIBUTE_NAMES, BAGS, Identity, body_regions, sample_identity, vertex_colours
 from genreid.synth.ground_truth import write_npz_deterministic
@@ -138,7 +140,7 @@ class _Renderer:
             if turn:
                 verts = turn_about_vertical(verts, turn, posed.joints[k][0])
             rgb, alpha = render_person(verts, faces, colours, cams[k].astype(np.float64), h, w,
-                                       light_dir=lk.light_dir, ambient=lk.ambient, diffuse=lk.diffuse)
+                                       Lighting(lk.light_dir, ambient=lk.ambient, diffuse=lk.diffuse))
             background = background_crop(lk, r, h, w).astype(np.float64)
             scene = rgb + background * (1.0 - alpha)[..., None]
             person = alpha >= 0.5
@@ -172,45 +174,58 @@ def turn_about_vertical(vertices: np.ndarray, radians: float, centre: np.ndarray
     return np.stack([c * rel[:, 0] + s * rel[:, 2], rel[:, 1], -s * rel[:, 0] + c * rel[:, 2]], 1) + centre
 
 
-def generate_synthreid(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: int = 64, num_test_ids: int = 64,
-                       num_cameras: int = 6, cameras_per_id: int = 4, images_per_camera: int = 3,
-                       num_distractors: int = 20, height: int = 128, body_model: str = "procedural",
-                       occlusion_prob: float = 0.2, blur_max: float = 1.0, colour_cast: float = 0.1,
-                       palette_size: int = 8, domain: str = "a", batch_size: int = 32, progress: bool = True,
-                       work_dir: str | os.PathLike | None = None,
+@dataclass(frozen=True)
+class SynthSettings:
+    """What SynthReID looks like: the fields of ``data.synthetic`` / ``data.synthetic_b``
+    (:class:`genreid.config.sections.data.SynthConfig`, whose descriptions explain each), with the same
+    defaults. ``domain``: ``a`` (the default benchmark) or ``b`` (darker, bluish, noisier, blurrier cameras:
+    ``genreid.synth.scene.DOMAIN_B``; the UDA demo's target)."""
+
+    seed: int = 0
+    num_train_ids: int = 64
+    num_test_ids: int = 64
+    num_cameras: int = 6
+    cameras_per_id: int = 4
+    images_per_camera: int = 3
+    num_distractors: int = 20
+    height: int = 128
+    body_model: str = "procedural"
+    occlusion_prob: float = 0.2
+    blur_max: float = 1.0
+    colour_cast: float = 0.1
+    palette_size: int = 8
+    domain: str = "a"
+
+    def record(self) -> dict[str, Any]:
+        """The settings as written into summary.json and the resume fingerprint; domain a's record carries
+        no domain key, so it matches its archived runs."""
+        params = {"seed": self.seed, "num_train_ids": self.num_train_ids, "num_test_ids": self.num_test_ids,
+                  "num_cameras": self.num_cameras, "cameras_per_id": self.cameras_per_id,
+                  "images_per_camera": self.images_per_camera, "num_distractors": self.num_distractors,
+                  "height": self.height, "body_model": str(self.body_model), "occlusion_prob": self.occlusion_prob,
+                  "blur_max": self.blur_max, "colour_cast": self.colour_cast, "palette_size": self.palette_size}
+        if self.domain != "a":
+            params["domain"] = self.domain
+        return params
+
+
+def generate_synthreid(out_dir: str | os.PathLike, settings: SynthSettings = SynthSettings(), *,
+                       batch_size: int = 32, progress: bool = True, work_dir: str | os.PathLike | None = None,
                        stop_after_batches: int | None = None) -> dict[str, Any] | None:
-    """Generate SynthReID into ``out_dir`` and return its summary (also ``summary.json``).
+    """Generate SynthReID with ``settings`` into ``out_dir`` and return its summary (also ``summary.json``).
 
-    ``domain``: ``a`` (the default benchmark) or ``b`` (darker, bluish, noisier, blurrier cameras:
-    ``genreid.synth.scene.DOMAIN_B``; the UDA demo's target). ``work_dir`` (default:
-    ``.<out_dir name>.partial`` beside it) keeps finished batches across a kill.
+    ``batch_size`` images are rendered per ground-truth chunk (the bytes do not depend on it).
+    ``work_dir`` (default: ``.<out_dir name>.partial`` beside it) keeps finished batches across a kill.
     ``stop_after_batches`` stops early and returns None (tests of resume)."""
-    return _generate(out_dir, seed=seed, num_train_ids=num_train_ids, num_test_ids=num_test_ids,
-                     num_cameras=num_cameras, cameras_per_id=cameras_per_id, images_per_camera=images_per_camera,
-                     num_distractors=num_distractors, height=height, body_model=body_model,
-                     occlusion_prob=occlusion_prob, blur_max=blur_max, colour_cast=colour_cast,
-                     palette_size=palette_size, domain=domain, batch_size=batch_size, progress=progress,
-                     work_dir=work_dir, stop_after_batches=stop_after_batches)
-
-
-def _generate(out_dir: str | os.PathLike, *, seed: int, num_train_ids: int, num_test_ids: int, num_cameras: int,
-              cameras_per_id: int, images_per_camera: int, num_distractors: int, height: int, body_model: str,
-              occlusion_prob: float, blur_max: float, colour_cast: float, palette_size: int, domain: str,
-              batch_size: int, progress: bool, work_dir: str | os.PathLike | None,
-              stop_after_batches: int | None) -> dict[str, Any] | None:
     from tqdm import tqdm
 
+    st = settings
+    seed, height = st.seed, st.height
     if height % 2 or height < 32:
         raise ValueError(f"height must be even and >= 32, got {height}")
-    params = {"seed": seed, "num_train_ids": num_train_ids, "num_test_ids": num_test_ids, "num_cameras": num_cameras,
-              "cameras_per_id": cameras_per_id, "images_per_camera": images_per_camera,
-              "num_distractors": num_distractors, "height": height, "body_model": str(body_model),
-              "occlusion_prob": occlusion_prob, "blur_max": blur_max, "colour_cast": colour_cast,
-              "palette_size": palette_size}
-    if domain != "a":  # domain a's summary and fingerprint carry no domain key, so they match its archived runs
-        params["domain"] = domain
-    shots = make_plan(seed, num_train_ids, num_test_ids, num_cameras, cameras_per_id, images_per_camera,
-                      num_distractors)
+    params = st.record()
+    shots = make_plan(seed, st.num_train_ids, st.num_test_ids, st.num_cameras, st.cameras_per_id,
+                      st.images_per_camera, st.num_distractors)
     out_dir = Path(out_dir)
     work = Path(work_dir) if work_dir else out_dir.with_name(f".{out_dir.name}.partial")
     fingerprint = {"generator_version": GENERATOR_VERSION, "batch_size": batch_size, **params}
@@ -221,8 +236,9 @@ def _generate(out_dir: str | os.PathLike, *, seed: int, num_train_ids: int, num_
         (work / d).mkdir(parents=True, exist_ok=True)
     (work / "gt").mkdir(exist_ok=True)
     write_json(stamp, fingerprint)
-    looks = make_camera_looks(seed, num_cameras, height, height // 2, colour_cast, blur_max, domain=domain)
-    renderer = _Renderer(seed, height, body_model, palette_size, occlusion_prob, looks)
+    looks = make_camera_looks(seed, st.num_cameras, height, height // 2, st.colour_cast, st.blur_max,
+                              domain=st.domain)
+    renderer = _Renderer(seed, height, st.body_model, st.palette_size, st.occlusion_prob, looks)
     batches = [shots[i:i + batch_size] for i in range(0, len(shots), batch_size)]
     done = sum((work / "gt" / f"chunk_{b:05d}.npz").is_file() for b in range(len(batches)))
     if done:

@@ -5,6 +5,7 @@ slices of whole BN groups and gives the same update as one pass with less activa
 from __future__ import annotations
 
 import contextlib
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -41,16 +42,26 @@ def _bn_buffers(model: nn.Module) -> tuple[list[torch.Tensor], int]:
     return [b for m in norms for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None], group
 
 
+class WarmupBatch(NamedTuple):
+    """This rank's batch: images, their pseudo-labels (cluster ids) and the slice size gradients
+    accumulate over (0: one pass)."""
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    micro_batch: int = 0
+
+
 def warmup_iteration(model: nn.Module, optimizer: torch.optim.Optimizer, memory: ClusterMemory, amp: AmpContext,
-                     images: torch.Tensor, targets: torch.Tensor, temperature: float, micro_batch: int, where: str,
+                     batch: WarmupBatch, temperature: float, where: str,
                      info: dist.DistInfo = dist.DistInfo()) -> dict[str, float]:
-    """One optimiser step on this rank's batch; ``micro_batch`` > 0 accumulates gradients over slices.
+    """One optimiser step on this rank's batch; ``batch.micro_batch`` > 0 accumulates gradients over slices.
 
     The slices give the same update as one pass: the loss is the batch mean (each slice's summed CE
     over the batch size), BN groups never straddle slices, every slice starts from the same BN
     running statistics and they end as the mean of the slices' (what one pass over all groups
     gives), and the memory moves once with the whole batch's features.
     """
+    images, targets, micro_batch = batch
     b = images.shape[0]
     if not micro_batch or micro_batch >= b:
         with amp.autocast():

@@ -3,23 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import torch
 
-from genreid.config.schema import RuntimeConfig
 from genreid.config.sections.model import ModelConfig
 from genreid.config.sections.warmup import WarmupConfig
-from genreid.engine.batches import image_dataset
-from genreid.engine.hooks import Validation, default_hooks
+from genreid.engine.context import RunContext
 from genreid.engine.schedule import StepSchedule
 from genreid.engine.selection import BestModel
-from genreid.engine.setup import start_run
-from genreid.engine.trainer import Hook, Trainer
+from genreid.engine.setup import begin_training
 from genreid.models.id_encoder import IdEncoder, build_encoder
 from genreid.models.layers import set_bn_group_size
 from genreid.warmup.imported import use_imported_encoder
@@ -46,38 +40,21 @@ def warmup_encoder(model_cfg: ModelConfig, cfg: WarmupConfig, init_encoder: str 
     return encoder
 
 
-def train_warmup(train_df: pd.DataFrame, val_df: pd.DataFrame | None, cfg: WarmupConfig, model_cfg: ModelConfig,
-                 runtime: RuntimeConfig, *, seed: int, height: int, width: int, model_dir: str | Path,
-                 results_dir: str | Path, device: torch.device | str = "cpu",
-                 stop_after_iters: int | None = None, extra_hooks: Sequence[Hook] = (),
-                 init_encoder: str | Path | None = None) -> dict[str, Any]:
-    """Train, select on validation mAP, write ``model_dir/encoder.pt`` and ``results_dir/train/``.
+def train_warmup(train_df: pd.DataFrame | None, val_df: pd.DataFrame | None, cfg: WarmupConfig, model_cfg: ModelConfig,
+                 ctx: RunContext, init_encoder: str | Path | None = None) -> dict[str, Any]:
+    """Train, select on validation mAP, write ``ctx.model_dir/encoder.pt`` and ``ctx.results_dir/train/``.
 
     ``init_encoder`` (UDA): the source-trained encoder file the warm-up starts from (strict load; a
-    resumed run restores its checkpoint over it).
-
-    ``stop_after_iters`` checkpoints and returns after that many iterations of this call, exactly
-    what a kill right after a checkpoint leaves (tests use it).
+    resumed run restores its checkpoint over it). With ``warmup.import_encoder`` the imported weights are
+    written instead and the frames are not read.
     """
     if cfg.import_encoder:
-        return use_imported_encoder(cfg.import_encoder, model_cfg, seed=seed, model_dir=Path(model_dir),
-                                    results_dir=Path(results_dir))
-    info, amp = start_run(device, runtime, seed, stage="warmup", pk_split=("warmup", cfg.batch_size, cfg.num_instances))
-    model_dir, results_dir = Path(model_dir), Path(results_dir)
-    encoder = amp.module(warmup_encoder(model_cfg, cfg, init_encoder))
-    train_set = image_dataset(train_df, height, width)
-    val_set = image_dataset(val_df, height, width) if val_df is not None and len(val_df) else None
-    step = WarmupStep(cfg, seed=seed, encoder=encoder, dataset=train_set,
-                      camids=train_df["camid"].to_numpy(dtype=np.int64),
-                      true_ids=train_df["pid"].to_numpy(dtype=np.int64), info=info, amp=amp, model_dir=model_dir,
-                      results_dir=results_dir, num_workers=runtime.num_workers,
-                      extra={"initialised_from": Path(init_encoder).as_posix()} if init_encoder is not None else None)
+        return use_imported_encoder(cfg.import_encoder, model_cfg, seed=ctx.seed, model_dir=ctx.model_dir,
+                                    results_dir=ctx.results_dir)
+    run = begin_training(ctx, train_df, val_df, stage="warmup",
+                         pk_split=("warmup", cfg.batch_size, cfg.num_instances))
+    encoder = run.env.amp.module(warmup_encoder(model_cfg, cfg, init_encoder))
+    step = WarmupStep.from_config(cfg, run, encoder, init_encoder)
     schedule = StepSchedule({"encoder": cfg.lr}, cfg.lr_gamma, StepSchedule.every(cfg.step_size, cfg.epochs))
-    validation = Validation(encoder, val_set, cfg.eval_every, cfg.extract_batch_size, runtime.num_workers,
-                            DIVERGED_FIX) if val_set is not None else None
-    trainer = Trainer(step, info=info, epochs=cfg.epochs, ckpt_dir=model_dir / "ckpt",
-                      results_dir=results_dir / "train", best=BestModel(encoder, val_set is not None),
-                      hooks=default_hooks(schedule, checkpoint_every_iters=cfg.checkpoint_every_iters,
-                                          log_every=runtime.log_every, validation=validation) + list(extra_hooks),
-                      stop_after_iters=stop_after_iters)
-    return trainer.train()
+    return run.fit(step, cfg, schedule, best=BestModel(encoder, run.val_set is not None),
+                   validation=run.validation(encoder, cfg, DIVERGED_FIX))

@@ -18,38 +18,50 @@ import numpy as np
 import torch
 from torch import nn
 
-from genreid.cluster import cluster_features
+from genreid.cluster import ClusterSettings, cluster_features
 from genreid.config.sections.warmup import WarmupConfig
 from genreid.engine import dist
-from genreid.engine.amp import AmpContext
 from genreid.engine.batches import batch_loader
+from genreid.engine.context import StepEnv
 from genreid.engine.evaluate import extract_all
 from genreid.engine.outputs import write_selected_encoder
 from genreid.engine.selection import Selection
+from genreid.engine.setup import TrainingRun
 from genreid.engine.trainer import Trainer, TrainStep
 from genreid.errors import GenreidError
 from genreid.memory.cluster_memory import ClusterMemory
 from genreid.memory.labels import EpochLabels
 from genreid.utils.seeding import seed_global_rngs, stream_seed
 from genreid.warmup.batches import augment_batch, pk_batches
-from genreid.warmup.iteration import DIVERGED_FIX, micro_batch_size, warmup_iteration
+from genreid.warmup.iteration import DIVERGED_FIX, WarmupBatch, micro_batch_size, warmup_iteration
 
 log = logging.getLogger(__name__)
+
+
 class WarmupStep(TrainStep):
     name = "warmup"
 
-    def __init__(self, cfg: WarmupConfig, *, seed: int, encoder: nn.Module, dataset: Any, camids: np.ndarray,
-                 true_ids: np.ndarray | None, info: dist.DistInfo, amp: AmpContext, model_dir: Path,
-                 results_dir: Path, num_workers: int = 0, extra: dict[str, Any] | None = None):
-        self.extra = extra  # written into encoder.pt's record (UDA: the source encoder it started from)
-        self.cfg, self.seed, self.info, self.amp, self.num_workers = cfg, seed, info, amp, num_workers
+    def __init__(self, cfg: WarmupConfig, env: StepEnv, encoder: nn.Module, dataset: Any, camids: np.ndarray,
+                 true_ids: np.ndarray | None, extra: dict[str, Any] | None = None):
+        """``true_ids`` only grade the pseudo-labels in the log; ``extra`` goes into encoder.pt's record."""
+        self.extra = extra
+        self.cfg, self.env, self.seed, self.info, self.amp = cfg, env, env.seed, env.info, env.amp
         micro_batch_size(cfg.micro_batch, cfg.bn_group_size)  # refuse a bad combination before any work
-        self.encoder, self.model = encoder, dist.wrap(encoder, info)
+        self.encoder, self.model = encoder, dist.wrap(encoder, env.info)
         self.dataset, self.camids, self.true_ids = dataset, camids, true_ids
         self.optimizer = torch.optim.Adam(encoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.memory = ClusterMemory(encoder.embedding_dim, cfg.momentum).to(info.device)
+        self.memory = ClusterMemory(encoder.embedding_dim, cfg.momentum).to(env.info.device)
         self.labels = EpochLabels()
-        self.model_dir, self.results_dir = model_dir, results_dir
+
+    @classmethod
+    def from_config(cls, cfg: WarmupConfig, run: TrainingRun, encoder: nn.Module,
+                    init_encoder: str | Path | None = None) -> WarmupStep:
+        """The step on ``run``'s training split; ``init_encoder`` (UDA): the source encoder the weights
+        started from, recorded in encoder.pt."""
+        df = run.train_df
+        extra = {"initialised_from": Path(init_encoder).as_posix()} if init_encoder is not None else None
+        return cls(cfg, run.env, encoder, run.train_set, camids=df["camid"].to_numpy(dtype=np.int64),
+                   true_ids=df["pid"].to_numpy(dtype=np.int64), extra=extra)
 
     def state(self) -> dict[str, Any]:
         return {"encoder": self.encoder, "optimizer": self.optimizer, "scaler": self.amp, "memory": self.memory,
@@ -69,11 +81,11 @@ class WarmupStep(TrainStep):
 
     def _cluster(self, epoch: int) -> None:
         c = self.cfg.cluster
-        feats = extract_all(self.encoder, self.dataset, self.info, self.cfg.extract_batch_size, self.num_workers,
+        feats = extract_all(self.encoder, self.dataset, self.info, self.cfg.extract_batch_size, self.env.num_workers,
                             f"at the start of warm-up epoch {epoch}", DIVERGED_FIX)
         eps, rho = c.eps_and_rho()
-        labels, quality = cluster_features(feats.features, eps=eps, rho=rho, min_samples=c.min_samples, k1=c.k1,
-                                           k2=c.k2, true_ids=self.true_ids,
+        settings = ClusterSettings(eps=eps, rho=rho, min_samples=c.min_samples, k1=c.k1, k2=c.k2)
+        labels, quality = cluster_features(feats.features, settings, true_ids=self.true_ids,
                                            camids=self.camids if c.camera_norm else None)
         labels = dist.broadcast_array(labels, self.info)
         if quality["num_clusters"] == 0:
@@ -94,19 +106,18 @@ class WarmupStep(TrainStep):
 
     def loader(self, trainer: Trainer, batches: list[list[int]], epoch: int):
         return batch_loader(self.dataset, batches, stream_seed(self.seed, self.name, epoch, "loader"),
-                            self.num_workers, pin_memory=self.info.device.type == "cuda")
+                            self.env.num_workers, pin_memory=self.info.device.type == "cuda")
 
     def run_step(self, trainer: Trainer, batch: dict) -> dict[str, float]:
         targets = torch.from_numpy(self.labels.labels[batch["index"].numpy()]).to(self.info.device)
         images = augment_batch(batch["image"]) if self.cfg.augment else batch["image"]
-        return warmup_iteration(self.model, self.optimizer, self.memory, self.amp, images, targets,
-                                self.cfg.temperature, micro_batch_size(self.cfg.micro_batch, self.cfg.bn_group_size),
+        batch = WarmupBatch(images, targets, micro_batch_size(self.cfg.micro_batch, self.cfg.bn_group_size))
+        return warmup_iteration(self.model, self.optimizer, self.memory, self.amp, batch, self.cfg.temperature,
                                 f"warm-up epoch {trainer.epoch} iteration {trainer.iteration}", self.info)
 
     def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
         return {"lr": self.optimizer.param_groups[0]["lr"], **self.labels.record()}
 
     def finish(self, trainer: Trainer, selection: Selection) -> dict[str, Any]:
-        return write_selected_encoder(trainer, selection, self.encoder, "cluster_contrast_warmup", seed=self.seed,
-                                      batch_size=self.cfg.batch_size, model_dir=self.model_dir,
-                                      results_dir=self.results_dir, extra=self.extra)
+        return write_selected_encoder(trainer, selection, self.encoder, self.env, method="cluster_contrast_warmup",
+                                      batch_size=self.cfg.batch_size, extra=self.extra)

@@ -18,10 +18,11 @@ from genreid.config.sections.warmup import WarmupConfig
 from genreid.data.manifest import load_prepared
 from genreid.engine import dist
 from genreid.engine.batches import image_dataset
+from genreid.engine.context import RunContext
 from genreid.engine.evaluate import extract_all
 from genreid.engine.trainer import Hook
 from genreid.gan.nets import GanNets, fake_sets, forward_views, generator_loss
-from genreid.joint.run import train_joint
+from genreid.joint.run import JointInputs, train_joint
 from genreid.models.generator import build_generator, load_generator
 from genreid.models.id_encoder import build_encoder, load_encoder
 from genreid.pretrain.run import pretrain_generator
@@ -82,16 +83,17 @@ def _worker(rank: int, port: int, toy: dict, prepared: str, widths, out) -> None
     model = ModelConfig(backbone="resnet18", pretrained="none", pooling="avg", embedding_dim=16, stripes=4)
     wcfg = WarmupConfig(epochs=2, iters_per_epoch=2, batch_size=16, num_instances=4, bn_group_size=0, eval_every=1,
                         extract_batch_size=16, cluster={"k1": 10, "k2": 3})
-    train_warmup(tables["train"], tables["val"], wcfg, model, CPU, seed=1, height=32, width=16,
-                 model_dir=out / "warm" / "models", results_dir=out / "warm" / "results", extra_hooks=[warm])
+    def ctx(name: str, hooks=()) -> RunContext:
+        return RunContext(seed=1, height=32, width=16, model_dir=out / name / "models",
+                          results_dir=out / name / "results", runtime=CPU, extra_hooks=hooks)
+
+    train_warmup(tables["train"], tables["val"], wcfg, model, ctx("warm", [warm]))
     pretrain_generator(toy["df"], toy["render_dir"], toy["encoder"], PretrainConfig(epochs=1, batch_size=4,
-                       iters_per_epoch=2), widths, CPU, seed=1, height=32, width=16, model_dir=out / "pre" / "models",
-                       results_dir=out / "pre" / "results")
+                       iters_per_epoch=2), widths, ctx("pre"))
     tcfg = TrainConfig(epochs=2, batch_size=4, iters_per_epoch=3, num_negatives=8, extract_batch_size=16,
                        gcl_plus={"cluster": {**CLUSTER, "eps_rule": "fixed", "eps": 0.7}})
-    train_joint(toy["df"], toy["val_df"], toy["render_dir"], toy["encoder"], toy["generator"], tcfg, "gcl_plus", CPU,
-                seed=1, height=32, width=16, model_dir=out / "joint" / "models", results_dir=out / "joint" / "results",
-                extra_hooks=[joint])
+    inputs = JointInputs(encoder=toy["encoder"], generator=toy["generator"], renders=toy["render_dir"])
+    train_joint(toy["df"], toy["val_df"], inputs, tcfg, "gcl_plus", ctx("joint", [joint]))
     torch.save({"features": feats.features, "warmup": warm.rows, "joint": joint.rows}, out / f"rank{rank}.pt")
 
 

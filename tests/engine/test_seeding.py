@@ -41,6 +41,7 @@ def test_no_nan_fill_gives_bit_identical_weights(gan_toy, tiny_widths, tmp_path,
     import genreid.pretrain.run as run
     from genreid.config.schema import RuntimeConfig
     from genreid.config.sections.gan import PretrainConfig
+    from genreid.engine.context import RunContext
     from genreid.models.generator import load_generator
 
     real = seeding.seed_everything
@@ -51,9 +52,10 @@ def test_no_nan_fill_gives_bit_identical_weights(gan_toy, tiny_widths, tmp_path,
             torch.utils.deterministic.fill_uninitialized_memory = fill
 
         monkeypatch.setattr(setup, "seed_everything", seed)
-        run.pretrain_generator(gan_toy["df"], gan_toy["render_dir"], gan_toy["encoder"], cfg, tiny_widths,
-                               RuntimeConfig(device="cpu"), seed=1, height=gan_toy["height"], width=gan_toy["width"],
-                               model_dir=tmp_path / str(fill) / "models", results_dir=tmp_path / str(fill) / "res")
+        ctx = RunContext(seed=1, height=gan_toy["height"], width=gan_toy["width"],
+                         model_dir=tmp_path / str(fill) / "models", results_dir=tmp_path / str(fill) / "res",
+                         runtime=RuntimeConfig(device="cpu"))
+        run.pretrain_generator(gan_toy["df"], gan_toy["render_dir"], gan_toy["encoder"], cfg, tiny_widths, ctx)
     filled = load_generator(tmp_path / "True" / "models" / "generator.pt")
     unfilled = load_generator(tmp_path / "False" / "models" / "generator.pt")
     for a, b in zip(filled[:3], unfilled[:3]):

@@ -11,12 +11,13 @@ import torch
 from genreid.config.schema import RuntimeConfig
 from genreid.config.sections.evaluation import EvalConfig
 from genreid.config.sections.gan import ControlAugConfig, TrainConfig
+from genreid.engine.context import RunContext
 from genreid.joint.arms.control_aug import ControlAug
 from genreid.joint.arms.control_none import ControlNone
 from genreid.joint.augment import augment, augmented_view, draw_augmentation, pad_pixels
 from genreid.joint.iteration import EncoderNets, build_optimisers
-from genreid.joint.run import train_joint
-from genreid.losses.view_invariant import view_invariant_loss
+from genreid.joint.run import JointInputs, train_joint
+from genreid.losses.view_invariant import ViewInvariantSettings, view_invariant_loss
 from genreid.memory.instance_memory import InstanceMemory
 from genreid.models.id_encoder import build_encoder, load_encoder
 from genreid.registry import method_spec
@@ -26,9 +27,10 @@ CONTROLS = ["control_aug", "control_none"]
 
 def _run(toy, out, cfg, method, **kw):
     """No generator.pt and no renders exist at these paths: a control must never open them."""
-    return train_joint(toy["df"], toy["val_df"], out / "no_renders", toy["encoder"], out / "missing_generator.pt",
-                       cfg, method, RuntimeConfig(device="cpu"), seed=1, height=toy["height"], width=toy["width"],
-                       model_dir=out / "models", results_dir=out / "results", **kw)
+    inputs = JointInputs(encoder=toy["encoder"], generator=out / "missing_generator.pt", renders=out / "no_renders")
+    ctx = RunContext(seed=1, height=toy["height"], width=toy["width"], model_dir=out / "models",
+                     results_dir=out / "results", runtime=RuntimeConfig(device="cpu"), **kw)
+    return train_joint(toy["df"], toy["val_df"], inputs, cfg, method, ctx)
 
 
 @pytest.mark.parametrize("method", CONTROLS)
@@ -91,7 +93,7 @@ def test_control_none_loss_is_the_original_view_term_alone():
     memory, _ = _memory()
     f, idx = torch.randn(4, 8), torch.tensor([0, 1, 3, 6])
     g = torch.Generator().manual_seed(3)
-    loss, parts = view_invariant_loss(f, None, idx, memory, 5, 0.05, term3_negatives="f_nv", generator=g)
+    loss, parts = view_invariant_loss(f, None, idx, memory, ViewInvariantSettings(5, 0.05, "f_nv"), generator=g)
     assert set(parts) == {"vi_orig_cluster"} and float(parts["vi_orig_cluster"]) == pytest.approx(float(loss))
     g = torch.Generator().manual_seed(3)  # by hand: the same positive and negatives, scored with f
     p = memory.sample_positives(idx, g)

@@ -12,12 +12,13 @@ import torch
 from genreid.config.schema import RuntimeConfig
 from genreid.engine.amp import AmpContext
 from genreid.engine.batches import image_dataset
+from genreid.engine.context import RunContext
 from genreid.engine.dist import DistInfo
 from genreid.errors import ConfigError, TrainingDiverged
 from genreid.gan.nets import GanNets
 from genreid.joint.contrastive import StepInputs
 from genreid.joint.iteration import JointBatch, Optimisers
-from genreid.joint.run import train_joint
+from genreid.joint.run import JointInputs, train_joint
 from genreid.models.generator import build_generator
 from genreid.models.id_encoder import build_encoder, load_encoder
 from genreid.registry import method_spec
@@ -28,9 +29,10 @@ CLUSTER = {"k1": 6, "k2": 2, "min_samples": 2}
 
 
 def _run(toy, out, cfg, method="gcl_plus", val=True, **kw):
-    return train_joint(toy["df"], toy["val_df"] if val else None, toy["render_dir"], toy["encoder"],
-                       toy["generator"], cfg, method, RuntimeConfig(device="cpu"), seed=1, height=toy["height"],
-                       width=toy["width"], model_dir=out / "models", results_dir=out / "results", **kw)
+    inputs = JointInputs(encoder=toy["encoder"], generator=toy["generator"], renders=toy["render_dir"])
+    ctx = RunContext(seed=1, height=toy["height"], width=toy["width"], model_dir=out / "models",
+                     results_dir=out / "results", runtime=RuntimeConfig(device="cpu"), **kw)
+    return train_joint(toy["df"], toy["val_df"] if val else None, inputs, cfg, method, ctx)
 
 
 def test_gcl_trains_the_encoder_and_records_the_selection(joint_cfg, gan_toy, tmp_path):
@@ -147,8 +149,8 @@ def test_stage_three_resumes_stage_two_adam_moments_unless_fresh(joint_cfg, gan_
 
     pretrain_generator(gan_toy["df"], gan_toy["render_dir"], gan_toy["encoder"],
                        PretrainConfig(epochs=1, batch_size=4, iters_per_epoch=2), tiny_widths,
-                       RuntimeConfig(device="cpu"), seed=1, height=32, width=16, model_dir=tmp_path / "pre",
-                       results_dir=tmp_path / "pre_results")
+                       RunContext(seed=1, height=32, width=16, model_dir=tmp_path / "pre",
+                                  results_dir=tmp_path / "pre_results", runtime=RuntimeConfig(device="cpu")))
     stage2 = torch.load(tmp_path / "pre" / "generator.pt", weights_only=True)["optimisers"]
     assert stage2["g"]["state"][0]["step"] == 2  # two Adam steps were taken
     toy = {**gan_toy, "generator": tmp_path / "pre" / "generator.pt"}

@@ -13,12 +13,13 @@ from genreid.data.loader import IMAGENET_MEAN, IMAGENET_STD
 from genreid.data.true_views import TrueViews, write_true_views
 from genreid.engine.amp import AmpContext
 from genreid.engine.batches import image_dataset
+from genreid.engine.context import RunContext
 from genreid.engine.dist import DistInfo
 from genreid.errors import DataError
 from genreid.gan.renders import draw_angles
 from genreid.joint.contrastive import StepInputs
 from genreid.joint.iteration import EncoderNets, build_optimisers
-from genreid.joint.run import train_joint
+from genreid.joint.run import JointInputs, train_joint
 from genreid.models.id_encoder import load_encoder
 from genreid.registry import method_spec
 
@@ -41,10 +42,11 @@ def _coded_views(df, h: int, w: int, tmp_path):
 
 def test_oracle_views_trains_without_a_generator(joint_cfg, gan_toy, tmp_path):
     folder = _coded_views(gan_toy["df"], gan_toy["height"], gan_toy["width"], tmp_path)
-    summary = train_joint(gan_toy["df"], gan_toy["val_df"], tmp_path / "no_renders", gan_toy["encoder"],
-                          tmp_path / "missing_generator.pt", joint_cfg(), "oracle_views", RuntimeConfig(device="cpu"),
-                          seed=1, height=gan_toy["height"], width=gan_toy["width"], model_dir=tmp_path / "models",
-                          results_dir=tmp_path / "results", true_views_dir=folder)
+    inputs = JointInputs(encoder=gan_toy["encoder"], generator=tmp_path / "missing_generator.pt",
+                         renders=tmp_path / "no_renders", true_views=folder)
+    ctx = RunContext(seed=1, height=gan_toy["height"], width=gan_toy["width"], model_dir=tmp_path / "models",
+                     results_dir=tmp_path / "results", runtime=RuntimeConfig(device="cpu"))
+    summary = train_joint(gan_toy["df"], gan_toy["val_df"], inputs, joint_cfg(), "oracle_views", ctx)
     assert not (tmp_path / "missing_generator.pt").exists() and not (tmp_path / "no_renders").exists()
     enc, extra = load_encoder(tmp_path / "models" / "encoder.pt")
     assert extra["method"] == "oracle_views" and [h["epoch"] for h in summary["history"]] == [-1, 0, 1]

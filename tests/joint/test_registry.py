@@ -13,9 +13,10 @@ import torch
 from genreid.config.schema import RuntimeConfig
 from genreid.config.sections.evaluation import EvalConfig
 from genreid.config.sections.gan import TrainConfig
+from genreid.engine.context import RunContext
 from genreid.joint.contrastive import ContrastiveMethod
 from genreid.joint.generative import GenerativeMethod
-from genreid.joint.run import train_joint
+from genreid.joint.run import JointInputs, train_joint
 from genreid.models.id_encoder import load_encoder
 from genreid.registry import (
     REFERENCE_RUNS,
@@ -101,10 +102,11 @@ def test_an_arm_registered_alone_is_accepted_trained_and_reported(dummy_arm, joi
     assert method_names()[-1] == DUMMY and DUMMY not in REFERENCE_RUNS
     cfg = joint_cfg(methods=[DUMMY])
     assert cfg.methods == [DUMMY] and EvalConfig(methods=["baseline", DUMMY]).methods == ["baseline", DUMMY]
-    summary = train_joint(gan_toy["df"], gan_toy["val_df"], tmp_path / "no_renders", gan_toy["encoder"],
-                          tmp_path / "missing_generator.pt", cfg, DUMMY, RuntimeConfig(device="cpu"), seed=1,
-                          height=gan_toy["height"], width=gan_toy["width"], model_dir=tmp_path / "models",
-                          results_dir=tmp_path / "results")
+    inputs = JointInputs(encoder=gan_toy["encoder"], generator=tmp_path / "missing_generator.pt",
+                         renders=tmp_path / "no_renders")
+    ctx = RunContext(seed=1, height=gan_toy["height"], width=gan_toy["width"], model_dir=tmp_path / "models",
+                     results_dir=tmp_path / "results", runtime=RuntimeConfig(device="cpu"))
+    summary = train_joint(gan_toy["df"], gan_toy["val_df"], inputs, cfg, DUMMY, ctx)
     assert not (tmp_path / "missing_generator.pt").exists()
     enc, extra = load_encoder(tmp_path / "models" / "encoder.pt")
     assert extra["method"] == DUMMY and [h["epoch"] for h in summary["history"]] == [-1, 0, 1]

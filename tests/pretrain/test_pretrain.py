@@ -13,6 +13,7 @@ from PIL import Image
 from genreid.config.schema import RuntimeConfig
 from genreid.config.sections.gan import PretrainConfig
 from genreid.engine.batches import image_dataset
+from genreid.engine.context import RunContext
 from genreid.errors import CheckpointError, TrainingDiverged
 from genreid.gan.codes import appearance_codes
 from genreid.gan.sheet import sheet_rows
@@ -28,9 +29,9 @@ def _cfg(**kw) -> PretrainConfig:
 
 
 def _run(toy, out, widths, cfg=None, **kw):
-    return pretrain_generator(toy["df"], toy["render_dir"], toy["encoder"], cfg or _cfg(), widths,
-                              RuntimeConfig(device="cpu"), seed=1, height=toy["height"], width=toy["width"],
-                              model_dir=out / "models", results_dir=out / "results", **kw)
+    ctx = RunContext(seed=1, height=toy["height"], width=toy["width"], model_dir=out / "models",
+                     results_dir=out / "results", runtime=RuntimeConfig(device="cpu"), **kw)
+    return pretrain_generator(toy["df"], toy["render_dir"], toy["encoder"], cfg or _cfg(), widths, ctx)
 
 
 def test_pretrain_writes_generator_sheet_and_metrics_and_keeps_encoder_frozen(gan_toy, tiny_widths, tmp_path):
@@ -142,10 +143,10 @@ def test_runtime_activation_checkpointing_is_honoured_and_changes_no_weights(gan
 
     built = spy_amp_modules()
     for flag in (False, True):
-        pretrain_generator(gan_toy["df"], gan_toy["render_dir"], gan_toy["encoder"], _cfg(epochs=1), tiny_widths,
-                           RuntimeConfig(device="cpu", activation_checkpointing=flag), seed=1,
-                           height=gan_toy["height"], width=gan_toy["width"], model_dir=tmp_path / str(flag) / "models",
-                           results_dir=tmp_path / str(flag) / "results")
+        ctx = RunContext(seed=1, height=gan_toy["height"], width=gan_toy["width"],
+                         model_dir=tmp_path / str(flag) / "models", results_dir=tmp_path / str(flag) / "results",
+                         runtime=RuntimeConfig(device="cpu", activation_checkpointing=flag))
+        pretrain_generator(gan_toy["df"], gan_toy["render_dir"], gan_toy["encoder"], _cfg(epochs=1), tiny_widths, ctx)
     assert {f for f, _ in built} == {False, True}
     assert sum(checkpointed_blocks(m) for f, m in built if f) > 0
     assert not any(checkpointed_blocks(m) for f, m in built if not f)

@@ -15,6 +15,7 @@ from genreid.config.sections.model import ModelConfig
 from genreid.config.sections.source import SourceConfig
 from genreid.config.sections.warmup import WarmupConfig
 from genreid.data.manifest import load_prepared
+from genreid.engine.context import RunContext
 from genreid.errors import CheckpointError
 from genreid.models.id_encoder import build_encoder, load_encoder, save_encoder
 from genreid.source.losses import batch_hard_triplet, label_smoothed_ce
@@ -70,8 +71,9 @@ def _cfg(**kw) -> SourceConfig:
 
 
 def _run(toy, out, **kw):
-    return train_source(toy["train"], toy["val"], _cfg(), ARGS, RuntimeConfig(device="cpu"), seed=1, height=32,
-                        width=16, model_dir=out / "models", results_dir=out / "results", **kw)
+    ctx = RunContext(seed=1, height=32, width=16, model_dir=out / "models", results_dir=out / "results",
+                     runtime=RuntimeConfig(device="cpu"), **kw)
+    return train_source(toy["train"], toy["val"], _cfg(), ARGS, ctx)
 
 
 def test_source_training_selects_on_validation_and_resumes_exactly(toy, tmp_path):

@@ -13,6 +13,7 @@ from genreid.config.schema import RuntimeConfig
 from genreid.config.sections.model import ModelConfig
 from genreid.config.sections.warmup import WarmupConfig
 from genreid.data.samplers import MultiGallerySampler
+from genreid.engine.context import RunContext
 from genreid.errors import ConfigError
 from genreid.models.id_encoder import build_encoder, load_encoder, save_encoder
 from genreid.warmup.batches import pk_batches
@@ -70,8 +71,9 @@ def test_an_imported_encoder_replaces_training_and_is_marked(tmp_path):
     save_encoder(model, src, {"method": "authors_import", "source": "authors' stage-1 weights"})
     cfg = WarmupConfig(import_encoder=str(src))
     small = ModelConfig(backbone="resnet18", embedding_dim=16)
-    summary = train_warmup(None, None, cfg, small, RuntimeConfig(device="cpu"), seed=1, height=32, width=16,
-                           model_dir=tmp_path / "models", results_dir=tmp_path / "results")
+    ctx = RunContext(seed=1, height=32, width=16, model_dir=tmp_path / "models", results_dir=tmp_path / "results",
+                     runtime=RuntimeConfig(device="cpu"))
+    summary = train_warmup(None, None, cfg, small, ctx)
     enc, extra = load_encoder(tmp_path / "models" / "encoder.pt")
     assert extra["selected_on"] == "authors_weights" and extra["imported_from"] == str(src)
     assert summary["imported_sha256"] == extra["imported_sha256"] and len(extra["imported_sha256"]) == 64
@@ -79,5 +81,5 @@ def test_an_imported_encoder_replaces_training_and_is_marked(tmp_path):
         assert (enc.state_dict()[k] == v).all(), k
     with pytest.raises(ConfigError, match="import-authors"):
         train_warmup(None, None, WarmupConfig(import_encoder=str(tmp_path / "missing.pt")), ModelConfig(),
-                     RuntimeConfig(device="cpu"), seed=1, height=32, width=16, model_dir=tmp_path / "m2",
-                     results_dir=tmp_path / "r2")
+                     RunContext(seed=1, height=32, width=16, model_dir=tmp_path / "m2", results_dir=tmp_path / "r2",
+                                runtime=RuntimeConfig(device="cpu")))

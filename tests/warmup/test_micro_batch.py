@@ -14,7 +14,7 @@ from genreid.errors import ConfigError
 from genreid.memory.cluster_memory import ClusterMemory
 from genreid.models.id_encoder import build_encoder
 from genreid.models.layers import set_bn_group_size
-from genreid.warmup.iteration import micro_batch_size, warmup_iteration
+from genreid.warmup.iteration import WarmupBatch, micro_batch_size, warmup_iteration
 
 
 def _setup(group: int):
@@ -33,7 +33,7 @@ def test_micro_batches_give_the_one_pass_update(micro):
     for m in (0, micro):
         e, mem = copy.deepcopy(enc), copy.deepcopy(memory)
         opt = torch.optim.SGD(e.parameters(), lr=0.1)
-        parts = warmup_iteration(e, opt, mem, AmpContext("cpu"), x, y, 0.05, m, "test")
+        parts = warmup_iteration(e, opt, mem, AmpContext("cpu"), WarmupBatch(x, y, m), 0.05, "test")
         runs.append((e, mem, parts["loss"]))
     (one, mem1, loss1), (acc, mem2, loss2) = runs
     assert loss2 == pytest.approx(loss1, rel=1e-5)

@@ -15,6 +15,7 @@ from genreid.config.schema import RuntimeConfig
 from genreid.config.sections.model import ModelConfig
 from genreid.config.sections.warmup import WarmupConfig
 from genreid.data.manifest import load_prepared
+from genreid.engine.context import RunContext
 from genreid.errors import ConfigError, GenreidError, TrainingDiverged
 from genreid.models.id_encoder import load_encoder
 from genreid.models.layers import GhostBatchNorm
@@ -43,9 +44,9 @@ def _cfg(**kw) -> WarmupConfig:
 
 
 def _run(toy, out, val=True, cfg=None, **kw):
-    return train_warmup(toy["train"], toy["val"] if val else None, cfg or _cfg(), MODEL,
-                        RuntimeConfig(device="cpu"), seed=1, height=32, width=16, model_dir=out / "models",
-                        results_dir=out / "results", **kw)
+    ctx = RunContext(seed=1, height=32, width=16, model_dir=out / "models", results_dir=out / "results",
+                     runtime=RuntimeConfig(device="cpu"), **kw)
+    return train_warmup(toy["train"], toy["val"] if val else None, cfg or _cfg(), MODEL, ctx)
 
 
 def test_warmup_outputs_selection_and_exact_resume_after_a_kill(toy, tmp_path):
@@ -152,8 +153,9 @@ def test_runtime_activation_checkpointing_is_honoured_and_changes_no_weights(toy
     built = spy_amp_modules()
     for flag in (False, True):
         train_warmup(toy["train"], None, _cfg(epochs=1), MODEL,
-                     RuntimeConfig(device="cpu", activation_checkpointing=flag), seed=1, height=32, width=16,
-                     model_dir=tmp_path / str(flag) / "models", results_dir=tmp_path / str(flag) / "results")
+                     RunContext(seed=1, height=32, width=16, model_dir=tmp_path / str(flag) / "models",
+                                results_dir=tmp_path / str(flag) / "results",
+                                runtime=RuntimeConfig(device="cpu", activation_checkpointing=flag)))
     assert sum(checkpointed_blocks(m) for f, m in built if f) > 0
     assert not any(checkpointed_blocks(m) for f, m in built if not f)
     plain = load_encoder(tmp_path / "False" / "models" / "encoder.pt")[0].state_dict()

@@ -33,8 +33,9 @@ class MSMT17Source(ArchiveSource):
 
 class SynthConfig(StrictModel):
     """SynthReID generator knobs (the embedded benchmark); exactly the arguments of
-    ``genreid.synth.generate_synthreid``. Defaults: the default pipeline's dataset (1556 images,
-    under 2 minutes on 2 cores); ``results/synthetic/dataset/difficulty.md`` measures how hard it is."""
+    ``genreid.synth.generate_synthreid`` (the fields of its ``SynthSettings``). Defaults: the default
+    pipeline's dataset (1556 images, under 2 minutes on 2 cores); ``results/synthetic/dataset/difficulty.md``
+    measures how hard it is."""
 
     seed: int = Field(0, ge=0, description="dataset seed: the same seed gives byte-identical images and manifests")
     num_train_ids: int = Field(64, ge=2, description="identities in bounding_box_train")
