@@ -11,7 +11,7 @@ import torch
 from genreid.config.sections.gan import TrainConfig
 from genreid.gan.nets import GanNets, fake_sets, forward_views, generator_loss
 from genreid.joint.iteration import JointBatch, Optimisers
-from genreid.losses.view_invariant import view_invariant_loss
+from genreid.losses.view_invariant import ViewInvariantSettings, view_invariant_loss
 from genreid.models.generator import build_generator
 from genreid.models.id_encoder import build_encoder
 
@@ -66,11 +66,13 @@ def test_generator_losses_reach_e_id_only_without_the_key_and_move_g_the_same(ti
     # the view-invariant loss still trains E_id, also through f_nv (the generated view's terms) alone
     memory = _memory(8)
     idx = torch.tensor([0, 1, 3, 6])
-    vi_nv, _ = view_invariant_loss(views_on.f.detach(), views_on.f_nv, idx, memory, 4, 0.04, "f", False)
+    settings = ViewInvariantSettings(num_negatives=4, temperature=0.04, term3_negatives="f",
+                                     positive_includes_self=False)
+    vi_nv, _ = view_invariant_loss(views_on.f.detach(), views_on.f_nv, idx, memory, settings)
     vi_nv.backward(retain_graph=True)
     assert _grad_norm(detached.id_encoder.parameters()) > 1e-3
     detached.id_encoder.zero_grad(set_to_none=True)
-    vi, _ = view_invariant_loss(views_on.f, views_on.f_nv, idx, memory, 4, 0.04, "f", False)
+    vi, _ = view_invariant_loss(views_on.f, views_on.f_nv, idx, memory, settings)
     vi.backward()
     assert _grad_norm(detached.id_encoder.parameters()) > 1e-3
 
