@@ -757,82 +757,116 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a = ap.parse_args(argv)
     if (a.authors is None) == (not a.self_check):
         ap.error("pass --authors PATH (an export of their repository) or --self-check, not both")
+    if a.float32_casts and "gcl" in a.stages:
+        ap.error("--float32-casts runs stage 2 only (--stages pretrain): with float32 features the stage-3 loss "
+                 "meets the float64 memory bank and stops")
     return a
 
 
-def main(argv: list[str] | None = None) -> int:
-    a = parse_args(argv)
-    torch.set_num_threads(a.threads)
-    shapes = Shapes(batch=a.batch, height=a.height, width=a.width, slots=a.slots, negatives=a.negatives,
-                    embedding_dim=32 if a.self_check else 512)
-    cfg = load_config(a.recipe, {"train.num_negatives": a.negatives})
-    work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="iteration-vs-authors-"))
-    work.mkdir(parents=True, exist_ok=True)
-    inputs = make_inputs(shapes, a.seed)
-    torch.save(inputs, work / "inputs.pt")
-    ref_name, other_name = ("genreid", "genreid (perturbed)" if a.perturb else "genreid") if a.self_check \
-        else ("authors", "genreid")
-    weights = work / "genreid"
-    weights.mkdir(exist_ok=True)
-    names: dict[str, dict[str, str]] = {}
-    if a.self_check:
-        self_check_weights(weights, shapes, cfg, a.seed)
-    else:
-        from genreid.cli import main as genreid_cli
+@dataclass
+class Sides:
+    """Where the compared weights are and how the reference side runs: the authors' child process
+    (``authors`` holds its fixed arguments, ``names`` the authors' -> genreid names) or genreid itself."""
 
-        exported = work / "authors"
-        exported.mkdir(exist_ok=True)
-        base = {"authors": str(a.authors.resolve()), "threads": a.threads, "seed": a.seed, "out": str(exported),
-                "inputs": str(work / "inputs.pt"), "negatives": a.negatives, "stage3_lr_g": cfg.train.stage3_lr_g}
-        authors_child({**base, "phase": "export", "stage": "pretrain"})
-        with float64_run():  # the imported networks are built in float64, so the weights are copied exactly
-            rc = genreid_cli(["import-authors", "--id", str(exported / "id.pt"), "--gen", str(exported / "gen.pt"),
-                              "--dis", str(exported / "dis.pt"), "--out", str(weights), "--force"])
-        if rc != 0:
-            raise RuntimeError("genreid import-authors refused the authors' export (its message is above)")
-        loaded = {k: torch.load(exported / f"{k}.pt", weights_only=True)[k] for k in ("id", "gen", "dis")}
-        names = authors_name_map(loaded["id"], loaded["gen"], loaded["dis"])
-        del loaded
-    params = genreid_params(weights)
-    rows: list[Row] = []
-    noise_only: dict[str, dict[str, list[str]]] = {}
-    for stage in a.stages:
-        # the probe: genreid's iteration once, for the gradient scale the optimiser states are drawn at
-        probe = run_genreid(GenreidRun(weights, inputs, optimiser_states(params, a.seed), cfg), stage)
-        states = optimiser_states(params, a.seed, mean_sq_grads(probe))
-        noise_only[stage] = rounding_level_gradients(probe)
-        del probe
-        if a.self_check:
-            ref = run_genreid(GenreidRun(weights, inputs, states, cfg, keep_float64=not a.float32_casts), stage)
-        else:
-            path, state_path = work / f"record_authors_{stage}.pt", work / f"states_authors_{stage}.pt"
-            torch.save(to_authors_names(states, names), state_path)
-            authors_child({**base, "phase": "run", "stage": stage, "states": str(state_path), "record": str(path)})
-            ref = to_genreid_names(torch.load(path, weights_only=True), names)
-        other = run_genreid(GenreidRun(weights, inputs, states, cfg, a.perturb, not a.float32_casts), stage)
-        rows += compare(stage, ref, other, a.rtol)
-        del ref, other
-    text = table(rows, ref_name, other_name)
-    print(text)
+    weights: Path
+    authors: dict[str, Any] | None = None
+    names: dict[str, dict[str, str]] | None = None
+
+
+def prepare_authors(a: argparse.Namespace, work: Path, cfg: GenreidConfig) -> Sides:
+    """Export the authors' networks, convert them with ``genreid import-authors``, read the name mapping."""
+    from genreid.cli import main as genreid_cli
+
+    exported, weights = work / "authors", work / "genreid"
+    exported.mkdir(exist_ok=True)
+    fixed = {"authors": str(a.authors.resolve()), "threads": a.threads, "seed": a.seed, "out": str(exported),
+             "inputs": str(work / "inputs.pt"), "negatives": a.negatives, "stage3_lr_g": cfg.train.stage3_lr_g}
+    authors_child({**fixed, "phase": "export", "stage": "pretrain"})
+    with float64_run():  # the imported networks are built in float64, so the weights are copied exactly
+        rc = genreid_cli(["import-authors", "--id", str(exported / "id.pt"), "--gen", str(exported / "gen.pt"),
+                          "--dis", str(exported / "dis.pt"), "--out", str(weights), "--force"])
+    if rc != 0:
+        raise RuntimeError("genreid import-authors refused the authors' export (its message is above)")
+    loaded = {k: torch.load(exported / f"{k}.pt", weights_only=True)[k] for k in ("id", "gen", "dis")}
+    return Sides(weights, fixed, authors_name_map(loaded["id"], loaded["gen"], loaded["dis"]))
+
+
+def compare_stage(a: argparse.Namespace, sides: Sides, work: Path, cfg: GenreidConfig,
+                  stage: str) -> tuple[list[Row], dict[str, list[str]]]:
+    """Probe for the gradient scale, run both sides from the same states, compare; also returns the
+    tensors whose gradient is rounding noise."""
+    inputs = torch.load(work / "inputs.pt", weights_only=True)
+    params = genreid_params(sides.weights)
+    probe = run_genreid(GenreidRun(sides.weights, inputs, optimiser_states(params, a.seed), cfg), stage)
+    states = optimiser_states(params, a.seed, mean_sq_grads(probe))
+    noise_only = rounding_level_gradients(probe)
+    del probe, params
+    keep64 = not a.float32_casts
+    if sides.authors is None:
+        ref = run_genreid(GenreidRun(sides.weights, inputs, states, cfg, None, keep64), stage)
+    else:
+        path, state_path = work / f"record_authors_{stage}.pt", work / f"states_authors_{stage}.pt"
+        torch.save(to_authors_names(states, sides.names), state_path)
+        authors_child({**sides.authors, "phase": "run", "stage": stage, "states": str(state_path),
+                       "record": str(path)})
+        ref = to_genreid_names(torch.load(path, weights_only=True), sides.names)
+    other = run_genreid(GenreidRun(sides.weights, inputs, states, cfg, a.perturb, keep64), stage)
+    return compare(stage, ref, other, a.rtol), noise_only
+
+
+def report(a: argparse.Namespace, rows: list[Row], noise_only: dict[str, dict[str, list[str]]],
+           names: tuple[str, str], argv: list[str]) -> int:
+    """Print the table and the verdict, write ``--json``; 1 when any quantity is beyond ``--rtol``."""
+    print(table(rows, *names))
     worst = summary(rows)
     failed = [r for r in rows if not r.ok]
-    command = "python benchmarks/iteration_vs_authors.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
     print(f"\nlargest relative differences: {json.dumps({k: float(f'{v:.3g}') for k, v in worst.items()})}")
     print(f"{len(failed)} of {len(rows)} quantities differ by more than rtol {a.rtol:g}"
           + (": " + "; ".join(f"{r.stage} {r.quantity}" for r in failed) if failed else ""))
     for stage, groups in noise_only.items():
-        for g, names_ in groups.items():
-            print(f"{stage} {g}: {len(names_)} tensor(s) whose gradient is rounding noise on both sides (zero in "
-                  f"exact arithmetic: biases in front of a normalisation, e.g. {names_[0]})"
+        for g, tensors in groups.items():
+            print(f"{stage} {g}: {len(tensors)} tensor(s) whose gradient is rounding noise on both sides (zero in "
+                  f"exact arithmetic: biases in front of a normalisation, e.g. {tensors[0]})"
                   + ("" if g == "E_id" else "; Adam state floored at the group's scale, so the noise stays small"))
     if a.json:
-        meta = {"command": command, "cpu": cpu_model(), "torch": torch.__version__, "rtol": a.rtol,
-                "float32_casts": a.float32_casts, "shapes": asdict(shapes), "recipe": str(a.recipe),
-                "compared": [ref_name, other_name]}
+        meta = {"command": "python benchmarks/iteration_vs_authors.py " + " ".join(shlex.quote(x) for x in argv),
+                "cpu": cpu_model(), "torch": torch.__version__, "rtol": a.rtol, "float32_casts": a.float32_casts,
+                "shapes": {k: getattr(a, k) for k in ("batch", "height", "width", "slots", "negatives")},
+                "recipe": str(a.recipe), "compared": list(names)}
         a.json.write_text(json.dumps({"meta": meta, "max_relative_differences": worst,
                                       "rounding_level_gradients": noise_only,
                                       "rows": [_json_row(r) for r in rows]}, indent=1) + "\n")
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(a.threads)
+    cfg = load_config(a.recipe, {"train.num_negatives": a.negatives})
+    shapes = Shapes(batch=a.batch, height=a.height, width=a.width, slots=a.slots, negatives=a.negatives,
+                    embedding_dim=32 if a.self_check else 512)
+    with contextlib.ExitStack() as stack:
+        work = a.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="iteration-vs-authors-")))
+        work.mkdir(parents=True, exist_ok=True)
+        torch.save(make_inputs(shapes, a.seed), work / "inputs.pt")
+        if a.self_check:
+            sides = Sides(work / "genreid")
+            sides.weights.mkdir(exist_ok=True)
+            self_check_weights(sides.weights, shapes, cfg, a.seed)
+            names = ("genreid", "genreid (perturbed)" if a.perturb else "genreid")
+        else:
+            sides, names = prepare_authors(a, work, cfg), ("authors", "genreid")
+        rows: list[Row] = []
+        noise_only: dict[str, dict[str, list[str]]] = {}
+        try:
+            for stage in a.stages:
+                stage_rows, noise_only[stage] = compare_stage(a, sides, work, cfg, stage)
+                rows += stage_rows
+        finally:
+            torch.set_num_threads(threads)
+    return report(a, rows, noise_only, names, argv)
 
 
 def _json_row(r: Row) -> dict[str, Any]:
