@@ -256,15 +256,15 @@ def perturb(nets: dict[str, nn.Module], spec: str) -> None:
         params[m.group(2)].view(-1)[0] += float(m.group(3))
 
 
-def scripted_draws(memory: nn.Module, inputs: dict[str, torch.Tensor], include_self: bool) -> None:
+def scripted_draws(memory: nn.Module, inputs: dict[str, torch.Tensor], include_self: bool) -> list[str]:
     """Replace the memory's samplers, for one loss, by the scripted slots: term 2's positive, then term 3's
-    (the order :func:`genreid.losses.view_invariant.view_invariant_loss` draws them), then the negatives."""
+    (the order :func:`genreid.losses.view_invariant.view_invariant_loss` draws them), then the negatives.
+
+    Returns the scripted draws genreid's own sampler could never make under ``include_self``
+    (``train.positive_includes_self``): an anchor as its own positive while its cluster has others."""
     positives = [inputs["term2_positive"], inputs["term3_positive"]]
 
     def sample_positives(indices: torch.Tensor, generator: Any = None, include_self: bool = False) -> torch.Tensor:
-        if include_self != expected_self:
-            raise AssertionError(f"the loss drew positives with include_self={include_self}, the recipe says "
-                                 f"train.positive_includes_self={expected_self}")
         assert torch.equal(indices.cpu(), inputs["idx"]), "positives drawn for other anchors than the batch's"
         return positives.pop(0).to(indices.device)
 
@@ -272,9 +272,18 @@ def scripted_draws(memory: nn.Module, inputs: dict[str, torch.Tensor], include_s
         assert k == inputs["negatives"].shape[1], f"the loss asked for {k} negatives"
         return inputs["negatives"].to(indices.device)
 
-    expected_self = include_self
     memory.sample_positives = sample_positives
     memory.sample_negatives = sample_negatives
+    if include_self:
+        return []
+    labels, idx = inputs["labels"], inputs["idx"]
+    breaks = []
+    for term in ("term2_positive", "term3_positive"):
+        for i, (anchor, drawn) in enumerate(zip(idx.tolist(), inputs[term].tolist())):
+            if anchor == drawn and int((labels == labels[anchor]).sum()) > 1:
+                breaks.append(f"anchor {i} is its own {term.replace('_', ' ')}, which "
+                              "train.positive_includes_self: false never draws")
+    return breaks
 
 
 def snapshot(nets: dict[str, nn.Module]) -> dict[str, dict[str, torch.Tensor]]:
@@ -353,14 +362,15 @@ def run_genreid(run: GenreidRun, stage: str) -> dict[str, Any]:
         method.memory.set_labels(labels)
         method.prepare()
         bank_before = method.memory.features.clone()
-        scripted_draws(method.memory, run.inputs, t.positive_includes_self)
+        breaks = scripted_draws(method.memory, run.inputs, t.positive_includes_self)
         idx = run.inputs["idx"]
         parts = method.joint_iteration(JointBatch(x, run.inputs["m0"], run.inputs["mt"], idx, labels[idx]),
                                        "side-by-side gcl")
         losses = {**parts, "d_gan": parts["d_fake"] + parts["d_real"]}
         lrs = {"G": opts.g.param_groups[0]["lr"], "D": opts.d.param_groups[0]["lr"],
                "E_id": opts.id.param_groups[0]["lr"]}
-        return record(named, before, _known(losses), lrs, (bank_before, method.memory.features.clone()))
+        rec = record(named, before, _known(losses), lrs, (bank_before, method.memory.features.clone()))
+        return {**rec, "draws_outside_rules": breaks}
 
 
 def _prefixed(tree: dict[str, dict], group: str) -> dict[str, Any]:
@@ -645,6 +655,10 @@ def compare(stage: str, ref: dict[str, Any], other: dict[str, Any], rtol: float)
             rows.append(tensor_row(stage, f"{label} {g}", _pick(rp, what), _pick(op, what), rtol))
     rows.append(tensor_row(stage, "E_id BatchNorm statistics after", ref["buffers"]["E_id"],
                            other["buffers"]["E_id"], rtol))
+    breaks = ref.get("draws_outside_rules", []) + other.get("draws_outside_rules", [])
+    if "draws_outside_rules" in ref or "draws_outside_rules" in other:
+        rows.append(Row(stage, "scripted draws the sampler's rule allows", 0.0, float(len(breaks)), float(len(breaks)),
+                        math.inf if breaks else 0.0, note=breaks[0] if breaks else "", ok=not breaks))
     if ref["memory"] is not None or other["memory"] is not None:
         rm, om = ref["memory"] or {}, other["memory"] or {}
         rows.append(tensor_row(stage, "memory bank after", {"bank": rm.get("after")}, {"bank": om.get("after")}, rtol))

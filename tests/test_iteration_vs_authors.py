@@ -105,14 +105,15 @@ def test_the_authors_names_map_onto_every_genreid_group_and_back():
     assert {g: set(v) for g, v in back.items()} == {g: set(m) for g, m in names.items()}
 
 
-def test_scripted_draws_refuse_a_recipe_that_excludes_the_anchor():
+def test_scripted_draws_name_a_self_positive_the_recipe_excludes():
     inputs = ivsa.make_inputs(ivsa.Shapes(batch=2, height=8, width=4, slots=24, clusters=3, outliers=2,
                                           negatives=4, embedding_dim=4), seed=0)
     assert inputs["term2_positive"][0] == inputs["idx"][0]  # anchor 0 is its own positive
     memory = torch.nn.Module()
-    ivsa.scripted_draws(memory, inputs, include_self=True)
+    assert ivsa.scripted_draws(memory, inputs, include_self=True) == []
     assert torch.equal(memory.sample_positives(inputs["idx"], None, include_self=True), inputs["term2_positive"])
+    assert torch.equal(memory.sample_positives(inputs["idx"], None, include_self=True), inputs["term3_positive"])
     assert torch.equal(memory.sample_negatives(inputs["idx"], 4), inputs["negatives"])
-    ivsa.scripted_draws(memory, inputs, include_self=True)
-    with pytest.raises(AssertionError, match="positive_includes_self"):
-        memory.sample_positives(inputs["idx"], None, include_self=False)
+    breaks = ivsa.scripted_draws(memory, inputs, include_self=False)
+    assert breaks and "anchor 0 is its own term2 positive" in breaks[0]
+    assert "positive_includes_self" in breaks[0]
