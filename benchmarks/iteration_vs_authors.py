@@ -846,7 +846,7 @@ def report(a: argparse.Namespace, rows: list[Row], noise_only: dict[str, dict[st
         meta = {"command": "python benchmarks/iteration_vs_authors.py " + " ".join(shlex.quote(x) for x in argv),
                 "cpu": cpu_model(), "torch": torch.__version__, "rtol": a.rtol, "float32_casts": a.float32_casts,
                 "shapes": {k: getattr(a, k) for k in ("batch", "height", "width", "slots", "negatives")},
-                "recipe": str(a.recipe), "compared": list(names)}
+                "recipe": _shown(a.recipe), "compared": list(names)}
         a.json.write_text(json.dumps({"meta": meta, "max_relative_differences": worst,
                                       "rounding_level_gradients": noise_only,
                                       "rows": [_json_row(r) for r in rows]}, indent=1) + "\n")
@@ -881,6 +881,14 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             torch.set_num_threads(threads)
     return report(a, rows, noise_only, names, argv)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _json_row(r: Row) -> dict[str, Any]:
