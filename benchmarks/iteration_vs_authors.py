@@ -15,9 +15,12 @@ How the two sides are made equal:
   on the batch, and exported as their snapshot files; ``genreid import-authors`` converts them and
   genreid's side loads what it wrote (the import is part of what is checked);
 - optimiser states: non-fresh (a fresh Adam's first step is ``lr * sign(grad)``, which turns
-  rounding noise into full steps): step count 10, equal ``exp_avg``/``exp_avg_sq`` per parameter
-  and an equal SGD momentum buffer for E_id, drawn per genreid parameter name and renamed to the
-  authors' names with the import's own renaming rules;
+  rounding noise into full steps): step count 10, equal ``exp_avg``/``exp_avg_sq`` per parameter,
+  ``exp_avg_sq`` at the tensor's squared-gradient scale measured by a probe run of genreid's
+  iteration (Adam's step is then close to linear in the gradient), and an equal SGD momentum
+  buffer for E_id; drawn per genreid parameter name and renamed to the authors' names with the
+  import's own renaming rules. Tensors whose gradient is zero in exact arithmetic (biases in front
+  of a normalisation) are listed after the table: both codes give them rounding noise;
 - the recipe: ``params/ablations/authors_code.yaml`` (``--recipe``): the keys that restore the
   authors' behaviour (term-3 negatives scored with f_nv, the anchor allowed as its own positive,
   stage-3 G/D learning rate; the imported networks carry the channel split, the authors' layer
@@ -25,11 +28,15 @@ How the two sides are made equal:
   learning rate (their resume sets it);
 - draws: the authors' memory draws positives and negatives with ``torch.randperm``, genreid's with
   its samplers; both are replaced for the one iteration by the same scripted slots (including an
-  anchor drawn as its own positive, which the authors' rule allows);
+  anchor drawn as its own positive, which the authors' rule allows; under
+  ``train.positive_includes_self: false`` that draw is reported as one genreid never makes);
 - float64: ``torch.set_default_dtype(torch.float64)`` on both sides. genreid's losses call
   ``.float()`` to lift AMP's bf16/fp16 tensors to float32; in a float64 run that would round to
   float32, so for the comparison ``Tensor.float`` leaves float64 tensors as they are
-  (``--float32-casts`` turns this off to show the size of that rounding).
+  (``--float32-casts``, stage 2 only, turns this off to show the size of that rounding).
+
+Tolerance (``--rtol``, 1e-7): a loss relative to the authors' value; a parameter group by its norm
+and by its largest element difference over its largest element.
 
 The authors' code runs on CPU as ``benchmarks/vs_authors.py`` runs it (``Tensor.cuda`` a no-op,
 ``cv2`` stubbed, torchvision's removed ``pretrained=`` flag mapped, Adam's integer ``beta1``
