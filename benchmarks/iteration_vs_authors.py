@@ -87,7 +87,7 @@ from genreid.joint.iteration import JointBatch, build_optimisers  # noqa: E402
 from genreid.models.authors_import import rename_discriminator, rename_generator, rename_id_encoder  # noqa: E402
 from genreid.models.generator import build_generator, load_generator, save_generator  # noqa: E402
 from genreid.models.id_encoder import build_encoder, load_encoder, save_encoder  # noqa: E402
-from genreid.pretrain.step import pretrain_iteration  # noqa: E402
+from genreid.pretrain.step import GanOptimisers, ViewBatch, pretrain_iteration  # noqa: E402
 from genreid.registry import method_spec  # noqa: E402
 
 GROUPS = ("E_id", "E_str", "G", "D")
@@ -346,9 +346,9 @@ def run_genreid(run: GenreidRun, stage: str) -> dict[str, Any]:
             apply_states(opt_g, {**_prefixed(params, "E_str"), **_prefixed(params, "G")},
                          {**_prefixed(run.states, "E_str"), **_prefixed(run.states, "G")})
             apply_states(opt_d, params["D"], run.states["D"])
-            parts = pretrain_iteration(nets, opt_g, opt_d, amp, x, run.inputs["m0"], run.inputs["mt"],
-                                       p.weights.model_dump(), info, "side-by-side pretrain",
-                                       recon_only=p.recon_warmup_iters > 0)
+            parts = pretrain_iteration(nets, GanOptimisers(opt_g, opt_d), amp,
+                                       ViewBatch(x, run.inputs["m0"], run.inputs["mt"]), p.weights.model_dump(), info,
+                                       "side-by-side pretrain", recon_only=p.recon_warmup_iters > 0)
             losses = {**parts, "d_gan": parts["d_fake"] + parts["d_real"], "total": parts["g_total"]}
             lrs = {"G": opt_g.param_groups[0]["lr"], "D": opt_d.param_groups[0]["lr"]}
             return record(named, before, _known(losses), lrs, None)
