@@ -167,6 +167,11 @@ def test_report_shows_the_mesh_accuracy_table_and_figure(tmp_path):
     assert "| synthetic | landmarks | measured | 768 | 96.4 % | 57.7 / 53.2 | 40.6 / 16.1 | 18.0 % | 0.630 / 0.688 |" \
         in text
     assert "![worst mesh estimates, synthetic](synthetic/meshes/worst.png)" in text
+    assert "found a plausible person" not in text  # the oracle was used: no fallback to state
+    used_landmarks = CollectedDataset("synthetic", "unsupervised", "fp", [], {}, [], [],
+                                      mesh_accuracy={**accuracy, "used": "landmarks"})
+    assert ("`landmarks` found a plausible person in 96.4 % of the images; the other 3.6 %"
+            in "\n".join(_mesh_accuracy([used_landmarks])))
     assert _mesh_accuracy([CollectedDataset("market1501", "unsupervised", "fp", [], {}, [], [])]) == []
 
 

@@ -225,6 +225,15 @@ def _mesh_accuracy(collected: list[CollectedDataset]) -> list[str]:
                          f"{'-' if over is None else f'{100 * over:.1f} %'} | "
                          f"{_mean_median(a.get('silhouette_iou'), 3)} |")
     lines.append("")
+    for ds, acc in blocks:
+        used = acc.get("used")
+        found = acc["estimators"].get(used, {}).get("all", {}).get("detection_rate")
+        if used not in (None, "oracle", "standing") and found is not None and found < 1.0:
+            lines += [f"On {ds}, `{used}` found a plausible person in {100 * found:.1f} % of the images; the other "
+                      f"{100 * (1 - found):.1f} % (no person found, or a fitted body under half the image height) "
+                      "got the standing body facing the camera. Every training image needs a structure render, "
+                      "so they are kept with that floor body rather than dropped, and the errors above include "
+                      "them.", ""]
     for ds, _ in blocks:
         if any(rel == f"{ds}/meshes/worst.png" for c in collected if c.dataset == ds for rel, _ in c.pictures):
             lines += [f"Largest joint errors on {ds} (estimate in green over the photo):", "",
