@@ -101,7 +101,8 @@ DEVIATIONS: list[Deviation] = [
               "their meshes come from HMR; its checkpoint cannot be downloaded here, so the real-data recipes "
               "use `auto`: HMR when mesh.hmr_checkpoint exists, else MediaPipe pose landmarks with the body "
               "model fitted to them (results/<ds>/meshes/accuracy.json measures both against SynthReID's "
-              "ground truth); SynthReID uses its ground-truth bodies (the oracle)",
+              "ground truth); SynthReID estimates them the same way (its ground-truth bodies, the oracle, are "
+              "one key away)",
               {"mesh.estimator": "hmr"}),
     Deviation("appearance-code standardisation", "not in the papers",
               "a briefly trained encoder's codes share a large offset that G learns to ignore; the CPU recipe "
