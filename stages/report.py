@@ -21,7 +21,7 @@ def main(cfg: GenreidConfig, args: argparse.Namespace) -> None:
     check_recorded_params(under=f"{RESULTS.as_posix()}/")  # no run of mixed settings is reported
     require_params_unchanged(args)
     out = build_report(RESULTS, list(cfg.datasets), load_targets(cfg.report.targets), cfg.report.tolerance,
-                       cfg.report.targets, regime_lines(cfg))
+                       cfg.report.targets, regime_lines(cfg), cfg.report.paired_recipes)
     for row in out.rows:
         stats = ", ".join(f"{m} {s.format()}" for m, s in row.stats.items())
         print(f"{row.dataset:>10} {row.method:>12} seeds={len(row.seeds)} {stats} [{row.status}]")

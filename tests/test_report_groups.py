@@ -31,3 +31,23 @@ def test_an_unknown_group_is_a_user_error_naming_the_groups(tmp_path, capsys):
                  "--methods", "gcl"])
     err = capsys.readouterr().err
     assert code == 2 and "no settings group nope" in err and "groups found: est" in err and "Traceback" not in err
+
+
+def test_the_report_section_pairs_the_listed_recipes_groups_with_the_current_settings(tmp_path):
+    from genreid.report.groups import paired_recipe_section
+
+    for method, base in (("gcl", 30.0), ("baseline", 20.0)):
+        for seed in (1, 2, 3):
+            archive_run(tmp_path, "synthetic", method, seed, {"mAP": base + seed, "R1": 50.0, "mINP": 5.0}, "cur",
+                        recipe="synthetic_cpu")
+    for seed, value in ((1, 32.0), (2, 34.0), (3, 35.0)):  # +1, +2, +2 on gcl; the ablation ran gcl only
+        archive_run(tmp_path, "synthetic", "gcl", seed, {"mAP": value, "R1": 50.0, "mINP": 5.0}, "abl",
+                    recipe="ablation")
+    archive_run(tmp_path, "synthetic", "gcl", 1, {"mAP": 1.0, "R1": 1.0, "mINP": 1.0}, "lone", recipe="ablation")
+    lines = paired_recipe_section(tmp_path, "synthetic", ["baseline", "gcl"], "cur", ["ablation"])
+    text = "\n".join(lines)
+    assert "### synthetic: recipe `ablation` (settings `abl`) against these settings" in text
+    assert "| gcl | mAP | 32.0 ± 1.0 (seeds 1, 2, 3) | 33.7 ± 1.5 (seeds 1, 2, 3) | +1.7 [" in text
+    assert "`lone`" not in text  # one shared seed: no interval, not shown
+    assert paired_recipe_section(tmp_path, "synthetic", ["gcl"], "cur", []) == []
+    assert paired_recipe_section(tmp_path, "synthetic", ["gcl"], "cur", ["synthetic_cpu"]) == []  # itself

@@ -64,6 +64,28 @@ def render_markdown(pairs: list[GroupPair], label_a: str, label_b: str) -> list[
     return lines
 
 
+def paired_recipe_section(archive: str | os.PathLike, dataset: str, methods: list[str], current: str,
+                          recipes: list[str]) -> list[str]:
+    """Markdown for results/README.md: each archived group of the listed recipes that shares at least two
+    seeds with the current settings, paired with them (group minus current)."""
+    lines: list[str] = []
+    for recipe in recipes:
+        groups = {fp for m in methods for fp, g in settings_groups(archive, dataset, m).items()
+                  if g["recipe"] == recipe and fp != current}
+        for fp in sorted(groups):
+            ran = [m for m in methods if fp in settings_groups(archive, dataset, m)]
+            pairs = [p for p in compare_groups(archive, dataset, ran, current, fp) if p.gains["mAP"].stat.n >= 2]
+            if pairs:
+                lines += [f"### {dataset}: recipe `{recipe}` (settings `{fp}`) against these settings", "",
+                          *render_markdown(pairs, "these settings", recipe), ""]
+    if lines:
+        lines = ["## Other recipes, paired by seed", "",
+                 "Archived settings groups named in `report.paired_recipes`, method by method against the "
+                 "current settings over the seeds both ran (each seed's runs share their warm-up encoder where "
+                 "the recipe does not change it).", "", *lines]
+    return lines
+
+
 def _seeds(row: ResultRow) -> str:
     return ", ".join(map(str, row.seeds))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from genreid.registry import stage3_methods
 from genreid.report import claims, fidelity, plots
 from genreid.report.collect import CollectedDataset, load_collected
+from genreid.report.groups import paired_recipe_section
 from genreid.report.tables import ResultRow, build_row, csv_text, markdown_table
 from genreid.report.targets import TargetRegistry
 from genreid.utils.atomic import write_json, write_text
@@ -27,7 +28,8 @@ class ReportOutputs:
 
 
 def build_report(results_dir: str | os.PathLike, datasets: list[str], registry: TargetRegistry, tolerance: float,
-                 targets_path: str = "genreid/report/targets.yaml", preamble: list[str] | None = None) -> ReportOutputs:
+                 targets_path: str = "genreid/report/targets.yaml", preamble: list[str] | None = None,
+                 paired_recipes: list[str] | None = None) -> ReportOutputs:
     """Aggregate seeds per (dataset, method), compare with the registry, write table, CSV and figures;
     ``preamble`` (markdown lines, e.g. :func:`genreid.report.regime.regime_lines`) opens the README."""
     results = Path(results_dir)
@@ -40,7 +42,7 @@ def build_report(results_dir: str | os.PathLike, datasets: list[str], registry: 
     summary = write_text(results / "summary.csv", csv_text(rows))
     write_json(results / "metrics.json", headline_metrics(rows))
     readme = write_text(results / "README.md", render_readme(rows, results, collected, figures, tolerance,
-                                                             targets_path, preamble or []))
+                                                             targets_path, preamble or [], paired_recipes or []))
     return ReportOutputs(rows=rows, readme=readme, summary_csv=summary, figures=figures)
 
 
@@ -96,7 +98,8 @@ def fidelity_dataset(collected: list[CollectedDataset]) -> str | None:
 
 
 def render_readme(rows: list[ResultRow], results: Path, collected: list[CollectedDataset],
-                  figures: dict[str, Path], tolerance: float, targets_path: str, preamble: list[str]) -> str:
+                  figures: dict[str, Path], tolerance: float, targets_path: str, preamble: list[str],
+                  paired_recipes: list[str]) -> str:
     seeds = sorted({s for r in rows for s in r.seeds})
     prints = sorted({c.fingerprint for c in collected})
     lines = [
@@ -130,6 +133,9 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
         lines += fidelity.render_section(c.dataset, c.view_fidelity,
                                          shown.relative_to(results).as_posix() if shown else None)
     lines += _mesh_accuracy(collected)
+    for c in collected:
+        lines += paired_recipe_section(results / "seeds", c.dataset, [m.method for m in c.methods], c.fingerprint,
+                                       paired_recipes)
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{name}]({path.relative_to(results).as_posix()})" for name, path in figures.items()]
