@@ -69,11 +69,11 @@ def paired_recipe_section(archive: str | os.PathLike, dataset: str, methods: lis
     """Markdown for results/README.md: each archived group of the listed recipes that shares at least two
     seeds with the current settings, paired with them (group minus current)."""
     lines: list[str] = []
+    known = {m: settings_groups(archive, dataset, m) for m in methods} if recipes else {}
     for recipe in recipes:
-        groups = {fp for m in methods for fp, g in settings_groups(archive, dataset, m).items()
-                  if g["recipe"] == recipe and fp != current}
+        groups = {fp for by_fp in known.values() for fp, g in by_fp.items() if g["recipe"] == recipe and fp != current}
         for fp in sorted(groups):
-            ran = [m for m in methods if fp in settings_groups(archive, dataset, m)]
+            ran = [m for m in methods if fp in known[m]]
             pairs = [p for p in compare_groups(archive, dataset, ran, current, fp) if p.gains["mAP"].stat.n >= 2]
             if pairs:
                 lines += [f"### {dataset}: recipe `{recipe}` (settings `{fp}`) against these settings", "",
