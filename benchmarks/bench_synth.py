@@ -9,13 +9,13 @@ from __future__ import annotations
 import shutil
 
 from genreid.body import load_body_model
-from genreid.synth import SynthSettings, generate_synthreid
+from genreid.synth import SynthConfig, generate_synthreid
 
 
 def test_generation_throughput(benchmark, tmp_path):
     load_body_model("procedural")  # the model is cached per process; time the images only
-    settings = SynthSettings(seed=0, num_train_ids=8, num_test_ids=8, num_cameras=6, cameras_per_id=4,
-                             images_per_camera=3, num_distractors=0, height=128)
+    settings = SynthConfig(seed=0, num_train_ids=8, num_test_ids=8, num_cameras=6, cameras_per_id=4,
+                           images_per_camera=3, num_distractors=0, height=128)
     images = 16 * 4 * 3
 
     def run() -> None:

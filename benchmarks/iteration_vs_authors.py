@@ -38,7 +38,7 @@ How the two sides are made equal:
 Tolerance (``--rtol``, 1e-7): a loss relative to the authors' value; a parameter group by its norm
 and by its largest element difference over its largest element.
 
-The authors' code runs on CPU as ``benchmarks/vs_authors.py`` runs it (``Tensor.cuda`` a no-op,
+The authors' code runs on CPU behind ``genreid.perf.authors_code.AUTHORS_CPU_PRELUDE`` (``Tensor.cuda`` a no-op,
 ``cv2`` stubbed, torchvision's removed ``pretrained=`` flag mapped, Adam's integer ``beta1``
 made a float); it is never copied into this project::
 
@@ -87,6 +87,7 @@ from genreid.joint.iteration import JointBatch, build_optimisers  # noqa: E402
 from genreid.models.authors_import import rename_discriminator, rename_generator, rename_id_encoder  # noqa: E402
 from genreid.models.generator import build_generator, load_generator, save_generator  # noqa: E402
 from genreid.models.id_encoder import build_encoder, load_encoder, save_encoder  # noqa: E402
+from genreid.perf.authors_code import AUTHORS_CPU_PRELUDE  # noqa: E402
 from genreid.pretrain.step import GanOptimisers, ViewBatch, pretrain_iteration  # noqa: E402
 from genreid.registry import method_spec  # noqa: E402
 
@@ -404,22 +405,9 @@ def check_recipe_switches(nets: GanNets, cfg: GenreidConfig) -> None:
 
 # -- the authors' side -----------------------------------------------------------------------------------
 
-AUTHORS = r"""
-import json, sys, types
-import torch, torchvision, yaml
-a = json.loads(sys.argv[1])
-torch.set_num_threads(a["threads"])
+AUTHORS = AUTHORS_CPU_PRELUDE + r"""
 torch.set_default_dtype(torch.float64)
-sys.path.insert(0, a["authors"])
-sys.modules.setdefault("cv2", types.ModuleType("cv2"))
-torch.Tensor.cuda = lambda self, *args, **kwargs: self          # their losses call .cuda()
-_r50 = torchvision.models.resnet50
-torchvision.models.resnet50 = lambda pretrained=False, **kw: _r50(weights=None, **kw)
-from gcl.models.resnet import ft_net
-from gcl.trainer import DGNet_Trainer
 
-config = yaml.safe_load(open(a["authors"] + "/configs/latest.yaml"))
-config["beta1"], config["beta2"] = float(config["beta1"]), float(config["beta2"])  # torch 2.x wants both floats
 config["K"] = a["negatives"]
 stage3 = a["stage"] == "gcl"
 if stage3:

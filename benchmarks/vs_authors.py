@@ -28,23 +28,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from genreid.perf.authors_code import AUTHORS_CPU_PRELUDE
+
 ROOT = Path(__file__).resolve().parents[1]
 
-AUTHORS = r"""
-import json, sys, time, types, resource
-import torch, torchvision, yaml
-a = json.loads(sys.argv[1])
-torch.set_num_threads(a["threads"])
+AUTHORS = AUTHORS_CPU_PRELUDE + r"""
+import time, resource
 torch.manual_seed(0)
-sys.path.insert(0, a["authors"])
-sys.modules.setdefault("cv2", types.ModuleType("cv2"))
-torch.Tensor.cuda = lambda self, *args, **kwargs: self          # their losses call .cuda()
-_r50 = torchvision.models.resnet50
-torchvision.models.resnet50 = lambda pretrained=False, **kw: _r50(weights=None, **kw)
-from gcl.models.resnet import ft_net
-from gcl.trainer import DGNet_Trainer
-config = yaml.safe_load(open(a["authors"] + "/configs/latest.yaml"))
-config["beta1"], config["beta2"] = float(config["beta1"]), float(config["beta2"])  # torch 2.x wants both floats
 stage3 = a["stage"] == "gcl"
 trainer = DGNet_Trainer(config, ft_net(), idnet_freeze=not stage3)
 n, b, h, w = 12936, 16, a["height"], a["width"]

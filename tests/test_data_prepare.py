@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from genreid.config.schema import GenreidConfig
 from genreid.data.manifest import MANIFEST_COLUMNS, load_prepared
 from genreid.data.prepare import PrepareOptions, prepare_dataset
 from genreid.data.testing import TreeShape, archive_tree, make_market_tree, make_msmt_tree
@@ -169,7 +170,7 @@ def test_synthetic_path_calls_the_generator(tmp_path, monkeypatch):
     calls = {}
 
     def fake_generate(out_dir, settings, *, work_dir, progress):
-        calls.update(settings)
+        calls.update(settings.record())
         assert Path(work_dir).parent == tmp_path and not Path(work_dir).exists()  # survives a failed prepare
         tree = make_market_tree(Path(out_dir).parent, TreeShape(train_ids=4, test_ids=3),
                                 dataset_dir=Path(out_dir).name)
@@ -179,11 +180,10 @@ def test_synthetic_path_calls_the_generator(tmp_path, monkeypatch):
 
     module = types.ModuleType("genreid.synth")
     module.generate_synthreid = fake_generate
-    module.SynthSettings = dict  # the settings as given, to compare with the source
     module.check_generated = lambda root, summary: {"content_sha256": "0" * 64, "reference": "none"}
     monkeypatch.setitem(sys.modules, "genreid.synth", module)
     out = tmp_path / "synthetic"
     summary = prepare_dataset("synthetic", {"seed": 3, "num_train_ids": 4}, out, _options(expected_counts="canonical"))
-    assert calls == {"seed": 3, "num_train_ids": 4}
+    assert calls == GenreidConfig().data.synthetic.model_copy(update={"seed": 3, "num_train_ids": 4}).record()
     assert summary["splits"]["query"]["images"] == 6 and (out / "ground_truth.npz").is_file()
     assert (out / "images" / "bounding_box_train").is_dir()

@@ -152,3 +152,15 @@ def test_recipe_name_comes_from_the_params_header(tmp_path):
     assert recipe_name(params) == "tiny"
     params.write_text("seed: 1\n")
     assert recipe_name(params) == "unknown" and recipe_name(tmp_path / "missing.yaml") == "unknown"
+
+
+def test_fingerprint_separates_an_instruction_set_cap_but_not_its_absence():
+    """Runs under runtime.cpu_isa_cap avx2 use other kernels: their own group; cap off (the default) is the
+    group of runs archived before the cap was fingerprinted, and other runtime keys still do not count."""
+    base = {"seed": 1, "runtime": {"num_threads": 2}, "train": {"epochs": 4}}
+    fp = config_fingerprint(base)
+    assert config_fingerprint({**base, "runtime": {"num_threads": 2, "cpu_isa_cap": "off"}}) == fp
+    capped = config_fingerprint({**base, "runtime": {"num_threads": 2, "cpu_isa_cap": "avx2"}})
+    assert capped != fp
+    assert config_fingerprint({**base, "runtime": {"num_threads": 16, "cpu_isa_cap": "avx2"}}) == capped
+    assert config_fingerprint({**base, "runtime": {"cpu_isa_cap": "sse41"}}) not in (fp, capped)

@@ -13,7 +13,7 @@ import torch
 from genreid.body import load_body_model
 from genreid.errors import ConfigError
 from genreid.render import render_structure
-from genreid.synth import SynthSettings, generate_synthreid, load_ground_truth
+from genreid.synth import SynthConfig, SynthDomainBConfig, generate_synthreid, load_ground_truth
 
 TINY = dict(num_train_ids=3, num_test_ids=3, num_cameras=3, cameras_per_id=2, images_per_camera=2,
             num_distractors=2, height=64)
@@ -21,7 +21,8 @@ TINY = dict(num_train_ids=3, num_test_ids=3, num_cameras=3, cameras_per_id=2, im
 
 def _generate(out: Path, stop_after_batches: int | None = None, **settings):
     """The tiny dataset with ``settings`` on top, 8 images per batch."""
-    return generate_synthreid(out, SynthSettings(**{**TINY, **settings}), batch_size=8, progress=False,
+    section = SynthDomainBConfig if settings.get("domain") == "b" else SynthConfig
+    return generate_synthreid(out, section(**{**TINY, **settings}), batch_size=8, progress=False,
                               stop_after_batches=stop_after_batches)
 NAME = re.compile(r"^(\d{4})_c(\d)s1_(\d{6})_01\.jpg$")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genreid.synth import SynthSettings, generate_synthreid
+from genreid.synth import SynthConfig, generate_synthreid
 from genreid.synth.difficulty import colour_histograms, write_difficulty_report
 
 
@@ -29,8 +29,8 @@ def test_colour_histograms_compare_colours_not_positions():
 
 def test_difficulty_report_and_contact_sheet(tmp_path: Path):
     data = tmp_path / "images"
-    generate_synthreid(data, SynthSettings(seed=3, num_train_ids=2, num_test_ids=8, num_cameras=3, cameras_per_id=2,
-                                           images_per_camera=2, num_distractors=2, height=64), progress=False)
+    generate_synthreid(data, SynthConfig(seed=3, num_train_ids=2, num_test_ids=8, num_cameras=3, cameras_per_id=2,
+                                         images_per_camera=2, num_distractors=2, height=64), progress=False)
     out = tmp_path / "report"
     report = write_difficulty_report(data, out, 32, 16, seed=0, provenance={"seed": 0})
     assert report["query_images"] == 16 and report["gallery_images"] == 18

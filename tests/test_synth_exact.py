@@ -22,8 +22,8 @@ from genreid.body import load_body_model
 from genreid.body.exact import load_exact_body
 from genreid.config import GenreidConfig
 from genreid.render.exact import _nearest_per_pixel
-from genreid.synth import generate_synthreid
-from genreid.synth.generator import GENERATOR_VERSION, SynthSettings, content_hash, jpeg_encoder
+from genreid.synth import SynthConfig, generate_synthreid
+from genreid.synth.generator import GENERATOR_VERSION, content_hash, jpeg_encoder
 from genreid.synth.reference import check_reference, find_reference
 from genreid.utils import exactmath
 
@@ -39,10 +39,10 @@ import torch
 
 torch.set_num_threads(int(sys.argv[2]))
 from genreid.config import GenreidConfig
-from genreid.synth.generator import SynthSettings, content_hash, generate_synthreid
+from genreid.synth.generator import content_hash, generate_synthreid
 
 out, part = Path(sys.argv[1]), sys.argv[3]
-settings = SynthSettings(**GenreidConfig().data.synthetic.model_dump())
+settings = GenreidConfig().data.synthetic
 if part == "slice":
     generate_synthreid(out / "images", settings, batch_size=8, stop_after_batches=1, work_dir=out / "work",
                        progress=False)
@@ -124,8 +124,8 @@ def test_depth_resolution_keeps_the_nearest_and_the_lowest_face_of_a_tie():
 
 
 def test_output_does_not_depend_on_the_batch_size(tmp_path):
-    tiny = SynthSettings(seed=3, num_train_ids=2, num_test_ids=2, num_cameras=2, cameras_per_id=2,
-                         images_per_camera=2, num_distractors=1, height=64)
+    tiny = SynthConfig(seed=3, num_train_ids=2, num_test_ids=2, num_cameras=2, cameras_per_id=2,
+                       images_per_camera=2, num_distractors=1, height=64)
     generate_synthreid(tmp_path / "a", tiny, batch_size=8, progress=False)
     generate_synthreid(tmp_path / "b", tiny, batch_size=3, progress=False)
     assert content_hash(tmp_path / "a") == content_hash(tmp_path / "b")

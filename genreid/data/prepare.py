@@ -57,7 +57,7 @@ def prepare_dataset(name: str, source: Mapping[str, Any] | str | os.PathLike, ou
 
     ``source``: for real datasets the archive fields (``archive``, ``url``, ``sha256``, MSMT17's
     ``version``) or just the archive path; for ``synthetic`` the fields of
-    :class:`genreid.synth.SynthSettings`.
+    the fields of ``data.synthetic`` (:class:`genreid.synth.SynthConfig`).
     """
     val_fraction, val_seed, verify = options.val_fraction, options.val_seed, options.verify
     expected_counts, max_bad_images, progress = options.expected_counts, options.max_bad_images, options.progress
@@ -129,12 +129,13 @@ def _materialise(name: str, cls: type, src: dict[str, Any], images: Path, out_di
                  progress: bool) -> dict[str, Any]:
     """Put the dataset tree under ``images`` (generate, unpack or copy); returns where it came from."""
     if name in ("synthetic", "synthetic_b"):
-        from genreid.synth import SynthSettings, check_generated, generate_synthreid  # heavy (renderer)
+        from genreid.config.sections.data import synth_settings
+        from genreid.synth import check_generated, generate_synthreid  # heavy (renderer)
 
         # The generator keeps finished batches in work_dir, outside our temporary folder, so a
         # killed generation resumes; it moves the finished tree into ``images`` itself.
         work_dir = out_dir.with_name(f".{out_dir.name}.generating")
-        summary = generate_synthreid(images, SynthSettings(**src), work_dir=work_dir, progress=progress)
+        summary = generate_synthreid(images, synth_settings(name, src), work_dir=work_dir, progress=progress)
         check = check_generated(images, summary)  # the committed reference hash: a difference is a warning
         gt = images / "ground_truth.npz"
         if gt.is_file():

@@ -43,6 +43,15 @@ def added_key_defaults() -> dict[str, Any]:
             "train.detach_appearance_for_generator": False}
 
 
+def runtime_in_fingerprint(params: dict[str, Any]) -> dict[str, Any]:
+    """The runtime keys that change what a run measures although ``runtime`` is left out: an
+    instruction-set cap other than ``off`` makes the math libraries pick other kernels, so its runs are
+    their own settings group (and the uncapped runs keep their archived group)."""
+    runtime = params.get("runtime") if isinstance(params.get("runtime"), dict) else {}
+    cap = runtime.get("cpu_isa_cap", "off")
+    return {} if cap in (None, "off") else {"cpu_isa_cap": cap}
+
+
 def code_versions() -> dict[str, int]:
     """Versions of the code that decides what a run measures without any param saying so: the
     SynthReID generator (its bytes) and the seed scheme (every random stream). A new version starts
@@ -70,8 +79,10 @@ def _parent(tree: dict[str, Any], dotted: str) -> tuple[Any, str]:
 
 def config_fingerprint(params: dict[str, Any], excluded: tuple[str, ...] = FINGERPRINT_EXCLUDED) -> str:
     """Short hash of the params tree without ``excluded`` dotted keys (nor added keys at their default),
-    together with :func:`code_versions`; equal settings on equal code versions give equal hashes."""
+    together with :func:`code_versions` and :func:`runtime_in_fingerprint`; equal settings on equal code
+    versions give equal hashes."""
     tree = json.loads(json.dumps(params))
+    kept_runtime = runtime_in_fingerprint(tree)
     for dotted in excluded:
         node, leaf = _parent(tree, dotted)
         if isinstance(node, dict):
@@ -81,6 +92,8 @@ def config_fingerprint(params: dict[str, Any], excluded: tuple[str, ...] = FINGE
         if isinstance(node, dict) and node.get(leaf) == default:
             node.pop(leaf)
     tree["_code_versions"] = code_versions()
+    if kept_runtime:
+        tree["_runtime"] = kept_runtime
     blob = json.dumps(tree, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

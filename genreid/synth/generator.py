@@ -21,13 +21,13 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from genreid.body.exact import load_exact_body
+from genreid.config.sections.data import SynthConfig
 from genreid.render.exact import render_person
 from genreid.render.lighting import Lighting
 from genreid.synth.accessories import attach, bag_box, box_mesh
@@ -174,45 +174,14 @@ def turn_about_vertical(vertices: np.ndarray, radians: float, centre: np.ndarray
     return np.stack([c * rel[:, 0] + s * rel[:, 2], rel[:, 1], -s * rel[:, 0] + c * rel[:, 2]], 1) + centre
 
 
-@dataclass(frozen=True)
-class SynthSettings:
-    """What SynthReID looks like: the fields of ``data.synthetic`` / ``data.synthetic_b``
-    (:class:`genreid.config.sections.data.SynthConfig`, whose descriptions explain each), with the same
-    defaults. ``domain``: ``a`` (the default benchmark) or ``b`` (darker, bluish, noisier, blurrier cameras:
-    ``genreid.synth.scene.DOMAIN_B``; the UDA demo's target)."""
-
-    seed: int = 0
-    num_train_ids: int = 64
-    num_test_ids: int = 64
-    num_cameras: int = 6
-    cameras_per_id: int = 4
-    images_per_camera: int = 3
-    num_distractors: int = 20
-    height: int = 128
-    body_model: str = "procedural"
-    occlusion_prob: float = 0.2
-    blur_max: float = 1.0
-    colour_cast: float = 0.1
-    palette_size: int = 8
-    domain: str = "a"
-
-    def record(self) -> dict[str, Any]:
-        """The settings as written into summary.json and the resume fingerprint; domain a's record carries
-        no domain key, so it matches its archived runs."""
-        params = {"seed": self.seed, "num_train_ids": self.num_train_ids, "num_test_ids": self.num_test_ids,
-                  "num_cameras": self.num_cameras, "cameras_per_id": self.cameras_per_id,
-                  "images_per_camera": self.images_per_camera, "num_distractors": self.num_distractors,
-                  "height": self.height, "body_model": str(self.body_model), "occlusion_prob": self.occlusion_prob,
-                  "blur_max": self.blur_max, "colour_cast": self.colour_cast, "palette_size": self.palette_size}
-        if self.domain != "a":
-            params["domain"] = self.domain
-        return params
-
-
-def generate_synthreid(out_dir: str | os.PathLike, settings: SynthSettings = SynthSettings(), *,
+def generate_synthreid(out_dir: str | os.PathLike, settings: SynthConfig = SynthConfig(), *,
                        batch_size: int = 32, progress: bool = True, work_dir: str | os.PathLike | None = None,
                        stop_after_batches: int | None = None) -> dict[str, Any] | None:
     """Generate SynthReID with ``settings`` into ``out_dir`` and return its summary (also ``summary.json``).
+
+    ``settings``: the config section ``data.synthetic`` (:class:`SynthConfig`, whose field descriptions
+    explain each knob) or ``data.synthetic_b`` (:class:`SynthDomainBConfig`: ``domain: b``, darker, bluish,
+    noisier, blurrier cameras, ``genreid.synth.scene.DOMAIN_B``).
 
     ``batch_size`` images are rendered per ground-truth chunk (the bytes do not depend on it).
     ``work_dir`` (default: ``.<out_dir name>.partial`` beside it) keeps finished batches across a kill.
@@ -237,7 +206,7 @@ def generate_synthreid(out_dir: str | os.PathLike, settings: SynthSettings = Syn
     (work / "gt").mkdir(exist_ok=True)
     write_json(stamp, fingerprint)
     looks = make_camera_looks(seed, st.num_cameras, height, height // 2, st.colour_cast, st.blur_max,
-                              domain=st.domain)
+                              domain=params.get("domain", "a"))
     renderer = _Renderer(seed, height, st.body_model, st.palette_size, st.occlusion_prob, looks)
     batches = [shots[i:i + batch_size] for i in range(0, len(shots), batch_size)]
     done = sum((work / "gt" / f"chunk_{b:05d}.npz").is_file() for b in range(len(batches)))

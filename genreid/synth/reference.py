@@ -100,7 +100,8 @@ def _main() -> None:
 
     import yaml
 
-    from genreid.synth.generator import GENERATOR_VERSION, SynthSettings, content_hash, generate_synthreid, jpeg_encoder
+    from genreid.config.sections.data import synth_settings
+    from genreid.synth.generator import GENERATOR_VERSION, content_hash, generate_synthreid, jpeg_encoder
 
     cfg = yaml.safe_load(Path("params.yaml").read_text())
     for name in ("synthetic", "synthetic_b"):
@@ -108,7 +109,7 @@ def _main() -> None:
         if params is None:
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            summary = generate_synthreid(Path(tmp) / "images", SynthSettings(**params), progress=False)
+            summary = generate_synthreid(Path(tmp) / "images", synth_settings(name, params), progress=False)
             entry = {"settings": {"generator_version": GENERATOR_VERSION, **summary["params"]},
                      "content_sha256": content_hash(Path(tmp) / "images"), "encoder": jpeg_encoder()}
         print(json.dumps(entry, indent=4))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -32,8 +32,8 @@ class MSMT17Source(ArchiveSource):
 
 
 class SynthConfig(StrictModel):
-    """SynthReID generator knobs (the embedded benchmark); exactly the arguments of
-    ``genreid.synth.generate_synthreid`` (the fields of its ``SynthSettings``). Defaults: the default
+    """SynthReID generator knobs (the embedded benchmark): what ``genreid.synth.generate_synthreid``
+    takes as its settings. Defaults: the default
     pipeline's dataset (1556 images, under 2 minutes on 2 cores); ``results/synthetic/dataset/difficulty.md``
     measures how hard it is."""
 
@@ -51,6 +51,15 @@ class SynthConfig(StrictModel):
     colour_cast: float = Field(0.1, ge=0.0, le=1.0,
                                description="per-camera illumination colour gain: largest channel change")
     palette_size: int = Field(8, ge=2, le=16, description="colours shared by all identities per garment")
+
+    def record(self) -> dict[str, Any]:
+        """The settings as written into summary.json and the generator's resume stamp. Domain a's record
+        carries no ``domain`` key, so the default dataset's record (and its committed hash) does not
+        depend on the second domain's existence."""
+        params = self.model_dump()
+        if params.get("domain", "a") == "a":
+            params.pop("domain", None)
+        return params
 
 
 class SynthDomainBConfig(SynthConfig):
@@ -88,3 +97,12 @@ class DataConfig(StrictModel):
         if self.height != 2 * self.width:
             raise ValueError(f"data.height must be 2 x data.width (aspect 2:1), got {self.height}x{self.width}")
         return self
+
+
+def synth_settings(name: str, fields: dict[str, Any]) -> SynthConfig:
+    """The validated settings of the SynthReID dataset ``name`` (``synthetic`` or ``synthetic_b``) from its
+    fields in params.yaml, as :func:`genreid.synth.generate_synthreid` takes them."""
+    section = {"synthetic": SynthConfig, "synthetic_b": SynthDomainBConfig}.get(name)
+    if section is None:
+        raise ValueError(f"{name!r} is not a SynthReID dataset (synthetic, synthetic_b)")
+    return section(**fields)
