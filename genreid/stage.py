@@ -18,7 +18,7 @@ from genreid.config import GenreidConfig, load_config
 from genreid.config.loader import write_resolved_config
 from genreid.errors import GenreidError, Interrupted
 from genreid.utils.console import configure_logging
-from genreid.utils.isa import apply_cpu_isa_cap
+from genreid.utils.isa import apply_cpu_isa_cap, requested_cap
 from genreid.utils.launch import LaunchPlan, launch, needs_launch
 
 EXIT_USER_ERROR = 2
@@ -94,6 +94,10 @@ def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Path | None], 
     configure_logging(getattr(args, "verbose", False))
     args.params_sha256 = params_digest(args.params)  # what this stage read; compared again before it ends
     try:
+        # The cap first: loading the config imports torch, numpy and faiss, and OpenBLAS and faiss read
+        # the cap's variables when they load (genreid.utils.isa).
+        early_cap = requested_cap(args.params)
+        apply_cpu_isa_cap(early_cap)
         cfg = load_config(args.params)
         ds = getattr(args, "dataset", None)
         if ds is not None and ds not in cfg.datasets and ds != cfg.warmup.source_dataset:
@@ -102,7 +106,8 @@ def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Path | None], 
                                "add it to 'datasets' or run a stage of a listed dataset")
         if trainer and needs_launch(launch_plan(cfg)):
             return launch(launch_plan(cfg), inspect.getfile(body), sys.argv[1:] if argv is None else list(argv))
-        apply_cpu_isa_cap(cfg.runtime.cpu_isa_cap)  # before torch runs any kernel (genreid.utils.isa)
+        if cfg.runtime.cpu_isa_cap != early_cap:  # inherited from a _base_ recipe: only known now
+            apply_cpu_isa_cap(cfg.runtime.cpu_isa_cap)  # before torch runs any kernel; warns about the rest
         apply_runtime(cfg)
         resolved = body(cfg, args)
         require_params_unchanged(args)

@@ -12,7 +12,6 @@ from genreid.config import GenreidConfig
 from genreid.layout import RESULTS
 from genreid.pipeline.recorded_params import check_recorded_params
 from genreid.registry import REFERENCE_RUNS
-from genreid.report.collect import collect_dataset
 from genreid.report.seeds import config_fingerprint, recipe_name
 from genreid.report.targets import setting_name
 from genreid.stage import require_params_unchanged, run_stage, stage_parser
@@ -30,6 +29,8 @@ def procedural_body(cfg: GenreidConfig, dataset: str) -> bool:
 
 
 def main(cfg: GenreidConfig, args: argparse.Namespace) -> None:
+    from genreid.report.collect import collect_dataset  # numpy: only after run_stage applied the CPU cap
+
     check_recorded_params(under=f"{RESULTS.as_posix()}/{args.dataset}/")  # no run of mixed settings is archived
     require_params_unchanged(args)
     collected = collect_dataset(RESULTS, args.dataset, reported_methods(cfg), setting_name(cfg.warmup.source_dataset),

@@ -12,12 +12,13 @@ from genreid.config import GenreidConfig
 from genreid.layout import RESULTS
 from genreid.pipeline.recorded_params import check_recorded_params
 from genreid.report.regime import regime_lines
-from genreid.report.report import build_report
 from genreid.report.targets import load_targets
 from genreid.stage import require_params_unchanged, run_stage, stage_parser
 
 
 def main(cfg: GenreidConfig, args: argparse.Namespace) -> None:
+    from genreid.report.report import build_report  # numpy: only after run_stage applied the CPU cap
+
     check_recorded_params(under=f"{RESULTS.as_posix()}/")  # no run of mixed settings is reported
     require_params_unchanged(args)
     out = build_report(RESULTS, list(cfg.datasets), load_targets(cfg.report.targets), cfg.report.tolerance,

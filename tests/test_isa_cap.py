@@ -63,3 +63,38 @@ def test_provenance_records_the_cpu_model_its_vector_units_and_the_cap():
     assert isinstance(cpu["model"], str) and cpu["model"]
     assert isinstance(cpu["isa"], list) and cpu["aten_capability"] in ("DEFAULT", "AVX2", "AVX512")
     assert cpu["cap"] == "off" or isinstance(cpu["cap"], dict)
+
+
+def test_a_stage_caps_faiss_and_openblas_too_because_the_cap_comes_before_its_config_loads(tmp_path):
+    """run_stage applies the cap before the config is loaded: its validation imports faiss and numpy, whose
+    SIMD level and OpenBLAS kernel are fixed when they load, so a later cap could reach torch only."""
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text().replace("cpu_isa_cap: 'off'", "cpu_isa_cap: avx2"))
+    script = ("import sys\n"
+              "from genreid.stage import run_stage, stage_parser\n"
+              "def body(cfg, args):\n"
+              "    import faiss, threadpoolctl, torch\n"
+              "    pools = threadpoolctl.threadpool_info()\n"
+              "    blas = {i.get('architecture') for i in pools if i['internal_api'] == 'openblas'}\n"
+              "    aten = torch.backends.cpu.get_cpu_capability()\n"
+              "    print('LEVELS', faiss.SIMDConfig.get_level_name(), aten, *sorted(blas))\n"
+              "sys.exit(run_stage(body, stage_parser('probe', per_dataset=False), ['--params', sys.argv[1]]))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(params)], env=_clean_env(), capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "already loaded" not in done.stderr, done.stderr[-2000:]
+    levels = next(line for line in done.stdout.splitlines() if line.startswith("LEVELS")).split()[1:]
+    assert levels[:2] == ["AVX2", "AVX2"], levels
+    assert set(levels[2:]) <= {"Haswell"}, levels  # OpenBLAS pinned (numpy's and faiss's copies)
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "stages").glob("*.py")))
+def test_stage_scripts_load_no_capped_library_before_run_stage(script):
+    """Importing a stage script loads none of the libraries the cap must reach first."""
+    probe = ("import runpy, sys\n"
+             f"runpy.run_path({str(REPO / 'stages' / script)!r}, run_name='probe')\n"
+             "print('LOADED', *[m for m in ('numpy', 'faiss', 'torch') if m in sys.modules])\n")
+    done = subprocess.run([sys.executable, "-c", probe], env=_clean_env(), capture_output=True, text=True,
+                          timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert next(x for x in done.stdout.splitlines() if x.startswith("LOADED")).split()[1:] == []

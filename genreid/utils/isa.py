@@ -11,12 +11,16 @@ at one level makes machines that reach that level run the same kernel families:
   path. It is the only CNR mode MKL honours on AMD CPUs: ``MKL_CBWR=AVX2`` there reports
   ``CNR:AUTO`` under ``MKL_VERBOSE=1`` (measured with oneMKL 2024.0 on an AMD EPYC).
 * ``OPENBLAS_CORETYPE`` pins the OpenBLAS kernels of numpy and faiss (the k-nearest-neighbour
-  search of clustering), ``FAISS_OPT_LEVEL`` faiss's own SIMD build.
+  search of clustering); ``FAISS_SIMD_LEVEL`` caps faiss's own SIMD code (faiss 1.11 and later
+  dispatch at run time and read it when they load), ``FAISS_OPT_LEVEL`` picks the library of older
+  faiss builds.
 
-The libraries read these variables when they first run a kernel, so :func:`apply_cpu_isa_cap`
-must run before torch computes anything: ``genreid.stage.run_stage`` calls it right after
-loading params.yaml, before torch is imported. oneDNN may still choose cache-size-dependent
-blockings, so identical bits are guaranteed only on the same CPU type (docs/reproducibility.md).
+OpenBLAS and faiss read their variables when they load, torch's libraries when they first run a
+kernel, so :func:`apply_cpu_isa_cap` must run before any of them is imported:
+``genreid.stage.run_stage`` reads the cap from the params file with :func:`requested_cap` and applies
+it before loading the config (whose validation imports torch, numpy and faiss). oneDNN may still
+choose cache-size-dependent blockings, so identical bits are guaranteed only on the same CPU type
+(docs/reproducibility.md).
 """
 
 from __future__ import annotations
@@ -31,15 +35,33 @@ log = logging.getLogger(__name__)
 
 CAP_ENVIRONMENT: dict[str, dict[str, str]] = {
     "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE",
-             "OPENBLAS_CORETYPE": "Haswell", "FAISS_OPT_LEVEL": "AVX2"},
+             "OPENBLAS_CORETYPE": "Haswell", "FAISS_SIMD_LEVEL": "AVX2", "FAISS_OPT_LEVEL": "AVX2"},
     "sse41": {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE",
-              "OPENBLAS_CORETYPE": "Nehalem", "FAISS_OPT_LEVEL": "generic"},
+              "OPENBLAS_CORETYPE": "Nehalem", "FAISS_SIMD_LEVEL": "NONE", "FAISS_OPT_LEVEL": "generic"},
 }
 CAPS = ("off", *CAP_ENVIRONMENT)
 _ATEN_EXPECTED = {"avx2": "AVX2", "sse41": "DEFAULT"}
 _ISA_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
               "avx512_bf16", "amx_tile", "amx_bf16")
-_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_CBWR", "OPENBLAS_CORETYPE", "FAISS_OPT_LEVEL")
+_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_CBWR", "OPENBLAS_CORETYPE", "FAISS_SIMD_LEVEL",
+              "FAISS_OPT_LEVEL")
+
+
+def requested_cap(params_path: str | os.PathLike) -> str:
+    """``runtime.cpu_isa_cap`` as written in the params file, read without the config machinery (which
+    imports the libraries the cap must reach first). ``off`` when the file or key cannot be read or
+    comes from a ``_base_`` recipe: the config check then reports the problem, or the cap is applied
+    after loading, with a warning naming the libraries it came too late for."""
+    import yaml  # pure Python: loads none of the capped libraries
+
+    try:
+        with open(params_path, encoding="utf-8") as fh:
+            tree = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError):
+        return "off"
+    runtime = tree.get("runtime") if isinstance(tree, dict) else None
+    cap = runtime.get("cpu_isa_cap", "off") if isinstance(runtime, dict) else "off"
+    return cap if isinstance(cap, str) else "off"
 
 
 def apply_cpu_isa_cap(cap: str) -> None:
@@ -95,4 +117,7 @@ def cpu_description() -> dict[str, Any]:
         import torch
 
         out["aten_capability"] = torch.backends.cpu.get_cpu_capability()
+    faiss = sys.modules.get("faiss")
+    if faiss is not None and hasattr(faiss, "SIMDConfig"):  # faiss with run-time SIMD dispatch
+        out["faiss_simd_level"] = faiss.SIMDConfig.get_level_name()
     return out
