@@ -98,3 +98,18 @@ def test_stage_scripts_load_no_capped_library_before_run_stage(script):
                           timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     assert next(x for x in done.stdout.splitlines() if x.startswith("LOADED")).split()[1:] == []
+
+
+def test_the_cap_in_effect_is_read_back_and_only_a_real_cap_counts_as_a_setting(monkeypatch):
+    from genreid.utils.isa import active_cap, computing_runtime
+
+    for name in {n for env in CAP_ENVIRONMENT.values() for n in env}:
+        monkeypatch.delenv(name, raising=False)
+    assert active_cap() == "off"
+    for name, value in CAP_ENVIRONMENT["avx2"].items():
+        monkeypatch.setenv(name, value)
+    assert active_cap() == "avx2"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")  # a partial cap is no cap
+    assert active_cap() == "off"
+    assert computing_runtime({"num_threads": 8, "cpu_isa_cap": "off"}) == {} == computing_runtime(None)
+    assert computing_runtime({"num_threads": 8, "cpu_isa_cap": "sse41"}) == {"cpu_isa_cap": "sse41"}

@@ -155,7 +155,10 @@ def test_resume_guard_keeps_a_killed_run_and_restarts_a_changed_one(tmp_path):
     assert run() is True and (ckpt / "sub" / "ckpt_000000001.pt").is_file()  # a kill + rerun resumes
     params.write_text("seed: 1\ntrain: {epochs: 2}\nruntime: {num_threads: 8}\n")
     assert run() is True  # runtime knobs do not restart training
-    for change in (lambda: params.write_text("seed: 2\ntrain: {epochs: 2}\n"),
+    params.write_text("seed: 1\ntrain: {epochs: 2}\nruntime: {num_threads: 8, cpu_isa_cap: 'off'}\n")
+    assert run() is True  # nor does the cap's default
+    for change in (lambda: params.write_text("seed: 1\ntrain: {epochs: 2}\nruntime: {cpu_isa_cap: avx2}\n"),
+                   lambda: params.write_text("seed: 2\ntrain: {epochs: 2}\n"),
                    lambda: inp.write_text("path,pid\na.jpg,2\n"),
                    lambda: (tmp_path / "code" / "a.py").write_text("x = 2\n")):
         (ckpt / "ckpt_000000002.pt").write_text("state")

@@ -26,6 +26,7 @@ from genreid.meshes.overlay import overlay_sheet, save_png, silhouette_agreement
 from genreid.meshes.store import RenderStore, RenderWriter
 from genreid.meshes.views import render_views
 from genreid.utils.faults import fault_point
+from genreid.utils.isa import active_cap
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,8 @@ def render_split(table: pd.DataFrame, prepared_dir: str | os.PathLike, out_dir: 
     hashes = table["sha1"].tolist() if "sha1" in table.columns else None
     signature = {**estimator.signature(), "body_model": source.body_model_spec, "body": body_fingerprint(body_model),
                  "code": code_fingerprint(), "manifest": manifest_digest(rel, hashes)}
+    if active_cap() != "off":  # torch renders under the cap: other kernels, other bits
+        signature["cpu_isa_cap"] = active_cap()
     writer = RenderWriter(out_dir, split, len(table), angles, height, width, batch_size, signature)
     start, done = time.perf_counter(), 0
     if writer.is_complete():

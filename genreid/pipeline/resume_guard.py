@@ -9,7 +9,8 @@ each trainer. The guard
 1. validates params.yaml first and touches nothing when it is invalid (a typo never wipes a run), then
    checks that every input exists and every model file among them loads intact (its content hash);
 2. fingerprints exactly what DVC tracks for the stage: the param keys its dvc.yaml entry lists
-   (``runtime`` excepted: threads or workers never change what is computed), the files of its
+   (``runtime`` excepted: threads or workers never change what is computed; an instruction-set cap
+   does, so a cap other than ``off`` counts), the files of its
    code dependencies, and the ``--inputs`` (folders by the content of every file in them);
 3. empties the folders only when that fingerprint differs from the one stored in the first.
 
@@ -34,6 +35,7 @@ from genreid.errors import GenreidError
 from genreid.pipeline.dvc_stages import StageSpec, load_stages, stage_for_folder
 from genreid.utils.atomic import write_json
 from genreid.utils.console import configure_logging
+from genreid.utils.isa import computing_runtime
 
 SIGNATURE_FILE = "resume_signature.json"
 MODULE = "genreid.pipeline.resume_guard"
@@ -104,6 +106,8 @@ def signature(stage: StageSpec, cfg_tree: dict[str, Any], inputs: Iterable[Path]
               code: Iterable[str] | None = None) -> dict[str, str]:
     """Hashes of the stage's params, its code dependencies and each input (file or folder)."""
     params = param_values(cfg_tree, stage.params)
+    if any(key.split(".")[0] == "runtime" for key in stage.params):
+        params.update({f"runtime.{k}": v for k, v in computing_runtime(cfg_tree.get("runtime")).items()})
     out = {"stage": stage.name,
            "params": hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()}
     code_hash = hashlib.sha256()
@@ -168,7 +172,8 @@ def guard(folders: list[Path], inputs: list[Path], params_path: Path = Path("par
     tree = cfg.model_dump(mode="json")
     code: list[str] | None = None
     if code_roots is not None and stage is None:
-        spec = StageSpec("<all params>", (), tuple(k for k in tree if k not in UNREAD_BY_TRAINERS), ())
+        # runtime listed so that its result-changing keys (the cap) count, as for a dvc.yaml trainer
+        spec = StageSpec("<all params>", (), (*(k for k in tree if k not in UNREAD_BY_TRAINERS), "runtime"), ())
         code = [str(r) for r in code_roots]
     else:
         stages = load_stages(dvc_yaml, read_yaml(Path(params_path).read_text()))

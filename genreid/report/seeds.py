@@ -21,6 +21,7 @@ from typing import Any
 
 from genreid.errors import GenreidError
 from genreid.utils.atomic import write_json
+from genreid.utils.isa import computing_runtime
 
 # Params that do not change what a run measures: the seed itself, which datasets/methods are
 # listed, where the report goes, and runtime knobs (device, threads, workers); ``uda`` is derived from
@@ -41,15 +42,6 @@ def added_key_defaults() -> dict[str, Any]:
             "source": SourceConfig().model_dump(mode="json"),  # UDA
             "data.synthetic_b": SynthDomainBConfig().model_dump(mode="json"),
             "train.detach_appearance_for_generator": False}
-
-
-def runtime_in_fingerprint(params: dict[str, Any]) -> dict[str, Any]:
-    """The runtime keys that change what a run measures although ``runtime`` is left out: an
-    instruction-set cap other than ``off`` makes the math libraries pick other kernels, so its runs are
-    their own settings group (and the uncapped runs keep their archived group)."""
-    runtime = params.get("runtime") if isinstance(params.get("runtime"), dict) else {}
-    cap = runtime.get("cpu_isa_cap", "off")
-    return {} if cap in (None, "off") else {"cpu_isa_cap": cap}
 
 
 def code_versions() -> dict[str, int]:
@@ -79,10 +71,11 @@ def _parent(tree: dict[str, Any], dotted: str) -> tuple[Any, str]:
 
 def config_fingerprint(params: dict[str, Any], excluded: tuple[str, ...] = FINGERPRINT_EXCLUDED) -> str:
     """Short hash of the params tree without ``excluded`` dotted keys (nor added keys at their default),
-    together with :func:`code_versions` and :func:`runtime_in_fingerprint`; equal settings on equal code
+    together with :func:`code_versions` and the runtime keys that change results
+    (:func:`genreid.utils.isa.computing_runtime`); equal settings on equal code
     versions give equal hashes."""
     tree = json.loads(json.dumps(params))
-    kept_runtime = runtime_in_fingerprint(tree)
+    kept_runtime = computing_runtime(tree.get("runtime"))
     for dotted in excluded:
         node, leaf = _parent(tree, dotted)
         if isinstance(node, dict):

@@ -47,6 +47,24 @@ _VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_CBWR", "OPENBLAS
               "FAISS_OPT_LEVEL")
 
 
+def computing_runtime(runtime: Any) -> dict[str, Any]:
+    """The ``runtime`` keys that change the bits a run computes, as they enter settings fingerprints and
+    resume signatures: the cap, when it is not ``off`` (other runtime keys, threads or workers, change
+    nothing computed; at ``off`` the result is empty, so signatures written before the cap counted
+    stay valid)."""
+    cap = runtime.get("cpu_isa_cap", "off") if isinstance(runtime, dict) else "off"
+    return {} if cap in (None, "off") else {"cpu_isa_cap": cap}
+
+
+def active_cap() -> str:
+    """The cap whose variables are all set in this process, ``off`` when none is (a stage applied it
+    with :func:`apply_cpu_isa_cap`); for the signatures of resumable outputs."""
+    for name, env in CAP_ENVIRONMENT.items():
+        if all(os.environ.get(k) == v for k, v in env.items()):
+            return name
+    return "off"
+
+
 def requested_cap(params_path: str | os.PathLike) -> str:
     """``runtime.cpu_isa_cap`` as written in the params file, read without the config machinery (which
     imports the libraries the cap must reach first). ``off`` when the file or key cannot be read or
