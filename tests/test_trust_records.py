@@ -540,3 +540,8 @@ def test_params_edited_between_the_resume_guard_and_the_trainer_are_refused(tmp_
     confirm_kept_for(ckpt, dict(tree, runtime={**tree["runtime"], "num_threads": 7}))  # runtime never matters
     with pytest.raises(GenreidError, match="params.yaml changed between the resume guard and warmup@synthetic"):
         confirm_kept_for(ckpt, dict(tree, seed=2))
+    capped = dict(tree, runtime={**tree["runtime"], "cpu_isa_cap": "avx2"})  # the cap changes what is computed
+    with pytest.raises(GenreidError, match="params.yaml changed between the resume guard and warmup@synthetic"):
+        confirm_kept_for(ckpt, capped)
+    write_json(ckpt / SIGNATURE_FILE, signature(spec, capped, [], {}, code=[]))  # the guard kept them for the cap
+    confirm_kept_for(ckpt, capped)

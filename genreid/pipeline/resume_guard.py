@@ -97,6 +97,16 @@ def param_values(cfg_tree: dict[str, Any], keys: Iterable[str]) -> dict[str, Any
     return out
 
 
+def params_digest(stage: StageSpec, cfg_tree: dict[str, Any]) -> str:
+    """sha256 of the stage's param values (:func:`param_values`) and, when it lists ``runtime``, the
+    runtime keys that change what is computed (the instruction-set cap); the guard stores it and the
+    stage checks it again at its start (:func:`confirm_kept_for`)."""
+    params = param_values(cfg_tree, stage.params)
+    if any(key.split(".")[0] == "runtime" for key in stage.params):
+        params.update({f"runtime.{k}": v for k, v in computing_runtime(cfg_tree.get("runtime")).items()})
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+
+
 def code_deps(stage: StageSpec) -> list[str]:
     """The stage's dependencies that are code (under genreid/ or stages/); data deps are --inputs."""
     return sorted(d for d in stage.deps if Path(d).parts[:1] and Path(d).parts[0] in CODE_ROOTS)
@@ -105,11 +115,7 @@ def code_deps(stage: StageSpec) -> list[str]:
 def signature(stage: StageSpec, cfg_tree: dict[str, Any], inputs: Iterable[Path], cache: dict[str, Any],
               code: Iterable[str] | None = None) -> dict[str, str]:
     """Hashes of the stage's params, its code dependencies and each input (file or folder)."""
-    params = param_values(cfg_tree, stage.params)
-    if any(key.split(".")[0] == "runtime" for key in stage.params):
-        params.update({f"runtime.{k}": v for k, v in computing_runtime(cfg_tree.get("runtime")).items()})
-    out = {"stage": stage.name,
-           "params": hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()}
+    out = {"stage": stage.name, "params": params_digest(stage, cfg_tree)}
     code_hash = hashlib.sha256()
     for dep in sorted(code_deps(stage) if code is None else code):
         path = Path(dep)
@@ -226,8 +232,7 @@ def confirm_kept_for(folder: Path, cfg_tree: dict[str, Any], dvc_yaml: Path = Pa
     spec = load_stages(dvc_yaml, cfg_tree).get(str(stored.get("stage")))
     if spec is None or "params" not in stored:
         return
-    now = hashlib.sha256(json.dumps(param_values(cfg_tree, spec.params), sort_keys=True).encode()).hexdigest()
-    if now != stored["params"]:
+    if params_digest(spec, cfg_tree) != stored["params"]:
         raise GenreidError(f"params.yaml changed between the resume guard and {spec.name}: the checkpoints in "
                            f"{folder} were kept for other settings than this stage read; nothing was trained",
                            "put back the settings you meant, or rerun `dvc repro` (the guard then starts afresh "
