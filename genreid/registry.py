@@ -6,15 +6,18 @@ of methods (config validation, the train stage's ``--method`` choices, evaluatio
 and labels, the collector, the profiler) asks this module, so adding an arm is one file.
 
 This module is deliberately low in the import graph (the config schema reads it): it imports no
-torch and loads the arm modules only when a list or a class is first asked for.
+torch. Names, labels and order are read from the arm modules' source (the decorator's literal
+arguments), so validating a config or listing methods imports no arm; a module is imported when its
+class is first asked for (``method_spec(name).cls``), and its decorator then registers the class.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from genreid.errors import ConfigError
@@ -37,22 +40,42 @@ class MethodSpec:
     order: int  # position in the report's tables (lower first), after the reference runs
     config_key: str | None  # its own section under ``train`` (None: it has no settings of its own)
     needs_generator: bool  # trains with the pre-trained generator and the mesh renders
-    cls: type
+    module: str  # where its class is defined
+
+    @property
+    def cls(self) -> type:
+        """The method's class; importing its module (torch and the training code) on first use."""
+        if self.name not in _CLASSES:
+            importlib.import_module(self.module)
+        if self.name not in _CLASSES:
+            raise ValueError(f"{self.module} declares stage-3 method {self.name!r} but registers no class for it")
+        return _CLASSES[self.name]
 
 
 _METHODS: dict[str, MethodSpec] = {}
-_arms_loaded = False
+_CLASSES: dict[str, type] = {}
+_arms_read = False
 
 
 def register_method(name: str, label: str, order: int, *, needs_generator: bool,
                     config_key: str | None = None) -> Callable[[type], type]:
-    """Class decorator: register ``cls`` as the stage-3 method ``name`` (each name once)."""
+    """Class decorator: register ``cls`` as the stage-3 method ``name`` (each name once).
+
+    In a module of :data:`ARMS_PACKAGE` the arguments must be literals: the registry reads them from
+    the source (:func:`_read_arms`), so listing or validating methods imports no arm."""
 
     def register(cls: type) -> type:
-        if name in _METHODS or name in REFERENCE_RUNS or name in (SOURCE_RUN, PRETRAIN_RUN):
+        spec = MethodSpec(name, label, order, config_key, needs_generator, cls.__module__)
+        declared = _METHODS.get(name)
+        if name in _CLASSES or name in REFERENCE_RUNS or name in (SOURCE_RUN, PRETRAIN_RUN) or (
+                declared is not None and declared.module != spec.module):
             raise ValueError(f"stage-3 method {name!r} is registered twice (by {cls.__module__}.{cls.__name__})")
+        if declared is not None and declared != spec:
+            raise ValueError(f"{cls.__module__}: @register_method({name!r}, ...) differs from what its source "
+                             "declares; pass literal arguments")
         cls.name = name
-        _METHODS[name] = MethodSpec(name, label, order, config_key, needs_generator, cls)
+        _METHODS.setdefault(name, spec)
+        _CLASSES[name] = cls
         return cls
 
     return register
@@ -61,22 +84,47 @@ def register_method(name: str, label: str, order: int, *, needs_generator: bool,
 def unregister_method(name: str) -> None:
     """Remove a method registered at run time (a test's dummy arm)."""
     _METHODS.pop(name, None)
+    _CLASSES.pop(name, None)
 
 
-def _load_arms() -> None:
-    """Import every module of :data:`ARMS_PACKAGE` once, so that their decorators run."""
-    global _arms_loaded
-    if _arms_loaded:
+def _declaration(node: ast.ClassDef, module: str, path: Path) -> MethodSpec | None:
+    """The ``@register_method(...)`` arguments of a class, evaluated as literals."""
+    for deco in node.decorator_list:
+        func = deco.func if isinstance(deco, ast.Call) else None
+        if not (isinstance(func, ast.Name) and func.id == "register_method"):
+            continue
+        try:
+            args = dict(zip(("name", "label", "order"), (ast.literal_eval(a) for a in deco.args)))
+            args.update({k.arg: ast.literal_eval(k.value) for k in deco.keywords if k.arg})
+            return MethodSpec(args["name"], args["label"], args["order"], args.get("config_key"),
+                              args["needs_generator"], module)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{deco.lineno}: @register_method needs literal name, label, order and "
+                             f"needs_generator arguments (the registry reads them without importing): {exc}") from exc
+    return None
+
+
+def _read_arms() -> None:
+    """Read every module of :data:`ARMS_PACKAGE` once and register what its decorators declare; the
+    modules themselves are imported only when a class is asked for (:attr:`MethodSpec.cls`)."""
+    global _arms_read
+    if _arms_read:
         return
-    package = importlib.import_module(ARMS_PACKAGE)
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{ARMS_PACKAGE}.{module.name}")
-    _arms_loaded = True
+    folder = Path(__file__).resolve().parent / Path(*ARMS_PACKAGE.split(".")[1:])
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        module = f"{ARMS_PACKAGE}.{path.stem}"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            spec = _declaration(node, module, path) if isinstance(node, ast.ClassDef) else None
+            if spec is not None and _METHODS.setdefault(spec.name, spec) != spec:  # equal: imported already
+                raise ValueError(f"stage-3 method {spec.name!r} is registered twice (again in {path})")
+    _arms_read = True
 
 
 def stage3_methods() -> tuple[MethodSpec, ...]:
     """Every registered method, in report order."""
-    _load_arms()
+    _read_arms()
     return tuple(sorted(_METHODS.values(), key=lambda m: (m.order, m.name)))
 
 
@@ -87,7 +135,7 @@ def method_names() -> tuple[str, ...]:
 
 def method_spec(name: str) -> MethodSpec:
     """The registered method ``name``; a clear error for any other name."""
-    _load_arms()
+    _read_arms()
     if name not in _METHODS:
         raise ConfigError(f"--method {name!r} is not a stage-3 method",
                           f"use one of {', '.join(method_names())} (the baseline is the warm-up encoder, stage 1)")
@@ -106,7 +154,7 @@ def evaluated_names() -> tuple[str, ...]:
 
 def label(name: str) -> str:
     """How the report writes a run (its name when it is neither a reference run nor registered)."""
-    _load_arms()
+    _read_arms()
     if name in REFERENCE_RUNS:
         return REFERENCE_RUNS[name]
     spec: Any = _METHODS.get(name)
