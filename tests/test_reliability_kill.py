@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 from genreid.config.loader import dump_yaml, resolve_recipe, set_dotted
 
@@ -52,12 +53,21 @@ OVERRIDES = {"warmup.epochs": 2, "pretrain.epochs": 2, "pretrain.checkpoint_ever
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory) -> Path:
-    """An uninterrupted tiny run of prepare -> meshes -> warmup -> pretrain -> train(gcl_plus)."""
-    work = tmp_path_factory.mktemp("chain")
-    (work / "params.yaml").write_text(_params(OVERRIDES))
-    for stage, extra in (("prepare", ()), ("meshes", ()), ("warmup", ()), ("pretrain", ()),
-                         ("train", ("--method", "gcl_plus"))):
-        _ok(_stage(work, stage, *extra))
+    """An uninterrupted tiny run of prepare -> meshes -> warmup -> pretrain -> train(gcl_plus), built once
+    per test session: under pytest-xdist the workers share it (a file lock; the tests only read it, but
+    for the evaluate test's reference metrics, which no other test reads)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: the session's folder
+    work = shared / "uninterrupted_chain"
+    with FileLock(str(shared / "uninterrupted_chain.lock")):
+        if not (work / "complete").is_file():
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir()
+            (work / "params.yaml").write_text(_params(OVERRIDES))
+            for stage, extra in (("prepare", ()), ("meshes", ()), ("warmup", ()), ("pretrain", ()),
+                                 ("train", ("--method", "gcl_plus"))):
+                _ok(_stage(work, stage, *extra))
+            (work / "complete").write_text("")
     return work
 
 
