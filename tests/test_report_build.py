@@ -102,7 +102,8 @@ def test_seeds_accumulate_and_other_settings_stay_apart(tmp_path):
     gcl = next(r for r in other.rows if r.method == "gcl")
     assert gcl.seeds == [2]
     assert "Archived seeds with other settings" in other.readme.read_text()
-    assert "- `seeds/market1501/gcl/fp1/ (recipe unknown, seeds 1, 2)`" in other.readme.read_text()
+    listed = "- `seeds/market1501/gcl/fp1/ (recipe unknown, machine not recorded (seeds 1, 2), seeds 1, 2)`"
+    assert listed in other.readme.read_text()
     assert json.loads((results / "seeds" / "market1501" / "gcl" / "fp1" / "seed_2.json").read_text())["metrics"][
         "mAP"] == 44.0  # the other settings' seed 2 was filed apart
 

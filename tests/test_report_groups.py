@@ -3,7 +3,7 @@
 import pytest
 
 from genreid.report.groups import compare_groups, main, render_markdown
-from genreid.report.seeds import archive_run
+from genreid.report.seeds import RunFacts, archive_run
 
 
 def _archive(root, fp, values, method="gcl"):
@@ -39,11 +39,12 @@ def test_the_report_section_pairs_the_listed_recipes_groups_with_the_current_set
     for method, base in (("gcl", 30.0), ("baseline", 20.0)):
         for seed in (1, 2, 3):
             archive_run(tmp_path, "synthetic", method, seed, {"mAP": base + seed, "R1": 50.0, "mINP": 5.0}, "cur",
-                        recipe="synthetic_cpu")
+                        RunFacts(recipe="synthetic_cpu"))
     for seed, value in ((1, 32.0), (2, 34.0), (3, 35.0)):  # +1, +2, +2 on gcl; the ablation ran gcl only
         archive_run(tmp_path, "synthetic", "gcl", seed, {"mAP": value, "R1": 50.0, "mINP": 5.0}, "abl",
-                    recipe="ablation")
-    archive_run(tmp_path, "synthetic", "gcl", 1, {"mAP": 1.0, "R1": 1.0, "mINP": 1.0}, "lone", recipe="ablation")
+                    RunFacts(recipe="ablation"))
+    archive_run(tmp_path, "synthetic", "gcl", 1, {"mAP": 1.0, "R1": 1.0, "mINP": 1.0}, "lone",
+                RunFacts(recipe="ablation"))
     lines = paired_recipe_section(tmp_path, "synthetic", ["baseline", "gcl"], "cur", ["ablation"])
     text = "\n".join(lines)
     assert "### synthetic: recipe `ablation` (settings `abl`) against these settings" in text

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from genreid.errors import GenreidError
-from genreid.report.seeds import SeedRun, archive_run, collect_runs, config_fingerprint, recipe_name, settings_groups
+from genreid.report.seeds import (
+    RunFacts,
+    SeedRun,
+    archive_run,
+    collect_runs,
+    config_fingerprint,
+    recipe_name,
+    settings_groups,
+)
 from genreid.report.tables import (
     FAIL,
     NO_TARGET,
@@ -128,13 +136,36 @@ def test_archive_groups_seeds_of_the_same_settings(tmp_path):
 def test_a_run_of_other_settings_never_overwrites_a_record(tmp_path):
     """The tiny recipe's seed 1 lands beside the default recipe's seed 1, which keeps its numbers."""
     default = archive_run(tmp_path, "synthetic", "gcl", 1, {"mAP": 37.96, "R1": 51.9}, "fpDefault")
-    tiny = archive_run(tmp_path, "synthetic", "gcl", 1, {"mAP": 17.93, "R1": 20.0}, "fpTiny", recipe="tiny")
+    tiny = archive_run(tmp_path, "synthetic", "gcl", 1, {"mAP": 17.93, "R1": 20.0}, "fpTiny",
+                       RunFacts(recipe="tiny"))
     assert default != tiny and json.loads(default.read_text())["metrics"]["mAP"] == 37.96
     assert json.loads(tiny.read_text())["recipe"] == "tiny"
     runs, other = collect_runs(tmp_path, "synthetic", "gcl", "fpDefault")
     assert [r.metrics["mAP"] for r in runs] == [37.96] and other == [tiny]
-    assert settings_groups(tmp_path, "synthetic", "gcl") == {"fpDefault": {"recipe": "unknown", "seeds": [1]},
-                                                            "fpTiny": {"recipe": "tiny", "seeds": [1]}}
+    unrecorded = {"machine not recorded": [1]}
+    assert settings_groups(tmp_path, "synthetic", "gcl") == {
+        "fpDefault": {"recipe": "unknown", "seeds": [1], "machines": unrecorded},
+        "fpTiny": {"recipe": "tiny", "seeds": [1], "machines": unrecorded}}
+
+
+def test_each_seed_records_its_machine_and_the_group_lists_them():
+    """A seed's record names the CPU it ran on (results differ across CPU types), cap included."""
+    import tempfile
+
+    from genreid.report.collect import machines_text
+    from genreid.utils.isa import CAP_ENVIRONMENT
+
+    epyc = {"model": "AMD EPYC", "isa": ["avx2", "avx512f"], "cap": {"OPENBLAS_CORETYPE": "Haswell"}}
+    xeon = {"model": "Intel Xeon", "isa": ["avx2", "avx512f", "amx_tile"], "cap": dict(CAP_ENVIRONMENT["avx2"])}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed, machine in ((1, epyc), (2, epyc), (3, xeon), (4, None)):
+            path = archive_run(tmp, "synthetic", "gcl", seed, {"mAP": 1.0}, "fp", RunFacts(machine=machine))
+            assert json.loads(path.read_text()).get("machine") == machine
+        machines = settings_groups(tmp, "synthetic", "gcl")["fp"]["machines"]
+    assert machines == {"AMD EPYC (AVX-512, cap off)": [1, 2], "Intel Xeon (AVX-512, AMX, cap avx2)": [3],
+                        "machine not recorded": [4]}
+    assert machines_text(machines) == ("AMD EPYC (AVX-512, cap off) (seeds 1, 2); Intel Xeon (AVX-512, AMX, "
+                                       "cap avx2) (seed 3); machine not recorded (seed 4)")
 
 
 def test_a_record_moved_to_another_settings_folder_is_refused(tmp_path):

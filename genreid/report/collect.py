@@ -18,7 +18,7 @@ from genreid.errors import GenreidError
 from genreid.registry import PRETRAIN_RUN, method_names
 from genreid.report import plots
 from genreid.report.fidelity import read_view_fidelity
-from genreid.report.seeds import SeedRun, archive_run, collect_runs, settings_groups
+from genreid.report.seeds import RunFacts, SeedRun, archive_run, collect_runs, settings_groups
 from genreid.utils.atomic import write_json
 
 # Accepted spellings of each metric in a metrics.json (first found wins); values are percent.
@@ -120,9 +120,16 @@ def collected_path(results_dir: str | os.PathLike, dataset: str) -> Path:
 
 
 def other_groups(archive: Path, dataset: str, method: str, fingerprint: str) -> list[str]:
-    """One line per archived settings group other than ``fingerprint``: its folder, recipe and seeds."""
-    return [f"seeds/{dataset}/{method}/{fp}/ (recipe {g['recipe']}, seeds {', '.join(map(str, g['seeds']))})"
+    """One line per archived settings group other than ``fingerprint``: its folder, recipe, machines and seeds."""
+    return [f"seeds/{dataset}/{method}/{fp}/ (recipe {g['recipe']}, {machines_text(g['machines'])}, "
+            f"seeds {', '.join(map(str, g['seeds']))})"
             for fp, g in settings_groups(archive, dataset, method).items() if fp != fingerprint]
+
+
+def machines_text(machines: dict[str, list[int]]) -> str:
+    """``on <CPU> (seeds ...)`` for each machine a group's seeds ran on."""
+    return "; ".join(f"{label} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+                     for label, seeds in machines.items())
 
 
 def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[str], setting: str, seed: int,
@@ -138,8 +145,9 @@ def collect_dataset(results_dir: str | os.PathLike, dataset: str, methods: list[
         metrics, recorded_seed = read_metrics(folder / "metrics.json")
         summary_path = folder / "train" / "summary.json"  # "resumed" lives only there: encoder.pt stays byte-stable
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+        machine = (read_provenance(folder / "metrics.json").get("provenance") or {}).get("cpu")
         archive_run(archive, dataset, method, seed if recorded_seed is None else recorded_seed, metrics, fingerprint,
-                    training_facts(summary), recipe)
+                    RunFacts(recipe, training_facts(summary), machine))
         runs, _ = collect_runs(archive, dataset, method, fingerprint)
         origin = {**json.loads((folder / "metrics.json").read_text()), **read_provenance(folder / "metrics.json")}
         training = origin.get("training") or {}

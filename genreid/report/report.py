@@ -12,8 +12,9 @@ from pathlib import Path
 
 from genreid.registry import stage3_methods
 from genreid.report import claims, fidelity, plots
-from genreid.report.collect import CollectedDataset, load_collected
+from genreid.report.collect import CollectedDataset, load_collected, machines_text
 from genreid.report.groups import paired_recipe_section
+from genreid.report.seeds import settings_groups
 from genreid.report.tables import ResultRow, build_row, csv_text, markdown_table
 from genreid.report.targets import TargetRegistry
 from genreid.utils.atomic import write_json, write_text
@@ -97,6 +98,20 @@ def fidelity_dataset(collected: list[CollectedDataset]) -> str | None:
     return next((c.dataset for c in collected if any(f.get("available") for f in c.view_fidelity.values())), None)
 
 
+def machines_line(results: Path, collected: list[CollectedDataset]) -> str:
+    """On which CPUs the reported seeds ran, as their seed records say (results differ across CPU types:
+    docs/reproducibility.md)."""
+    machines: dict[str, set[int]] = {}
+    for c in collected:
+        for m in c.methods:
+            group = settings_groups(results / "seeds", c.dataset, m.method).get(c.fingerprint, {})
+            for label, seeds in group.get("machines", {}).items():
+                machines.setdefault(label, set()).update(seeds)
+    if not machines:
+        return ""
+    return "Ran on: " + machines_text({k: sorted(v) for k, v in machines.items()}) + "."
+
+
 def render_readme(rows: list[ResultRow], results: Path, collected: list[CollectedDataset],
                   figures: dict[str, Path], tolerance: float, targets_path: str, preamble: list[str],
                   paired_recipes: list[str]) -> str:
@@ -112,6 +127,7 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
         *preamble,
         f"Settings fingerprint {', '.join(f'`{p}`' for p in prints)} (every param except seed, runtime and "
         f"report); {len(seeds)} seed(s) archived with these settings: {', '.join(map(str, seeds))}.",
+        *[line for line in (machines_line(results, collected),) if line],
         "",
         markdown_table(rows),
         f"Status is PASS/FAIL only against targets marked `checked` in `{targets_path}` "

@@ -21,7 +21,7 @@ from typing import Any
 
 from genreid.errors import GenreidError
 from genreid.utils.atomic import write_json
-from genreid.utils.isa import computing_runtime
+from genreid.utils.isa import cap_name, computing_runtime
 
 # Params that do not change what a run measures: the seed itself, which datasets/methods are
 # listed, where the report goes, and runtime knobs (device, threads, workers); ``uda`` is derived from
@@ -110,22 +110,33 @@ def seed_file(archive_root: str | os.PathLike, dataset: str, method: str, seed: 
     return Path(archive_root) / dataset / method / fingerprint / f"seed_{seed}.json"
 
 
+@dataclass(frozen=True)
+class RunFacts:
+    """What a seed's record carries beside its metrics. ``recipe``: the recipe name, for readers only;
+    ``training``: facts of the training run worth comparing across seeds (pseudo-label quality), kept
+    apart from test metrics; ``machine``: the CPU the run computed on (its provenance's ``cpu`` block:
+    model, vector units, instruction-set cap), since results differ across CPU types."""
+
+    recipe: str | None = None
+    training: dict[str, float] | None = None
+    machine: dict[str, Any] | None = None
+
+
 def archive_run(archive_root: str | os.PathLike, dataset: str, method: str, seed: int,
-                metrics: dict[str, float], fingerprint: str, training: dict[str, float] | None = None,
-                recipe: str | None = None) -> Path:
-    """File one run; only the same seed of the same settings (fingerprint) overwrites its earlier entry.
-    ``training``: facts of the training run worth comparing across seeds (pseudo-label quality), kept apart
-    from test metrics; ``recipe``: the recipe name, for readers only."""
+                metrics: dict[str, float], fingerprint: str, facts: RunFacts = RunFacts()) -> Path:
+    """File one run; only the same seed of the same settings (fingerprint) overwrites its earlier entry."""
     if not re.fullmatch(r"[A-Za-z0-9_-]+", fingerprint):
         raise GenreidError(f"settings fingerprint {fingerprint!r} is not a plain folder name",
                            "file seeds through `dvc repro collect@<dataset>`")
     path = seed_file(archive_root, dataset, method, seed, fingerprint)
     entry: dict[str, Any] = {"dataset": dataset, "method": method, "seed": seed, "fingerprint": fingerprint,
                              "metrics": metrics}
-    if recipe:
-        entry["recipe"] = recipe
-    if training:
-        entry["training"] = training
+    if facts.recipe:
+        entry["recipe"] = facts.recipe
+    if facts.training:
+        entry["training"] = facts.training
+    if facts.machine:
+        entry["machine"] = facts.machine
     write_json(path, entry)
     return path
 
@@ -169,13 +180,27 @@ def collect_runs(archive_root: str | os.PathLike, dataset: str, method: str,
 
 
 def settings_groups(archive_root: str | os.PathLike, dataset: str, method: str) -> dict[str, dict[str, Any]]:
-    """``{fingerprint: {"recipe": name, "seeds": [...]}}`` of every settings group archived for one
-    (dataset, method): what the report lists so a reader sees which runs were not averaged, and why."""
+    """``{fingerprint: {"recipe": name, "seeds": [...], "machines": {description: [seeds]}}}`` of every
+    settings group archived for one (dataset, method): what the report lists so a reader sees which runs
+    were not averaged, and why, and on which CPUs they ran (:func:`machine_label`)."""
     groups: dict[str, dict[str, Any]] = {}
     folder = Path(archive_root) / dataset / method
     for path in sorted(folder.glob("*/seed_*.json")) + sorted(folder.glob("seed_*.json")):
         entry = _read(path)
         recipe = entry.get("recipe", "unknown")
-        group = groups.setdefault(str(entry.get("fingerprint")), {"recipe": recipe, "seeds": []})
-        group["seeds"] = sorted({*group["seeds"], int(entry.get("seed", -1))})
+        group = groups.setdefault(str(entry.get("fingerprint")), {"recipe": recipe, "seeds": [], "machines": {}})
+        seed = int(entry.get("seed", -1))
+        group["seeds"] = sorted({*group["seeds"], seed})
+        on = group["machines"].setdefault(machine_label(entry.get("machine")), [])
+        group["machines"][machine_label(entry.get("machine"))] = sorted({*on, seed})
     return groups
+
+
+def machine_label(machine: dict[str, Any] | None) -> str:
+    """A seed record's CPU in a few words: model, widest vector unit, instruction-set cap."""
+    if not machine:
+        return "machine not recorded"
+    isa = machine.get("isa") or []
+    widest = "AVX-512" if "avx512f" in isa else "AVX2" if "avx2" in isa else "no AVX2"
+    extra = ", AMX" if "amx_tile" in isa else ""
+    return f"{machine.get('model', 'unknown CPU')} ({widest}{extra}, cap {cap_name(machine.get('cap'))})"

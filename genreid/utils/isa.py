@@ -56,6 +56,16 @@ def computing_runtime(runtime: Any) -> dict[str, Any]:
     return {} if cap in (None, "off") else {"cpu_isa_cap": cap}
 
 
+def cap_name(environment: Any) -> str:
+    """The cap whose variables ``environment`` (a mapping, or the string ``off``) all holds; ``off``
+    otherwise (a provenance block records the variables, not the key)."""
+    if isinstance(environment, dict):
+        for name, env in CAP_ENVIRONMENT.items():
+            if all(environment.get(k) == v for k, v in env.items()):
+                return name
+    return "off"
+
+
 def active_cap() -> str:
     """The cap whose variables are all set in this process, ``off`` when none is (a stage applied it
     with :func:`apply_cpu_isa_cap`); for the signatures of resumable outputs."""
