@@ -52,3 +52,20 @@ def test_the_report_section_pairs_the_listed_recipes_groups_with_the_current_set
     assert "`lone`" not in text  # one shared seed: no interval, not shown
     assert paired_recipe_section(tmp_path, "synthetic", ["gcl"], "cur", []) == []
     assert paired_recipe_section(tmp_path, "synthetic", ["gcl"], "cur", ["synthetic_cpu"]) == []  # itself
+
+
+def test_a_paired_group_that_ran_two_methods_gets_its_own_verdicts(tmp_path):
+    """The capped recipe's seeds judged among themselves: GCL against its warm-up encoder, beside the
+    current settings' verdict."""
+    from genreid.report.groups import paired_recipe_section
+
+    for seed in (1, 2, 3):
+        for method, base in (("gcl", 30.0), ("baseline", 20.0)):
+            archive_run(tmp_path, "synthetic", method, seed, {"mAP": base + seed, "R1": 50.0, "mINP": 5.0}, "cur",
+                        RunFacts(recipe="synthetic_cpu"))
+        for method, value in (("gcl", 19.0 + seed), ("baseline", 20.0 + 2 * seed)):  # gcl behind on every seed
+            archive_run(tmp_path, "synthetic", method, seed, {"mAP": value, "R1": 50.0, "mINP": 5.0}, "cap",
+                        RunFacts(recipe="capped"))
+    text = "\n".join(paired_recipe_section(tmp_path, "synthetic", ["baseline", "gcl"], "cur", ["capped"]))
+    assert "Claims on the seeds of `capped` alone:" in text
+    assert "GCL improves on its warm-up encoder (GCL vs baseline): **refuted** (mAP -3.0 [" in text

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genreid.errors import GenreidError
+from genreid.report import claims
 from genreid.report.seeds import collect_runs, settings_groups
 from genreid.report.tables import Gain, ResultRow, build_row, paired_gains
 from genreid.utils.atomic import write_text
@@ -77,13 +78,25 @@ def paired_recipe_section(archive: str | os.PathLike, dataset: str, methods: lis
             pairs = [p for p in compare_groups(archive, dataset, ran, current, fp) if p.gains["mAP"].stat.n >= 2]
             if pairs:
                 lines += [f"### {dataset}: recipe `{recipe}` (settings `{fp}`) against these settings", "",
-                          *render_markdown(pairs, "these settings", recipe), ""]
+                          *render_markdown(pairs, "these settings", recipe), "", *own_claims(archive, dataset, ran,
+                                                                                             fp, recipe)]
     if lines:
         lines = ["## Other recipes, paired by seed", "",
                  "Archived settings groups named in `report.paired_recipes`, method by method against the "
                  "current settings over the seeds both ran (each seed's runs share their warm-up encoder where "
                  "the recipe does not change it).", "", *lines]
     return lines
+
+
+def own_claims(archive: str | os.PathLike, dataset: str, methods: list[str], fingerprint: str,
+               recipe: str) -> list[str]:
+    """The claims judged on a group's own seeds (its methods paired with each other), so that its verdicts
+    stand beside the current settings' ones."""
+    rows = [build_row(dataset, m, "unsupervised", collect_runs(archive, dataset, m, fingerprint)[0], {}, 1.0)
+            for m in methods]
+    found = claims.comparisons([r for r in rows if r.seeds])
+    lines = claims.claim_lines(found) + claims.realised_share(found)
+    return [f"Claims on the seeds of `{recipe}` alone:", "", *lines, ""] if lines else []
 
 
 def _seeds(row: ResultRow) -> str:
