@@ -125,8 +125,9 @@ def render_readme(rows: list[ResultRow], results: Path, collected: list[Collecte
         "(README.md at the repository root, \"Experiments\", says how to add seeds).",
         "",
         *preamble,
-        f"Settings fingerprint {', '.join(f'`{p}`' for p in prints)} (every param except seed, runtime and "
-        f"report); {len(seeds)} seed(s) archived with these settings: {', '.join(map(str, seeds))}.",
+        f"Settings fingerprint {', '.join(f'`{p}`' for p in prints)} (every param except seed, report and "
+        f"runtime, but for an instruction-set cap); {len(seeds)} seed(s) archived with these settings: "
+        f"{', '.join(map(str, seeds))}.",
         *[line for line in (machines_line(results, collected),) if line],
         "",
         markdown_table(rows),
