@@ -191,8 +191,8 @@ def settings_groups(archive_root: str | os.PathLike, dataset: str, method: str) 
         group = groups.setdefault(str(entry.get("fingerprint")), {"recipe": recipe, "seeds": [], "machines": {}})
         seed = int(entry.get("seed", -1))
         group["seeds"] = sorted({*group["seeds"], seed})
-        on = group["machines"].setdefault(machine_label(entry.get("machine")), [])
-        group["machines"][machine_label(entry.get("machine"))] = sorted({*on, seed})
+        on = machine_label(entry.get("machine"))
+        group["machines"][on] = sorted({*group["machines"].get(on, []), seed})
     return groups
 
 
