@@ -56,6 +56,7 @@ from genreid.report.dose_response import (  # noqa: E402
     RUN_FILE,
     csv_table,
     dose_response_rows,
+    findings,
     markdown_table,
     plot_dose_response,
     read_point_runs,
@@ -367,7 +368,10 @@ def build_table(out: Path, points: list[Point], tiny: bool) -> list[str]:
              "SynthReID's true views, mean over angles and then over seeds (± std). Gains: mAP points, paired by "
              "seed with the control arm of the same seed and stage-3 length (run in that length's `default` "
              "point), mean [95 % t-interval] (seeds won / seeds paired); an interval excludes 0 only when the "
-             "difference is resolved.", "", markdown_table(rows), "![dose response](figure.png)", "", "Points:", ""]
+             "difference is resolved.", "", markdown_table(rows), "![dose response](figure.png)", "",
+             "What the runs say (from the intervals alone; a point with one seed has none):", ""]
+    lines += [f"- {sentence}" for sentence in findings(rows)]
+    lines += ["", "Points:", ""]
     lines += [f"- `{r.point}`: {described.get(r.point, '')}" for r in rows]
     written = [write_text(out / "table.md", "\n".join(lines) + "\n"), write_text(out / "table.csv", csv_table(rows)),
                plot_dose_response(rows, out / "figure.png")]

@@ -14,6 +14,7 @@ from genreid.report.dose_response import (
     PointRun,
     csv_table,
     dose_response_rows,
+    findings,
     markdown_table,
     novel_view_fidelity,
     plot_dose_response,
@@ -126,3 +127,34 @@ def test_read_point_runs_reads_the_finished_copies_only(tmp_path):
     assert [(r.point, r.seed) for r in runs] == [("default_e4", 1), ("recon_only_e4", 1)]
     assert runs[0].metrics == {"control_aug": {"mAP": 30.0, "R1": 40.0}, "gcl": {"mAP": 31.0, "R1": 41.0}}
     assert runs[1].fidelity == {"silhouette_iou": 0.25, "rank1": 55.0} and runs[1].budget == "recon_only"
+
+
+def test_other_budgets_are_paired_with_the_default_budget_of_the_same_length():
+    rows = {r.point: r for r in dose_response_rows(_runs())}
+    assert rows["default_e4"].vs_default == {} and rows["default_e12"].vs_default == {}
+    recon = rows["recon_only_e4"].vs_default["gcl"]["mAP"]  # 35-38, 36-41, 40-41: -3, -5, -1
+    assert recon.stat.mean == pytest.approx(-3.0) and recon.stat.std == pytest.approx(2.0) and recon.wins == 0
+    assert recon.ci95 == pytest.approx((-3 - T975_2DF * 2 / 3 ** 0.5, -3 + T975_2DF * 2 / 3 ** 0.5))
+    assert "gcl_plus" not in rows["recon_only_e4"].vs_default  # GCL+ did not run there
+    late = rows["recon_only_e12"].vs_default["gcl"]["mAP"]  # default_e12 ran seeds 1, 2: 52-47, 53-50
+    assert late.stat.n == 2 and late.stat.mean == pytest.approx(4.0) and late.wins == 2
+    table = {r["point"]: r for r in csv.DictReader(io.StringIO(csv_table(list(rows.values()))))}
+    assert table["recon_only_e4"]["gcl_minus_gcl_at_default_budget_mAP_mean"] == "-3.0000"
+    assert table["default_e4"]["gcl_minus_gcl_at_default_budget_mAP_mean"] == ""
+    assert "| -3.0 [-8.0, +2.0] (0/3) |" in markdown_table(list(rows.values()))
+
+
+def test_findings_call_a_difference_only_when_its_interval_excludes_zero():
+    sentences = findings(dose_response_rows(_runs()))
+    assert sentences[0] == ("GCL is resolved better than control_aug at no point: not resolved at `default_e4` "
+                            "(-2.0 [-4.5, +0.5]), `default_e12` (-2.5 [-8.9, +3.9]) and `recon_only_e12` "
+                            "(+1.5 [-4.9, +7.9]); resolved worse at `recon_only_e4` (-5.0 [-7.5, -2.5]).")
+    assert sentences[1].startswith("GCL is resolved better than control_none at `default_e4` (+9.0 [")
+    assert any(s.startswith("`recon_only_e4`: GCL minus GCL at the default budget (4 stage-3 epochs, paired by "
+                            "seed): -3.0 [-8.0, +2.0] mAP (0/3 seeds higher; not resolved)") for s in sentences)
+    one_seed = [PointRun("default_e4", "default", 4, 1, {"control_aug": _m(40), "gcl": _m(38)}, None),
+                PointRun("detach_e4", "detach", 4, 1, {"gcl": _m(39)}, None)]
+    assert findings(dose_response_rows(one_seed)) == [
+        "GCL is resolved better than control_aug at no point: one seed at `default_e4` (-2.0) and `detach_e4` (-1.0).",
+        "`detach_e4`: GCL minus GCL at the default budget (4 stage-3 epochs, paired by seed): +1.0 mAP (1/1 seeds "
+        "higher; one seed, no interval)."]

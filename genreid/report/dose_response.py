@@ -35,6 +35,8 @@ GAIN_METRICS: tuple[str, ...] = ("mAP", "R1")
 COMPARISONS: tuple[tuple[str, str], ...] = (("gcl", "control_aug"), ("gcl", "control_none"),
                                             ("gcl_plus", "control_aug"), ("gcl_plus", "control_none"))
 LABELS = {"gcl": "GCL", "gcl_plus": "GCL+", "control_aug": "control_aug", "control_none": "control_none"}
+DEFAULT_BUDGET = "default"  # the budget every other budget of the same stage-3 length is paired with
+GENERATOR_METHODS: tuple[str, ...] = ("gcl", "gcl_plus")  # the arms that train with a generator
 RUN_FILE = "run.json"  # written last into each copied run: its presence marks the run done
 
 
@@ -61,6 +63,9 @@ class DoseRow:
     fidelity: dict[str, Stat] = field(default_factory=dict)
     means: dict[str, Stat] = field(default_factory=dict)  # method -> its mAP over the point's seeds
     gains: dict[tuple[str, str], dict[str, Gain]] = field(default_factory=dict)  # (method, reference) -> metric
+    # method -> metric -> the same method at the default budget and this stage-3 length, paired by seed:
+    # what changing only the generator budget (or detaching the appearance code) does to that method
+    vs_default: dict[str, dict[str, Gain]] = field(default_factory=dict)
 
 
 def novel_view_fidelity(view_fidelity: dict[str, Any]) -> dict[str, float] | None:
@@ -121,7 +126,25 @@ def dose_response_rows(runs: list[PointRun], comparisons: tuple[tuple[str, str],
             if gains:
                 row.gains[(method, reference)] = gains
         rows.append(row)
+    _pair_with_default_budget(rows, by_point)
     return rows
+
+
+def _pair_with_default_budget(rows: list[DoseRow], by_point: dict[str, list[PointRun]]) -> None:
+    """Fill ``vs_default`` of every row whose budget is not the default one: its GCL (GCL+) minus the
+    default budget's GCL (GCL+) of the same seed and stage-3 length. Both start from the same stage-1
+    encoder, so the difference isolates the generator budget (or the detached appearance code)."""
+    default_points = {r.stage3_epochs: r.point for r in rows if r.budget == DEFAULT_BUDGET}
+    for row in rows:
+        reference_point = default_points.get(row.stage3_epochs)
+        if row.budget == DEFAULT_BUDGET or reference_point is None:
+            continue
+        for method in GENERATOR_METHODS:
+            mine = {r.seed: r.metrics[method] for r in by_point[row.point] if method in r.metrics}
+            ref = {r.seed: r.metrics[method] for r in by_point[reference_point] if method in r.metrics}
+            gains = paired_gains(_result_row(method, mine), _result_row(method, ref), GAIN_METRICS) if mine else {}
+            if gains:
+                row.vs_default[method] = gains
 
 
 def _result_row(method: str, per_seed: dict[int, dict[str, float]]) -> ResultRow:
@@ -142,13 +165,15 @@ def _fmt_gain(gain: Gain | None) -> str:
 def markdown_table(rows: list[DoseRow]) -> str:
     """The Markdown table: one line per point, mAP gains with their 95 % paired t-interval and the seeds won."""
     head = ["point", "generator budget", "stage-3 epochs", "seeds", "stage-2 silhouette IoU",
-            "stage-2 identity R1 (%)", "GCL mAP", *(f"{LABELS[m]} − {LABELS[r]} mAP" for m, r in COMPARISONS)]
+            "stage-2 identity R1 (%)", "GCL mAP", *(f"{LABELS[m]} − {LABELS[r]} mAP" for m, r in COMPARISONS),
+            f"GCL − GCL at the {DEFAULT_BUDGET} budget mAP"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row.point, row.budget, str(row.stage3_epochs), ", ".join(map(str, row.seeds)),
                  _fmt_stat(row.fidelity.get("silhouette_iou"), 3), _fmt_stat(row.fidelity.get("rank1"), 1),
                  _fmt_stat(row.means.get("gcl"), 1),
-                 *(_fmt_gain(row.gains.get(pair, {}).get("mAP")) for pair in COMPARISONS)]
+                 *(_fmt_gain(row.gains.get(pair, {}).get("mAP")) for pair in COMPARISONS),
+                 _fmt_gain(row.vs_default.get("gcl", {}).get("mAP"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -161,6 +186,8 @@ def csv_table(rows: list[DoseRow]) -> str:
     header += [f"{m}_mAP_mean" for m in LABELS]
     header += [f"{m}_minus_{r}_{metric}_{s}" for m, r in COMPARISONS for metric in GAIN_METRICS
                for s in ("mean", "std", "ci_low", "ci_high", "wins", "n")]
+    header += [f"{m}_minus_{m}_at_{DEFAULT_BUDGET}_budget_{metric}_{s}" for m in GENERATOR_METHODS
+               for metric in GAIN_METRICS for s in ("mean", "std", "ci_low", "ci_high", "wins", "n")]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -170,15 +197,52 @@ def csv_table(rows: list[DoseRow]) -> str:
             stat = row.fidelity.get(key)
             rec += [_num(stat.mean if stat else None), _num(stat.std if stat else None)]
         rec += [_num(row.means[m].mean if m in row.means else None) for m in LABELS]
-        for pair in COMPARISONS:
-            for metric in GAIN_METRICS:
-                gain = row.gains.get(pair, {}).get(metric)
-                ci = gain.ci95 if gain else None
-                rec += [_num(gain.stat.mean if gain else None), _num(gain.stat.std if gain else None),
-                        _num(ci[0] if ci else None), _num(ci[1] if ci else None),
-                        gain.wins if gain else "", gain.stat.n if gain else ""]
+        gains = [row.gains.get(pair, {}).get(metric) for pair in COMPARISONS for metric in GAIN_METRICS]
+        gains += [row.vs_default.get(m, {}).get(metric) for m in GENERATOR_METHODS for metric in GAIN_METRICS]
+        for gain in gains:
+            ci = gain.ci95 if gain else None
+            rec += [_num(gain.stat.mean if gain else None), _num(gain.stat.std if gain else None),
+                    _num(ci[0] if ci else None), _num(ci[1] if ci else None),
+                    gain.wins if gain else "", gain.stat.n if gain else ""]
         writer.writerow(rec)
     return buf.getvalue()
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def findings(rows: list[DoseRow]) -> list[str]:
+    """What the table says, one sentence per question, from the intervals alone: at which points a
+    generator arm beats control_aug (and control_none), and what changing the generator budget or
+    detaching the appearance code does to GCL against the default budget. A difference is called a win or
+    a loss only when its 95 % interval excludes zero; a point with one seed has no interval."""
+    out = []
+    for method in GENERATOR_METHODS:
+        for reference in ("control_aug", "control_none"):
+            by_verdict: dict[str, list[str]] = {}
+            for row in rows:
+                gain = row.gains.get((method, reference), {}).get("mAP")
+                if gain is not None:
+                    key = "one seed" if gain.ci95 is None else gain.verdict
+                    by_verdict.setdefault(key, []).append(f"`{row.point}` ({gain.format(1)})")
+            if not by_verdict:
+                continue
+            better = by_verdict.pop("better", [])
+            where = _listed(better) if better else "no point"
+            head = f"{LABELS[method]} is resolved better than {reference} at {where}"
+            rest = [f"{'resolved worse' if k == 'worse' else k} at {_listed(v)}"
+                    for k, v in sorted(by_verdict.items())]
+            out.append(head + (": " + "; ".join(rest) if rest else "") + ".")
+    for row in rows:
+        gain = row.vs_default.get("gcl", {}).get("mAP")
+        if gain is None:
+            continue
+        verdict = "one seed, no interval" if gain.ci95 is None else gain.verdict
+        out.append(f"`{row.point}`: GCL minus GCL at the {DEFAULT_BUDGET} budget ({row.stage3_epochs} stage-3 "
+                   f"epochs, paired by seed): {gain.format(1)} mAP ({gain.wins}/{gain.stat.n} seeds higher; "
+                   f"{verdict}).")
+    return out
 
 
 def _num(value: float | None) -> str:
