@@ -175,4 +175,9 @@ def test_the_synthreid_regime_paragraph_states_the_scale_against_the_papers():
                  "(papers 40, every loss from the start)", "stage 3 4 epochs (papers 20)", "`landmarks` estimator",
                  "verdicts below hold for this regime"):
         assert part in text, part
+    import re
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)  # relative to results/, where the README lies
+    assert links == ["experiments/dose_response/table.md", "../docs/usage.md"]
+    assert all((ROOT / "results" / link).is_file() for link in links)
+    assert "### The dose-response experiment" in (ROOT / "docs" / "usage.md").read_text()
     assert regime_lines(load_config(ROOT / "params" / "market1501.yaml")) == []  # real data: no paragraph

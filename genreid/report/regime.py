@@ -28,6 +28,9 @@ def regime_lines(cfg: GenreidConfig) -> list[str]:
         f"JVTC encoder); stage 2 {pre.epochs} epochs{recon} (papers {paper.pretrain.epochs}, every loss from "
         f"the start); stage 3 {cfg.train.epochs} epochs (papers {paper.train.epochs}); meshes from the "
         f"`{cfg.mesh.estimator}` estimator (papers: HMR). The verdicts below hold for this regime; they are not "
-        "a test of the papers' numbers, which need the real datasets.",
+        "a test of the papers' numbers, which need the real datasets. Whether a stronger generator, a longer "
+        "stage 3 or an appearance code detached from the generator's gradients changes them is what the "
+        "dose-response experiment measures ([its table](experiments/dose_response/table.md); "
+        "[how to run it](../docs/usage.md#the-dose-response-experiment)).",
         "",
     ]
