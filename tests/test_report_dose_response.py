@@ -158,3 +158,22 @@ def test_findings_call_a_difference_only_when_its_interval_excludes_zero():
         "GCL is resolved better than control_aug at no point: one seed at `default_e4` (-2.0) and `detach_e4` (-1.0).",
         "`detach_e4`: GCL minus GCL at the default budget (4 stage-3 epochs, paired by seed): +1.0 mAP (1/1 seeds "
         "higher; one seed, no interval)."]
+
+
+def test_the_oracle_arm_is_the_ceiling_of_its_stage3_length(tmp_path):
+    runs = [PointRun("default_e4", "default", 4, seed,
+                     {"control_aug": _m(40 + seed), "control_none": _m(30), "oracle_views": _m(41 + 2 * seed),
+                      "gcl": _m(38)}, {"silhouette_iou": 0.3, "rank1": 50.0}) for seed in (1, 2, 3)]
+    runs.append(PointRun("recon_only_e4", "recon_only", 4, 1, {"gcl": _m(37)}, None))
+    rows = {r.point: r for r in dose_response_rows(runs)}
+    oracle = rows["default_e4"].gains[("oracle_views", "control_aug")]["mAP"]  # 1 + seed: 2, 3, 4
+    assert oracle.stat.mean == pytest.approx(3.0) and oracle.wins == 3 and oracle.verdict == "better"
+    assert ("oracle_views", "control_aug") not in rows["recon_only_e4"].gains
+    sentences = findings(list(rows.values()))
+    assert ("The ceiling at 4 stage-3 epochs: oracle_views (true novel views, no generator) minus control_aug: "
+            "+3.0 [+0.5, +5.5] mAP (3/3 seeds higher; better).") in sentences
+    table = {r["point"]: r for r in csv.DictReader(io.StringIO(csv_table(list(rows.values()))))}
+    assert table["default_e4"]["oracle_views_minus_control_none_mAP_mean"] == "15.0000"
+    assert table["default_e4"]["oracle_views_mAP_mean"] == "45.0000"
+    assert "oracle_views" not in markdown_table(list(rows.values()))  # the Markdown keeps GCL's columns
+    assert plot_dose_response(list(rows.values()), tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"

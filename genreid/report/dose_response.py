@@ -34,7 +34,10 @@ GAIN_METRICS: tuple[str, ...] = ("mAP", "R1")
 # (method, reference) pairs of the table; the Markdown shows mAP, the CSV every GAIN_METRICS entry
 COMPARISONS: tuple[tuple[str, str], ...] = (("gcl", "control_aug"), ("gcl", "control_none"),
                                             ("gcl_plus", "control_aug"), ("gcl_plus", "control_none"))
-LABELS = {"gcl": "GCL", "gcl_plus": "GCL+", "control_aug": "control_aug", "control_none": "control_none"}
+# the ceiling: true novel views instead of G's (no generator), so it runs only in the default points
+ORACLE_COMPARISONS: tuple[tuple[str, str], ...] = (("oracle_views", "control_aug"), ("oracle_views", "control_none"))
+LABELS = {"gcl": "GCL", "gcl_plus": "GCL+", "oracle_views": "oracle_views", "control_aug": "control_aug",
+          "control_none": "control_none"}
 DEFAULT_BUDGET = "default"  # the budget every other budget of the same stage-3 length is paired with
 GENERATOR_METHODS: tuple[str, ...] = ("gcl", "gcl_plus")  # the arms that train with a generator
 RUN_FILE = "run.json"  # written last into each copied run: its presence marks the run done
@@ -97,7 +100,8 @@ def _reference_runs(runs: list[PointRun], method: str, stage3_epochs: int) -> di
     return found
 
 
-def dose_response_rows(runs: list[PointRun], comparisons: tuple[tuple[str, str], ...] = COMPARISONS
+def dose_response_rows(runs: list[PointRun],
+                       comparisons: tuple[tuple[str, str], ...] = COMPARISONS + ORACLE_COMPARISONS
                        ) -> list[DoseRow]:
     """One row per point (in the order the points first appear in ``runs``): fidelity over its seeds, each
     method's mean mAP and, per (method, reference), the gain paired by seed with the reference run of the
@@ -184,7 +188,7 @@ def csv_table(rows: list[DoseRow]) -> str:
     header = ["point", "budget", "stage3_epochs", "n_seeds", "seeds"]
     header += [f"fidelity_{k}_{s}" for k, _ in FIDELITY_KEYS for s in ("mean", "std")]
     header += [f"{m}_mAP_mean" for m in LABELS]
-    header += [f"{m}_minus_{r}_{metric}_{s}" for m, r in COMPARISONS for metric in GAIN_METRICS
+    header += [f"{m}_minus_{r}_{metric}_{s}" for m, r in COMPARISONS + ORACLE_COMPARISONS for metric in GAIN_METRICS
                for s in ("mean", "std", "ci_low", "ci_high", "wins", "n")]
     header += [f"{m}_minus_{m}_at_{DEFAULT_BUDGET}_budget_{metric}_{s}" for m in GENERATOR_METHODS
                for metric in GAIN_METRICS for s in ("mean", "std", "ci_low", "ci_high", "wins", "n")]
@@ -197,7 +201,8 @@ def csv_table(rows: list[DoseRow]) -> str:
             stat = row.fidelity.get(key)
             rec += [_num(stat.mean if stat else None), _num(stat.std if stat else None)]
         rec += [_num(row.means[m].mean if m in row.means else None) for m in LABELS]
-        gains = [row.gains.get(pair, {}).get(metric) for pair in COMPARISONS for metric in GAIN_METRICS]
+        gains = [row.gains.get(pair, {}).get(metric) for pair in COMPARISONS + ORACLE_COMPARISONS
+                 for metric in GAIN_METRICS]
         gains += [row.vs_default.get(m, {}).get(metric) for m in GENERATOR_METHODS for metric in GAIN_METRICS]
         for gain in gains:
             ci = gain.ci95 if gain else None
@@ -235,6 +240,14 @@ def findings(rows: list[DoseRow]) -> list[str]:
                     for k, v in sorted(by_verdict.items())]
             out.append(head + (": " + "; ".join(rest) if rest else "") + ".")
     for row in rows:
+        for method, reference in ORACLE_COMPARISONS:
+            gain = row.gains.get((method, reference), {}).get("mAP")
+            if gain is not None:
+                verdict = "one seed, no interval" if gain.ci95 is None else gain.verdict
+                out.append(f"The ceiling at {row.stage3_epochs} stage-3 epochs: oracle_views (true novel views, no "
+                           f"generator) minus {reference}: {gain.format(1)} mAP ({gain.wins}/{gain.stat.n} seeds "
+                           f"higher; {verdict}).")
+    for row in rows:
         gain = row.vs_default.get("gcl", {}).get("mAP")
         if gain is None:
             continue
@@ -250,12 +263,15 @@ def _num(value: float | None) -> str:
 
 
 MARKERS = {4: "o", 12: "s"}
+LINESTYLES = {4: ":", 12: "-."}
 
 
 def plot_dose_response(rows: list[DoseRow], out_png: str | os.PathLike) -> Path:
     """GCL's paired mAP gain (rows: over control_aug, over control_none) against the stage-2 generator's
     view fidelity (columns: silhouette IoU, identity R1); one colour per budget, one marker per stage-3
-    length; vertical bars the 95 % interval, horizontal bars the fidelity's std over seeds."""
+    length; vertical bars the 95 % interval, horizontal bars the fidelity's std over seeds. A black
+    horizontal line (grey band: its interval) is oracle_views' gain over the same reference: where GCL
+    would sit with a perfect generator."""
     budgets = list(dict.fromkeys(r.budget for r in rows))
     colours = {b: plt.get_cmap("tab10")(i % 10) for i, b in enumerate(budgets)}
     references = ("control_aug", "control_none")
@@ -264,6 +280,14 @@ def plot_dose_response(rows: list[DoseRow], out_png: str | os.PathLike) -> Path:
         for j, (key, label) in enumerate(FIDELITY_KEYS):
             ax = axes[i][j]
             ax.axhline(0.0, color="grey", lw=0.8, ls="--")
+            for row in rows:  # the ceiling of each stage-3 length: true views instead of G's
+                oracle = row.gains.get(("oracle_views", reference), {}).get("mAP")
+                if oracle is None:
+                    continue
+                ax.axhline(oracle.stat.mean, color="black", lw=1.0, ls=LINESTYLES.get(row.stage3_epochs, "-."),
+                           label=f"oracle_views (true views), {row.stage3_epochs} ep.")
+                if oracle.ci95 is not None:
+                    ax.axhspan(*oracle.ci95, color="black", alpha=0.06)
             for row in rows:
                 gain = row.gains.get(("gcl", reference), {}).get("mAP")
                 fid = row.fidelity.get(key)
