@@ -157,7 +157,7 @@ def test_findings_call_a_difference_only_when_its_interval_excludes_zero():
             "+2.0] mAP (0/3 seeds higher; not resolved).") in sentences
     # default_e12 against default_e4, seeds 1 and 2: GCL - control_aug -3, -2 at 12 epochs and -2, -1 at 4
     assert ("The schedule (`default_e12` against the shortest stage 3, same generator): GCL minus control_aug "
-            "moves by -1.0 [-1.0, -1.0] mAP (0/2 seeds in GCL's favour; worse).") in sentences
+            "moves by -1.0 [-1.0, -1.0] mAP (0/2 seeds in favour of GCL; worse).") in sentences
     assert rows_schedule_free(sentences)
     one_seed = [PointRun("default_e4", "default", 4, 1, {"control_aug": _m(40), "gcl": _m(38)}, None),
                 PointRun("detach_e4", "detach", 4, 1, {"gcl": _m(39)}, None)]

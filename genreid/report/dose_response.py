@@ -294,7 +294,7 @@ def findings(rows: list[DoseRow]) -> list[str]:
             verdict = "one seed, no interval" if gain.ci95 is None else gain.verdict
             out.append(f"The schedule (`{row.point}` against the shortest stage 3, same generator): {LABELS[method]} "
                        f"minus {reference} moves by {gain.format(1)} mAP ({gain.wins}/{gain.stat.n} seeds in "
-                       f"{LABELS[method]}'s favour; {verdict}).")
+                       f"favour of {LABELS[method]}; {verdict}).")
     return out
 
 
