@@ -3,6 +3,7 @@
 import csv
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -175,7 +176,6 @@ def test_the_synthreid_regime_paragraph_states_the_scale_against_the_papers():
                  "(papers 40, every loss from the start)", "stage 3 4 epochs (papers 20)", "`landmarks` estimator",
                  "verdicts below hold for this regime"):
         assert part in text, part
-    import re
     links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)  # relative to results/, where the README lies
     assert links == ["experiments/dose_response/table.md", "../docs/usage.md"]
     assert all((ROOT / "results" / link).is_file() for link in links)

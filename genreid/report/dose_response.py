@@ -36,6 +36,7 @@ COMPARISONS: tuple[tuple[str, str], ...] = (("gcl", "control_aug"), ("gcl", "con
                                             ("gcl_plus", "control_aug"), ("gcl_plus", "control_none"))
 # the ceiling: true novel views instead of G's (no generator), so it runs only in the default points
 ORACLE_COMPARISONS: tuple[tuple[str, str], ...] = (("oracle_views", "control_aug"), ("oracle_views", "control_none"))
+ALL_COMPARISONS = COMPARISONS + ORACLE_COMPARISONS
 LABELS = {"gcl": "GCL", "gcl_plus": "GCL+", "oracle_views": "oracle_views", "control_aug": "control_aug",
           "control_none": "control_none"}
 DEFAULT_BUDGET = "default"  # the budget every other budget of the same stage-3 length is paired with
@@ -69,6 +70,9 @@ class DoseRow:
     # method -> metric -> the same method at the default budget and this stage-3 length, paired by seed:
     # what changing only the generator budget (or detaching the appearance code) does to that method
     vs_default: dict[str, dict[str, Gain]] = field(default_factory=dict)
+    # default budget at a longer stage 3 only: (method, reference) -> the mAP gain over the reference at
+    # this length minus the same seed's gain at the shortest length (the schedule's effect on the gap)
+    vs_shortest: dict[tuple[str, str], Gain] = field(default_factory=dict)
 
 
 def novel_view_fidelity(view_fidelity: dict[str, Any]) -> dict[str, float] | None:
@@ -101,7 +105,7 @@ def _reference_runs(runs: list[PointRun], method: str, stage3_epochs: int) -> di
 
 
 def dose_response_rows(runs: list[PointRun],
-                       comparisons: tuple[tuple[str, str], ...] = COMPARISONS + ORACLE_COMPARISONS
+                       comparisons: tuple[tuple[str, str], ...] = ALL_COMPARISONS
                        ) -> list[DoseRow]:
     """One row per point (in the order the points first appear in ``runs``): fidelity over its seeds, each
     method's mean mAP and, per (method, reference), the gain paired by seed with the reference run of the
@@ -131,7 +135,30 @@ def dose_response_rows(runs: list[PointRun],
                 row.gains[(method, reference)] = gains
         rows.append(row)
     _pair_with_default_budget(rows, by_point)
+    _pair_with_shortest_length(rows, by_point)
     return rows
+
+
+def _seed_gaps(point_runs: list[PointRun], method: str, reference: str) -> ResultRow:
+    """(method - reference) mAP per seed of one point, as a row :func:`paired_gains` can pair."""
+    return _result_row(method, {r.seed: {"mAP": r.metrics[method]["mAP"] - r.metrics[reference]["mAP"]}
+                                for r in point_runs if method in r.metrics and reference in r.metrics})
+
+
+def _pair_with_shortest_length(rows: list[DoseRow], by_point: dict[str, list[PointRun]]) -> None:
+    """Fill ``vs_shortest`` of the default-budget rows of a longer stage 3: per seed, (method - reference)
+    at that length minus (method - reference) at the shortest length. The generator and the stage-1
+    encoder are the same in both, so this isolates what the longer schedule does to the gap."""
+    defaults = sorted((r for r in rows if r.budget == DEFAULT_BUDGET), key=lambda r: r.stage3_epochs)
+    if len(defaults) < 2:
+        return
+    shortest = defaults[0]
+    for row in defaults[1:]:
+        for method, reference in ALL_COMPARISONS:
+            gain = paired_gains(_seed_gaps(by_point[row.point], method, reference),
+                                _seed_gaps(by_point[shortest.point], method, reference), ("mAP",)).get("mAP")
+            if gain is not None:
+                row.vs_shortest[(method, reference)] = gain
 
 
 def _pair_with_default_budget(rows: list[DoseRow], by_point: dict[str, list[PointRun]]) -> None:
@@ -146,7 +173,7 @@ def _pair_with_default_budget(rows: list[DoseRow], by_point: dict[str, list[Poin
         for method in GENERATOR_METHODS:
             mine = {r.seed: r.metrics[method] for r in by_point[row.point] if method in r.metrics}
             ref = {r.seed: r.metrics[method] for r in by_point[reference_point] if method in r.metrics}
-            gains = paired_gains(_result_row(method, mine), _result_row(method, ref), GAIN_METRICS) if mine else {}
+            gains = paired_gains(_result_row(method, mine), _result_row(method, ref), GAIN_METRICS)
             if gains:
                 row.vs_default[method] = gains
 
@@ -188,10 +215,12 @@ def csv_table(rows: list[DoseRow]) -> str:
     header = ["point", "budget", "stage3_epochs", "n_seeds", "seeds"]
     header += [f"fidelity_{k}_{s}" for k, _ in FIDELITY_KEYS for s in ("mean", "std")]
     header += [f"{m}_mAP_mean" for m in LABELS]
-    header += [f"{m}_minus_{r}_{metric}_{s}" for m, r in COMPARISONS + ORACLE_COMPARISONS for metric in GAIN_METRICS
+    header += [f"{m}_minus_{r}_{metric}_{s}" for m, r in ALL_COMPARISONS for metric in GAIN_METRICS
                for s in ("mean", "std", "ci_low", "ci_high", "wins", "n")]
     header += [f"{m}_minus_{m}_at_{DEFAULT_BUDGET}_budget_{metric}_{s}" for m in GENERATOR_METHODS
                for metric in GAIN_METRICS for s in ("mean", "std", "ci_low", "ci_high", "wins", "n")]
+    header += [f"{m}_minus_{r}_mAP_longer_minus_shortest_stage3_{s}" for m, r in ALL_COMPARISONS
+               for s in ("mean", "std", "ci_low", "ci_high", "wins", "n")]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -201,9 +230,9 @@ def csv_table(rows: list[DoseRow]) -> str:
             stat = row.fidelity.get(key)
             rec += [_num(stat.mean if stat else None), _num(stat.std if stat else None)]
         rec += [_num(row.means[m].mean if m in row.means else None) for m in LABELS]
-        gains = [row.gains.get(pair, {}).get(metric) for pair in COMPARISONS + ORACLE_COMPARISONS
-                 for metric in GAIN_METRICS]
+        gains = [row.gains.get(pair, {}).get(metric) for pair in ALL_COMPARISONS for metric in GAIN_METRICS]
         gains += [row.vs_default.get(m, {}).get(metric) for m in GENERATOR_METHODS for metric in GAIN_METRICS]
+        gains += [row.vs_shortest.get(pair) for pair in ALL_COMPARISONS]
         for gain in gains:
             ci = gain.ci95 if gain else None
             rec += [_num(gain.stat.mean if gain else None), _num(gain.stat.std if gain else None),
@@ -211,6 +240,11 @@ def csv_table(rows: list[DoseRow]) -> str:
                     gain.wins if gain else "", gain.stat.n if gain else ""]
         writer.writerow(rec)
     return buf.getvalue()
+
+
+def _verdict(gain: Gain, one_seed: str = "one seed, no interval") -> str:
+    """``Gain.verdict``, except that a single seed says so instead of 'not resolved'."""
+    return one_seed if gain.ci95 is None else gain.verdict
 
 
 def _listed(items: list[str]) -> str:
@@ -229,7 +263,7 @@ def findings(rows: list[DoseRow]) -> list[str]:
             for row in rows:
                 gain = row.gains.get((method, reference), {}).get("mAP")
                 if gain is not None:
-                    key = "one seed" if gain.ci95 is None else gain.verdict
+                    key = _verdict(gain, one_seed="one seed")
                     by_verdict.setdefault(key, []).append(f"`{row.point}` ({gain.format(1)})")
             if not by_verdict:
                 continue
@@ -243,19 +277,36 @@ def findings(rows: list[DoseRow]) -> list[str]:
         for method, reference in ORACLE_COMPARISONS:
             gain = row.gains.get((method, reference), {}).get("mAP")
             if gain is not None:
-                verdict = "one seed, no interval" if gain.ci95 is None else gain.verdict
                 out.append(f"The ceiling at {row.stage3_epochs} stage-3 epochs: oracle_views (true novel views, no "
                            f"generator) minus {reference}: {gain.format(1)} mAP ({gain.wins}/{gain.stat.n} seeds "
-                           f"higher; {verdict}).")
+                           f"higher; {_verdict(gain)}).")
+    defaults = {r.stage3_epochs: r for r in rows if r.budget == DEFAULT_BUDGET}
     for row in rows:
         gain = row.vs_default.get("gcl", {}).get("mAP")
         if gain is None:
             continue
-        verdict = "one seed, no interval" if gain.ci95 is None else gain.verdict
-        out.append(f"`{row.point}`: GCL minus GCL at the {DEFAULT_BUDGET} budget ({row.stage3_epochs} stage-3 "
-                   f"epochs, paired by seed): {gain.format(1)} mAP ({gain.wins}/{gain.stat.n} seeds higher; "
-                   f"{verdict}).")
+        out.append(f"`{row.point}` {_question(row, defaults.get(row.stage3_epochs))}: GCL minus GCL at the "
+                   f"{DEFAULT_BUDGET} budget ({row.stage3_epochs} stage-3 epochs, paired by seed): {gain.format(1)} "
+                   f"mAP ({gain.wins}/{gain.stat.n} seeds higher; {_verdict(gain)}).")
+    for row in rows:
+        for (method, reference), gain in row.vs_shortest.items():
+            if method not in ("gcl", "oracle_views"):
+                continue
+            out.append(f"The schedule (`{row.point}` against the shortest stage 3, same generator): {LABELS[method]} "
+                       f"minus {reference} moves by {gain.format(1)} mAP ({gain.wins}/{gain.stat.n} seeds in "
+                       f"favour of {LABELS[method]}; {_verdict(gain)}).")
     return out
+
+
+def _question(row: DoseRow, default: DoseRow | None) -> str:
+    """Which explanation of GCL's loss a budget tests, with the fidelity that makes it a test."""
+    if row.budget == "detach":
+        return "(does the GAN's gradient into E_id hurt it?)"
+    mine, ref = row.fidelity.get("rank1"), default.fidelity.get("rank1") if default else None
+    if mine is None or ref is None:
+        return "(are the generated views too weak?)"
+    return (f"(are the generated views too weak? stage-2 identity R1 {mine.mean:.1f} % against {ref.mean:.1f} % "
+            f"at the {DEFAULT_BUDGET} budget)")
 
 
 def _num(value: float | None) -> str:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from genreid.config import GenreidConfig
 
+# from the repository root; results/README.md links it from one level down
+DOSE_RESPONSE_DOC = "docs/usage.md#the-dose-response-experiment"
+
 
 def _backbone(cfg: GenreidConfig) -> str:
     start = "from ImageNet" if cfg.model.pretrained == "imagenet" else "from scratch"
@@ -31,6 +34,6 @@ def regime_lines(cfg: GenreidConfig) -> list[str]:
         "a test of the papers' numbers, which need the real datasets. Whether a stronger generator, a longer "
         "stage 3 or an appearance code detached from the generator's gradients changes them is what the "
         "dose-response experiment measures ([its table](experiments/dose_response/table.md); "
-        "[how to run it](../docs/usage.md#the-dose-response-experiment)).",
+        f"[how to run it](../{DOSE_RESPONSE_DOC})).",
         "",
     ]
