@@ -94,8 +94,8 @@ def run_stage(body: Callable[[GenreidConfig, argparse.Namespace], Path | None], 
     configure_logging(getattr(args, "verbose", False))
     args.params_sha256 = params_digest(args.params)  # what this stage read; compared again before it ends
     try:
-        # The cap first: loading the config imports torch, numpy and faiss, and OpenBLAS and faiss read
-        # the cap's variables when they load (genreid.utils.isa).
+        # The cap first, before the stage imports anything: OpenBLAS and faiss read the cap's variables
+        # when they load, torch's libraries when they first run a kernel (genreid.utils.isa).
         early_cap = requested_cap(args.params)
         apply_cpu_isa_cap(early_cap)
         cfg = load_config(args.params)

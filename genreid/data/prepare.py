@@ -57,7 +57,7 @@ def prepare_dataset(name: str, source: Mapping[str, Any] | str | os.PathLike, ou
 
     ``source``: for real datasets the archive fields (``archive``, ``url``, ``sha256``, MSMT17's
     ``version``) or just the archive path; for ``synthetic`` the fields of
-    the fields of ``data.synthetic`` (:class:`genreid.synth.SynthConfig`).
+    ``data.synthetic`` (:class:`genreid.synth.SynthConfig`).
     """
     val_fraction, val_seed, verify = options.val_fraction, options.val_seed, options.verify
     expected_counts, max_bad_images, progress = options.expected_counts, options.max_bad_images, options.progress

@@ -133,8 +133,9 @@ def render_split(table: pd.DataFrame, prepared_dir: str | os.PathLike, out_dir: 
     hashes = table["sha1"].tolist() if "sha1" in table.columns else None
     signature = {**estimator.signature(), "body_model": source.body_model_spec, "body": body_fingerprint(body_model),
                  "code": code_fingerprint(), "manifest": manifest_digest(rel, hashes)}
-    if active_cap() != "off":  # torch renders under the cap: other kernels, other bits
-        signature["cpu_isa_cap"] = active_cap()
+    cap = active_cap()
+    if cap != "off":  # torch renders under the cap: other kernels, other bits
+        signature["cpu_isa_cap"] = cap
     writer = RenderWriter(out_dir, split, len(table), angles, height, width, batch_size, signature)
     start, done = time.perf_counter(), 0
     if writer.is_complete():

@@ -18,7 +18,7 @@ at one level makes machines that reach that level run the same kernel families:
 OpenBLAS and faiss read their variables when they load, torch's libraries when they first run a
 kernel, so :func:`apply_cpu_isa_cap` must run before any of them is imported:
 ``genreid.stage.run_stage`` reads the cap from the params file with :func:`requested_cap` and applies
-it before loading the config (whose validation imports torch, numpy and faiss). oneDNN may still
+it before loading the config, and so before anything the stage imports. oneDNN may still
 choose cache-size-dependent blockings, so identical bits are guaranteed only on the same CPU type
 (docs/reproducibility.md).
 """
@@ -29,6 +29,7 @@ import logging
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def computing_runtime(runtime: Any) -> dict[str, Any]:
 def cap_name(environment: Any) -> str:
     """The cap whose variables ``environment`` (a mapping, or the string ``off``) all holds; ``off``
     otherwise (a provenance block records the variables, not the key)."""
-    if isinstance(environment, dict):
+    if isinstance(environment, Mapping):
         for name, env in CAP_ENVIRONMENT.items():
             if all(environment.get(k) == v for k, v in env.items()):
                 return name
@@ -69,10 +70,7 @@ def cap_name(environment: Any) -> str:
 def active_cap() -> str:
     """The cap whose variables are all set in this process, ``off`` when none is (a stage applied it
     with :func:`apply_cpu_isa_cap`); for the signatures of resumable outputs."""
-    for name, env in CAP_ENVIRONMENT.items():
-        if all(os.environ.get(k) == v for k, v in env.items()):
-            return name
-    return "off"
+    return cap_name(os.environ)
 
 
 def requested_cap(params_path: str | os.PathLike) -> str:
@@ -87,8 +85,7 @@ def requested_cap(params_path: str | os.PathLike) -> str:
             tree = yaml.safe_load(fh)
     except (OSError, yaml.YAMLError):
         return "off"
-    runtime = tree.get("runtime") if isinstance(tree, dict) else None
-    cap = runtime.get("cpu_isa_cap", "off") if isinstance(runtime, dict) else "off"
+    cap = computing_runtime(tree.get("runtime") if isinstance(tree, dict) else None).get("cpu_isa_cap", "off")
     return cap if isinstance(cap, str) else "off"
 
 
