@@ -54,6 +54,7 @@ from genreid.config.loader import deep_merge, dump_yaml, read_yaml, resolve_reci
 from genreid.errors import GenreidError  # noqa: E402
 from genreid.report.dose_response import (  # noqa: E402
     RUN_FILE,
+    conclusions,
     csv_table,
     dose_response_rows,
     findings,
@@ -371,6 +372,9 @@ def build_table(out: Path, points: list[Point], tiny: bool) -> list[str]:
              "difference is resolved.", "", markdown_table(rows), "![dose response](figure.png)", "",
              "What the runs say (from the intervals alone; a point with one seed has none):", ""]
     lines += [f"- {sentence}" for sentence in findings(rows)]
+    answers = conclusions(rows)
+    if answers:
+        lines += ["", "What the experiment answers:", ""] + [f"- {sentence}" for sentence in answers]
     lines += ["", "Points:", ""]
     lines += [f"- `{r.point}`: {described.get(r.point, '')}" for r in rows]
     written = [write_text(out / "table.md", "\n".join(lines) + "\n"), write_text(out / "table.csv", csv_table(rows)),

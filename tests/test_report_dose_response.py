@@ -12,6 +12,7 @@ import pytest
 
 from genreid.report.dose_response import (
     PointRun,
+    conclusions,
     csv_table,
     dose_response_rows,
     findings,
@@ -190,3 +191,34 @@ def test_the_oracle_arm_is_the_ceiling_of_its_stage3_length(tmp_path):
     assert table["default_e4"]["oracle_views_mAP_mean"] == "45.0000"
     assert "oracle_views" not in markdown_table(list(rows.values()))  # the Markdown keeps GCL's columns
     assert plot_dose_response(list(rows.values()), tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_conclusions_answer_each_explanation_from_the_intervals():
+    runs = [PointRun("default_e4", "default", 4, seed,
+                     {"control_aug": _m(44), "control_none": _m(36), "oracle_views": _m((40, 41, 42)[seed - 1]),
+                      "gcl": _m((37, 38, 38)[seed - 1])}, {"silhouette_iou": 0.3, "rank1": 80.0})
+            for seed in (1, 2, 3)]
+    runs += [PointRun("detach_e4", "detach", 4, seed, {"gcl": _m((38, 38, 40)[seed - 1])},
+                      {"silhouette_iou": 0.3, "rank1": 80.0}) for seed in (1, 2, 3)]
+    runs += [PointRun("recon_only_e4", "recon_only", 4, seed, {"gcl": _m((36, 39, 37)[seed - 1])},
+                      {"silhouette_iou": 0.2, "rank1": 70.0}) for seed in (1, 2, 3)]
+    answers = conclusions(dose_response_rows(runs))
+    # GCL - control_aug: -7, -6, -6; oracle - control_aug: -4, -3, -2; oracle - control_none: +4, +5, +6
+    assert answers[0] == "Which regime makes GCL beat control_aug: none of the 3 points with an interval."
+    assert answers[1].startswith("Weak generated views: not the explanation of the gap to control_aug. Even true "
+                                 "novel views (oracle_views) do not beat it: oracle_views minus control_aug -3.0 [")
+    assert answers[1].endswith("(stage-2 identity R1 70 %) move GCL by a resolved amount at no point.")
+    # detach - default: +1, 0, +2 -> mean +1, interval [-1.5, +3.5]
+    assert answers[2] == ("The GAN's gradients into E_id: not supported. Detaching the appearance code moves GCL by "
+                          "+1.0 [-1.5, +3.5] (4 stage-3 epochs, not resolved) mAP against the default budget.")
+    assert answers[3].startswith("What is left is the kind of positive view") and "+5.0 [" in answers[3]
+    assert "better)" in answers[3]
+    # a ceiling that beats control_aug turns the weak-views answer around and drops the last sentence
+    lifted = [PointRun(r.point, r.budget, r.stage3_epochs, r.seed,
+                       {**r.metrics, "oracle_views": _m(r.metrics["oracle_views"]["mAP"] + 8)}
+                       if "oracle_views" in r.metrics else r.metrics, r.fidelity) for r in runs]
+    answers = conclusions(dose_response_rows(lifted))
+    assert answers[1].startswith("Weak generated views: possible. True novel views beat control_aug at 4 stage-3 "
+                                 "epochs, so a good enough generator could close the gap")
+    assert not any(a.startswith("What is left") for a in answers)
+    assert conclusions(dose_response_rows(runs[:1])) == []  # one seed: no interval, no answer
