@@ -17,6 +17,7 @@ import json
 import math
 import os
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -302,26 +303,36 @@ def _gain_list(items: list[tuple[str, Gain]]) -> str:
     return _listed([f"{gain.format(1)} ({where}, {_verdict(gain)})" for where, gain in items])
 
 
+def _with_interval(rows: list[DoseRow], pick: Callable[[DoseRow], Gain | None]) -> list[tuple[DoseRow, Gain]]:
+    """The rows whose picked gain exists and has an interval (two seeds or more), with that gain."""
+    picked = [(row, pick(row)) for row in rows]
+    return [(row, gain) for row, gain in picked if gain is not None and gain.ci95 is not None]
+
+
+def _by_length(pairs: list[tuple[DoseRow, Gain]]) -> list[tuple[str, Gain]]:
+    return [(f"{row.stage3_epochs} stage-3 epochs", gain) for row, gain in pairs]
+
+
 def conclusions(rows: list[DoseRow]) -> list[str]:
     """The experiment's answers, one sentence per question, built from the same intervals as
     :func:`findings`: which point, if any, makes GCL beat control_aug, and for each explanation of GCL's
     loss (weak generated views, the GAN's gradients into E_id, a short stage 3) whether the data support
     it. A question whose points did not run (or ran one seed) is left out rather than guessed."""
+    def gain(method: str, reference: str) -> Callable[[DoseRow], Gain | None]:
+        return lambda row: row.gains.get((method, reference), {}).get("mAP")
+
+    def gcl_vs_default(detached: bool) -> Callable[[DoseRow], Gain | None]:
+        return lambda row: row.vs_default.get("gcl", {}).get("mAP") if (row.budget == "detach") == detached else None
+
     out: list[str] = []
-    vs_aug = [(r, r.gains.get(("gcl", "control_aug"), {}).get("mAP")) for r in rows]
-    vs_aug = [(r, g) for r, g in vs_aug if g is not None and g.ci95 is not None]
+    vs_aug = _with_interval(rows, gain("gcl", "control_aug"))
     if vs_aug:
         winners = [f"`{r.point}`" for r, g in vs_aug if g.verdict == "better"]
         out.append(f"Which regime makes GCL beat control_aug: {_listed(winners) if winners else 'none'} of the "
                    f"{len(vs_aug)} points with an interval.")
-    oracle = [(f"{r.stage3_epochs} stage-3 epochs", r.gains[("oracle_views", "control_aug")]["mAP"]) for r in rows
-              if "mAP" in r.gains.get(("oracle_views", "control_aug"), {})]
-    oracle = [(w, g) for w, g in oracle if g.ci95 is not None]
-    budgets = [(r, r.vs_default["gcl"]["mAP"]) for r in rows
-               if r.budget != "detach" and "mAP" in r.vs_default.get("gcl", {})]
-    budgets = [(r, g) for r, g in budgets if g.ci95 is not None]
+    oracle = _by_length(_with_interval(rows, gain("oracle_views", "control_aug")))
+    ceiling_beats = [w for w, g in oracle if g.verdict == "better"]
     if oracle:
-        ceiling_beats = [w for w, g in oracle if g.verdict == "better"]
         if ceiling_beats:
             head = (f"Weak generated views: possible. True novel views beat control_aug at {_listed(ceiling_beats)}, "
                     "so a good enough generator could close the gap")
@@ -329,6 +340,7 @@ def conclusions(rows: list[DoseRow]) -> list[str]:
             head = ("Weak generated views: not the explanation of the gap to control_aug. Even true novel views "
                     "(oracle_views) do not beat it")
         line = f"{head}: oracle_views minus control_aug {_gain_list(oracle)}"
+        budgets = _with_interval(rows, gcl_vs_default(detached=False))
         if budgets:
             r1 = [r.fidelity["rank1"].mean for r, _ in budgets if "rank1" in r.fidelity]
             moved = [f"`{r.point}`" for r, g in budgets if g.verdict != "not resolved"]
@@ -339,24 +351,19 @@ def conclusions(rows: list[DoseRow]) -> list[str]:
             line += (f"; against the default budget, the other generator budgets{spread} move GCL by a resolved "
                      f"amount at {_listed(moved) if moved else 'no point'}")
         out.append(line + ".")
-    detach = [(f"{r.stage3_epochs} stage-3 epochs", r.vs_default["gcl"]["mAP"]) for r in rows
-              if r.budget == "detach" and "mAP" in r.vs_default.get("gcl", {})]
-    detach = [(w, g) for w, g in detach if g.ci95 is not None]
+    detach = _by_length(_with_interval(rows, gcl_vs_default(detached=True)))
     if detach:
         helped = any(g.verdict == "better" for _, g in detach)
         out.append(f"The GAN's gradients into E_id: {'supported' if helped else 'not supported'}. Detaching the "
                    f"appearance code moves GCL by {_gain_list(detach)} mAP against the default budget.")
-    schedule = [(f"`{r.point}`", r.vs_shortest[("gcl", "control_aug")]) for r in rows
-                if ("gcl", "control_aug") in r.vs_shortest]
-    schedule = [(w, g) for w, g in schedule if g.ci95 is not None]
+    longer = _with_interval(rows, lambda row: row.vs_shortest.get(("gcl", "control_aug")))
+    schedule = [(f"`{r.point}`", g) for r, g in longer]
     if schedule:
         helped = any(g.verdict == "better" for _, g in schedule)
         out.append(f"A short stage 3: {'supported' if helped else 'not supported'}. A longer stage 3 moves GCL "
                    f"minus control_aug by {_gain_list(schedule)} mAP.")
-    over_none = [(f"{r.stage3_epochs} stage-3 epochs", r.gains[("oracle_views", "control_none")]["mAP"]) for r in rows
-                 if "mAP" in r.gains.get(("oracle_views", "control_none"), {})]
-    over_none = [(w, g) for w, g in over_none if g.ci95 is not None]
-    if oracle and not any(g.verdict == "better" for _, g in oracle) and over_none:
+    over_none = _by_length(_with_interval(rows, gain("oracle_views", "control_none")))
+    if oracle and not ceiling_beats and over_none:
         out.append("What is left is the kind of positive view: in this regime a true rotated view of the same "
                    "person does not beat traditional augmentation as the positive (above), while against no "
                    f"positive view it gains {_gain_list(over_none)} mAP.")
